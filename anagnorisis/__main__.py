@@ -1,0 +1,3 @@
+from anagnorisis.cli import main
+
+raise SystemExit(main())

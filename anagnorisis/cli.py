@@ -1,0 +1,370 @@
+"""`python -m anagnorisis …`: the same core as the UI, headless. Exit 0 ok, 1 failure, 2 usage error."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, NoReturn, TextIO
+
+from anagnorisis.config import KINDS, Settings, load_settings
+from anagnorisis.kinds import MediaError
+from anagnorisis.store import Store, StoreError
+from anagnorisis.store.ratings import RatingOutOfRange, check_rating, set_rating
+
+log = logging.getLogger("anagnorisis")
+
+DB_FILE_NAME = "anagnorisis.duckdb"
+
+
+class UsageError(Exception):
+    """Bad arguments: exit 2."""
+
+
+class CommandFailed(Exception):
+    """The command could not do its job: exit 1."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+@dataclass
+class Context:
+    """What a command runs against: settings, the store (opened on first use), and where output goes."""
+
+    settings: Settings
+    json_output: bool = False
+    stdout: TextIO = field(default_factory=lambda: sys.stdout)
+    stderr: TextIO = field(default_factory=lambda: sys.stderr)
+    stdin: TextIO = field(default_factory=lambda: sys.stdin)
+    _store: Store | None = None
+
+    @property
+    def data_dir(self) -> Path:
+        return self.settings.data_path
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = open_library(self.settings)
+        return self._store
+
+    def say(self, text: str) -> None:
+        """Human output (suppressed with --json, where stdout holds one JSON object)."""
+        if not self.json_output:
+            print(text, file=self.stdout, flush=True)
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+
+def open_library(settings: Settings, *, wait_seconds: float | None = None) -> Store:
+    """Open the database of a data dir and apply the roots named in settings (or the default folders)."""
+    from anagnorisis.store.roots import list_roots, sync_config_roots
+
+    data_dir = settings.data_path
+    data_dir.mkdir(parents=True, exist_ok=True)
+    store = Store.open(data_dir / DB_FILE_NAME) if wait_seconds is None else Store.open(
+        data_dir / DB_FILE_NAME, wait_seconds=wait_seconds)
+    user_roots = {root.kind for root in list_roots(store) if not root.from_config}
+    configured: dict[str, list[str]] = {}
+    for kind in KINDS:
+        configured[kind] = settings.roots_for(kind)
+        if not configured[kind] and kind not in user_roots:
+            default = data_dir / "library" / kind
+            default.mkdir(parents=True, exist_ok=True)
+            configured[kind] = [str(default)]
+    for problem in sync_config_roots(store, configured):
+        log.warning("%s", problem)
+    return store
+
+
+def check_kind(kind: str) -> str:
+    normalised = kind.strip().lower()
+    if normalised not in KINDS:
+        raise UsageError(f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
+    return normalised
+
+
+# ---------------------------------------------------------------- commands
+
+
+def cmd_library(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
+    from anagnorisis.store.roots import RootRefused, add_root, list_roots, remove_root
+
+    if args.library_command == "add":
+        try:
+            root = add_root(ctx.store, check_kind(args.kind), args.path)
+        except RootRefused as error:
+            raise CommandFailed(f"cannot add {args.kind} root: {error}") from None
+        ctx.say(f"added {root.kind} root {root.path}")
+    elif args.library_command == "remove":
+        if not remove_root(ctx.store, check_kind(args.kind), args.path):
+            raise CommandFailed(f"{args.path} is not a {args.kind} root")
+        ctx.say(f"removed {args.kind} root {args.path} (ratings stay with the files' content)")
+    roots = [root.as_dict() for root in list_roots(ctx.store)]
+    if args.library_command == "list":
+        for root in roots:
+            ctx.say(f"{root['kind']:<7} {root['path']}" + ("  (from config)" if root["from_config"] else ""))
+    return {"roots": roots}
+
+
+def cmd_scan(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
+    from tqdm import tqdm
+
+    from anagnorisis.library.scan import scan
+
+    kinds = [check_kind(args.kind)] if args.kind else None
+    bars: dict[str, Any] = {}
+
+    def progress(done: int, total: int, kind: str) -> None:
+        bar = bars.get(kind)
+        if bar is None:
+            bar = bars[kind] = tqdm(total=total, desc=f"scan {kind}", unit="file", file=ctx.stderr, leave=False)
+        bar.n = done
+        bar.refresh()
+
+    try:
+        report = scan(ctx.store, kinds, progress)
+    finally:
+        for bar in bars.values():
+            bar.close()
+    result = report.as_dict()
+    ctx.say(
+        "scan: {new} new, {changed} changed, {moved} moved, {missing} missing, {unchanged} unchanged, "
+        "{carried} carried, {n_bad} bad in {seconds:.1f} s".format(n_bad=len(report.bad), **result)
+    )
+    for bad in report.bad:
+        ctx.say(f"  skipped {bad['path']}: {bad['reason']}")
+    return result
+
+
+def _resolve_indexed(ctx: Context, path: str) -> tuple[str, str, bytes]:
+    """(kind, content_hash, path_bytes) of a file under a root, indexing it now if needed."""
+    from anagnorisis.library.scan import index_file
+    from anagnorisis.store.roots import root_of
+
+    absolute = os.path.abspath(path)
+    candidates = [absolute, os.path.join(os.path.realpath(os.path.dirname(absolute)), os.path.basename(absolute))]
+    for candidate in candidates:
+        if root_of(ctx.store, candidate) is None:
+            continue
+        if not os.path.isfile(candidate):
+            raise CommandFailed(f"{path}: no such file")
+        try:
+            kind, content_hash = index_file(ctx.store, candidate)
+        except MediaError as error:
+            raise CommandFailed(f"{path}: {error}") from None
+        return kind, content_hash, os.fsencode(candidate)
+    raise UsageError(f"{path} is not under any library root (see `library list`)")
+
+
+def _record_of(ctx: Context, kind: str, path_bytes: bytes) -> dict[str, Any]:
+    from anagnorisis.store.records import public_record, records_for_paths
+
+    found = records_for_paths(ctx.store, kind, [path_bytes])
+    return public_record(found[0]) if found else {}
+
+
+def _parse_rating(text: str) -> float:
+    try:
+        return check_rating(float(text))
+    except (ValueError, RatingOutOfRange) as error:
+        raise UsageError(f"rating {text!r}: {error}; ratings go from 0 to 10") from None
+
+
+def _rate_one(ctx: Context, path: str, rating: float | None) -> dict[str, Any]:
+    kind, content_hash, path_bytes = _resolve_indexed(ctx, path)
+    set_rating(ctx.store, content_hash, rating)
+    return _record_of(ctx, kind, path_bytes)
+
+
+def _rate_stdin(ctx: Context) -> dict[str, Any]:
+    """PATH<TAB>RATING per line; `ok` is printed only after the rating is committed."""
+    rated, failed = 0, []
+    for line in ctx.stdin:
+        line = line.rstrip("\n")
+        if not line.strip():
+            continue
+        path, _, rating_text = line.rpartition("\t")
+        try:
+            if not path:
+                raise UsageError(f"expected PATH<TAB>RATING, got {line!r}")
+            _rate_one(ctx, path, _parse_rating(rating_text))
+        except (UsageError, CommandFailed) as error:
+            failed.append({"path": path, "reason": str(error)})
+            print(f"error: {error}", file=ctx.stdout, flush=True)
+            continue
+        rated += 1
+        print("ok", file=ctx.stdout, flush=True)
+    if failed:
+        raise CommandFailed(f"{len(failed)} of {rated + len(failed)} lines failed")
+    return {"rated": rated, "failed": failed}
+
+
+def cmd_rate(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
+    if args.stdin:
+        if args.path or args.rating:
+            raise UsageError("rate --stdin takes no PATH or RATING")
+        ctx.json_output = False  # the protocol is one `ok` line per committed rating
+        _rate_stdin(ctx)
+        return {}
+    if args.path is None or args.rating is None:
+        raise UsageError("rate needs PATH and RATING (or --stdin)")
+    record = _rate_one(ctx, args.path, _parse_rating(args.rating))
+    ctx.say(f"rated {record.get('display_path')}: {record.get('user_rating')}")
+    return {"record": record}
+
+
+def cmd_unrate(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
+    record = _rate_one(ctx, args.path, None)
+    ctx.say(f"cleared the rating of {record.get('display_path')}")
+    return {"record": record}
+
+
+def cmd_export(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
+    from anagnorisis.store.exchange import ExchangeError, export_file
+
+    try:
+        result = export_file(ctx.store, Path(args.file))
+    except ExchangeError as error:
+        raise UsageError(str(error)) from None
+    ctx.say(f"exported {result['rows']} rows and {result['preferences']} A/B choices to {args.file}")
+    return result
+
+
+def cmd_import(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
+    from anagnorisis.store.exchange import ExchangeError, import_file
+
+    try:
+        result = import_file(ctx.store, Path(args.file))
+    except ExchangeError as error:
+        raise CommandFailed(str(error)) from None
+    ctx.say("imported {rows} rows: {ratings_applied} ratings applied, {ratings_kept} kept ours, "
+            "{plays_updated} play counts updated, {preferences_added} A/B choices added".format(**result))
+    return result
+
+
+COMMANDS: dict[str, Callable[[Context, argparse.Namespace], dict[str, Any]]] = {
+    "library": cmd_library,
+    "scan": cmd_scan,
+    "rate": cmd_rate,
+    "unrate": cmd_unrate,
+    "export": cmd_export,
+    "import": cmd_import,
+}
+
+
+# ---------------------------------------------------------------- parsing
+
+
+def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    default = argparse.SUPPRESS if suppress else None
+    parser.add_argument("--data-dir", default=default, help="data folder (database, models, cache)")
+    parser.add_argument("--config", default=default, help="YAML settings file")
+    parser.add_argument("--json", action="store_true", default=argparse.SUPPRESS if suppress else False,
+                        help="print exactly one JSON object on stdout")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m anagnorisis", description="Anagnorisis: your media, rated your way.")
+    _global_options(parser, suppress=False)
+    common = _Parser(add_help=False)
+    _global_options(common, suppress=True)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    library = commands.add_parser("library", parents=[common], help="manage library roots")
+    library_commands = library.add_subparsers(dest="library_command", required=True, parser_class=_Parser)
+    for name in ("add", "remove"):
+        sub = library_commands.add_parser(name, parents=[common])
+        sub.add_argument("kind")
+        sub.add_argument("path")
+    library_commands.add_parser("list", parents=[common])
+
+    scan = commands.add_parser("scan", parents=[common], help="find, hash and read metadata")
+    scan.add_argument("kind", nargs="?")
+
+    rate = commands.add_parser("rate", parents=[common], help="set a rating (0–10)")
+    rate.add_argument("path", nargs="?")
+    rate.add_argument("rating", nargs="?")
+    rate.add_argument("--stdin", action="store_true", help="read PATH<TAB>RATING lines; print ok after each commit")
+    unrate = commands.add_parser("unrate", parents=[common], help="clear a rating")
+    unrate.add_argument("path")
+
+    for name, what in (("export", "write ratings, plays and A/B choices"), ("import", "merge an export")):
+        sub = commands.add_parser(name, parents=[common], help=what)
+        sub.add_argument("file", help="a .csv or .parquet file")
+    for register in EXTRA_PARSERS:
+        register(commands, common)
+    return parser
+
+
+# Later modules add subcommands here: (subparsers, common parent) -> None, and their handler to COMMANDS.
+EXTRA_PARSERS: list[Callable[[Any, argparse.ArgumentParser], None]] = []
+
+
+def _setup_logging(data_dir: Path | None) -> None:
+    root = logging.getLogger("anagnorisis")
+    if root.handlers:
+        return
+    root.setLevel(logging.INFO)
+    to_stderr = logging.StreamHandler(sys.stderr)
+    to_stderr.setLevel(logging.WARNING)
+    to_stderr.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    root.addHandler(to_stderr)
+    if data_dir is not None:
+        try:
+            (data_dir / "logs").mkdir(parents=True, exist_ok=True)
+            to_file = logging.FileHandler(data_dir / "logs" / "anagnorisis.log", encoding="utf-8")
+            to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+            root.addHandler(to_file)
+        except OSError:
+            pass
+
+
+def _emit_error(ctx_json: bool, stdout: TextIO, code: str, message: str) -> None:
+    if ctx_json:
+        print(json.dumps({"error": {"code": code, "message": message}}), file=stdout, flush=True)
+    else:
+        print(f"error: {message}", file=sys.stderr, flush=True)
+
+
+def run(argv: list[str], *, stdout: TextIO | None = None, stdin: TextIO | None = None) -> int:
+    """Parse and run one command; returns the exit status."""
+    stdout = stdout or sys.stdout
+    wants_json = "--json" in argv
+    try:
+        args = build_parser().parse_args(argv)
+        settings = load_settings({"data_dir": args.data_dir, "config": args.config})
+    except UsageError as error:
+        _emit_error(wants_json, stdout, "usage", str(error))
+        return 2
+    except (ValueError, FileNotFoundError) as error:
+        _emit_error(wants_json, stdout, "usage", str(error))
+        return 2
+    _setup_logging(settings.data_path)
+    ctx = Context(settings, json_output=bool(args.json), stdout=stdout, stdin=stdin or sys.stdin)
+    try:
+        result = COMMANDS[args.command](ctx, args)
+    except UsageError as error:
+        _emit_error(ctx.json_output, stdout, "usage", str(error))
+        return 2
+    except (CommandFailed, StoreError) as error:
+        _emit_error(ctx.json_output, stdout, "failed", str(error))
+        return 1
+    finally:
+        ctx.close()
+    if ctx.json_output:
+        print(json.dumps(result, default=str), file=stdout, flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(list(sys.argv[1:] if argv is None else argv))

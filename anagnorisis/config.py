@@ -1,0 +1,152 @@
+"""Every setting in one table; precedence: CLI flag > process environment > .env > YAML file > default."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import yaml
+from dotenv import dotenv_values
+
+KINDS = ("images", "music", "text", "videos")
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"expected a yes/no value, got {value!r}")
+
+
+def _paths(value: Any) -> list[str]:
+    if isinstance(value, (list, tuple)):
+        return [str(item) for item in value if str(item)]
+    return [part for part in str(value).split(os.pathsep) if part]
+
+
+def _choice(*allowed: str) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        text = str(value).strip().lower()
+        if text not in allowed:
+            raise ValueError(f"expected one of {', '.join(allowed)}, got {value!r}")
+        return text
+
+    return parse
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str  # attribute name; the environment key is ANAGNORISIS_<NAME>
+    default: Any
+    help: str
+    parse: Callable[[Any], Any] = str
+
+    @property
+    def env_key(self) -> str:
+        return f"ANAGNORISIS_{self.name.upper()}"
+
+
+DEFAULT_MODELS = {
+    "images": "google/siglip-base-patch16-224",
+    "music": "laion/clap-htsat-fused",
+    "text": "sentence-transformers/all-MiniLM-L6-v2",
+    "videos": "google/siglip-base-patch16-224",
+}
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("data_dir", "./data", "Folder for the database, trained models, previews cache and logs."),
+    Setting("config", "", "YAML file with settings (keys are the lower-case names without the ANAGNORISIS_ prefix)."),
+    Setting("host", "127.0.0.1", "Address the app binds; anything but loopback needs a username and password."),
+    Setting("port", 7860, "Port the app serves on.", int),
+    Setting("offline", False, "1 forbids model downloads and hides the download button.", _bool),
+    Setting("username", "", "Login name; required with a non-loopback bind or --share."),
+    Setting("password", "", "Password; required with a non-loopback bind or --share."),
+    Setting("device", "auto", "Where models run: auto (CUDA when present), cpu or cuda.", _choice("auto", "cpu", "cuda")),
+    *(Setting(f"{kind}_model", DEFAULT_MODELS[kind], f"Embedding model id or local path for {kind}.") for kind in KINDS),
+    *(
+        Setting(f"{kind}_roots", [], f"Library folders of {kind}, separated by '{os.pathsep}'.", _paths)
+        for kind in KINDS
+    ),
+    Setting("file_actions", "off", "File actions in the UI: off, move (move/rename) or trash (also send to trash).",
+            _choice("off", "move", "trash")),
+    Setting("container", False, "Set by the Docker image: binding 0.0.0.0 inside the container is allowed.", _bool),
+)
+
+SETTING_BY_NAME = {setting.name: setting for setting in SETTINGS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    values: Mapping[str, Any]
+    sources: Mapping[str, str] = field(default_factory=dict)  # name -> "flag" | "env" | ".env" | "yaml" | "default"
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.values["data_dir"]).expanduser().resolve()
+
+    def model_for(self, kind: str) -> str:
+        return str(self.values[f"{kind}_model"])
+
+    def roots_for(self, kind: str) -> list[str]:
+        return list(self.values[f"{kind}_roots"])
+
+
+def _read_yaml(path: str) -> dict[str, Any]:
+    if not path:
+        return {}
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise FileNotFoundError(f"config file {file} does not exist (set by --config or ANAGNORISIS_CONFIG)")
+    loaded = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+    if not isinstance(loaded, dict):
+        raise ValueError(f"config file {file} must hold a mapping of setting names to values")
+    unknown = sorted(set(loaded) - set(SETTING_BY_NAME))
+    if unknown:
+        raise ValueError(f"config file {file}: unknown settings {', '.join(unknown)}")
+    return loaded
+
+
+def _layer_from_env(env: Mapping[str, str | None]) -> dict[str, Any]:
+    return {s.name: env[s.env_key] for s in SETTINGS if env.get(s.env_key) not in (None, "")}
+
+
+def load_settings(
+    flags: Mapping[str, Any] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    dotenv_path: str | Path | None = ".env",
+) -> Settings:
+    """Merge the layers; flags with value None count as not given."""
+    flags = {k: v for k, v in (flags or {}).items() if v is not None}
+    unknown = sorted(set(flags) - set(SETTING_BY_NAME))
+    if unknown:
+        raise ValueError(f"unknown settings: {', '.join(unknown)}")
+    env_layer = _layer_from_env(os.environ if environ is None else environ)
+    dotenv_layer = _layer_from_env(dotenv_values(dotenv_path)) if dotenv_path and Path(dotenv_path).is_file() else {}
+    config_path = flags.get("config") or env_layer.get("config") or dotenv_layer.get("config") or ""
+    layers = (("flag", flags), ("env", env_layer), (".env", dotenv_layer), ("yaml", _read_yaml(str(config_path))))
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for setting in SETTINGS:
+        raw, source = setting.default, "default"
+        for layer_name, layer in layers:
+            if setting.name in layer:
+                raw, source = layer[setting.name], layer_name
+                break
+        try:
+            values[setting.name] = setting.parse(raw)
+        except ValueError as error:
+            raise ValueError(f"setting {setting.env_key} ({source}): {error}") from None
+        sources[setting.name] = source
+    return Settings(values, sources)

@@ -1,0 +1,3 @@
+from anagnorisis.kinds.registry import MediaError, MediaKind, Probe, all_kinds, get_kind, kind_names, kind_of_extension, register
+
+__all__ = ["MediaError", "MediaKind", "Probe", "all_kinds", "get_kind", "kind_names", "kind_of_extension", "register"]

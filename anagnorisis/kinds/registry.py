@@ -1,0 +1,83 @@
+"""The registry of media kinds: scan, embed, search, train and the UI loop over it."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+Metadata = dict[str, Any]
+
+
+class MediaError(Exception):
+    """A file that cannot be used; the message is the reason shown to the user."""
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What reading a file's header told us: its metadata, and a warning if it is odd but usable."""
+
+    metadata: Metadata
+    warning: str | None = None
+
+
+@dataclass(frozen=True)
+class MediaKind:
+    name: str
+    extensions: frozenset[str]
+    encoder: str
+    fallback_encoder: str | None
+    read_metadata: Callable[[Path], Probe]
+    extra_sorts: tuple[str, ...] = field(default=())
+
+
+_KINDS: dict[str, MediaKind] = {}
+
+
+def register(kind: MediaKind) -> MediaKind:
+    """Add a kind; a repeated name or a missing field is a programming error."""
+    if kind.name in _KINDS:
+        raise ValueError(f"media kind {kind.name!r} is registered twice")
+    if not kind.name or not kind.extensions or not callable(kind.read_metadata):
+        raise ValueError(f"media kind {kind.name!r} lacks a name, extensions or a metadata reader")
+    if any(not ext.startswith(".") or ext != ext.lower() for ext in kind.extensions):
+        raise ValueError(f"media kind {kind.name!r}: extensions must be lower case and start with '.'")
+    _KINDS[kind.name] = kind
+    return kind
+
+
+def _load_builtin_kinds() -> None:
+    # Imported for their side effect of registering; a failing optional import skips that kind only.
+    import importlib
+    import logging
+
+    for module in ("images", "music", "text", "videos"):
+        try:
+            importlib.import_module(f"anagnorisis.kinds.{module}")
+        except ImportError as error:  # pragma: no cover - depends on the installation
+            logging.getLogger(__name__).warning("media kind %s unavailable: %s", module, error)
+
+
+def all_kinds() -> list[MediaKind]:
+    if not _KINDS:
+        _load_builtin_kinds()
+    return list(_KINDS.values())
+
+
+def kind_names() -> list[str]:
+    return [kind.name for kind in all_kinds()]
+
+
+def get_kind(name: str) -> MediaKind:
+    kinds = {kind.name: kind for kind in all_kinds()}
+    if name not in kinds:
+        raise KeyError(f"unknown media kind {name!r}; expected one of {', '.join(kinds)}")
+    return kinds[name]
+
+
+def kind_of_extension(ext: str, among: list[str] | None = None) -> MediaKind | None:
+    """The kind a file extension belongs to (case-insensitive), or None."""
+    ext = ext.lower()
+    for kind in all_kinds():
+        if (among is None or kind.name in among) and ext in kind.extensions:
+            return kind
+    return None

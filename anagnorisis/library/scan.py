@@ -1,0 +1,386 @@
+"""Walk the library roots, identify files by content, read metadata; mark-and-sweep what disappeared.
+
+A rescan reuses the stored hash while (path, size, mtime) is unchanged, so an unchanged library rescans in
+seconds. Every bad file is skipped with its reason; every valid file is indexed whatever its name.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import stat
+import time
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+import duckdb
+import pyarrow as pa
+
+from anagnorisis.kinds import MediaError, MediaKind, all_kinds, get_kind
+from anagnorisis.library.hashing import HASH_ALGORITHM, content_hash
+from anagnorisis.store.db import Store, utc_now
+from anagnorisis.store.ratings import carry_hash
+from anagnorisis.store.roots import Root, list_roots
+
+log = logging.getLogger(__name__)
+
+# Files probed and hashed between two commits: small enough that a kill loses little work,
+# large enough that commit overhead stays under a few percent of a first scan.
+COMMIT_EVERY_FILES = 1000
+# Probing is I/O and C-library bound (Pillow, PyAV, xxhash release the GIL), so a few threads per core pay off.
+PROBE_THREADS = max(2, min(8, 2 * (os.cpu_count() or 1)))
+
+Progress = Callable[[int, int, str], None]  # (done, total, stage)
+
+
+@dataclass
+class ScanReport:
+    new: int = 0
+    changed: int = 0
+    moved: int = 0
+    missing: int = 0
+    unchanged: int = 0
+    carried: int = 0
+    bad: list[dict[str, str]] = field(default_factory=list)
+    warnings: list[dict[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "new": self.new, "changed": self.changed, "moved": self.moved, "missing": self.missing,
+            "unchanged": self.unchanged, "carried": self.carried, "bad": self.bad, "warnings": self.warnings,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass(frozen=True)
+class Walked:
+    path_bytes: bytes
+    root: str
+    size: int
+    mtime: float
+
+
+@dataclass(frozen=True)
+class Probed:
+    walked: Walked
+    content_hash: str | None = None
+    metadata: dict[str, Any] | None = None
+    warning: str | None = None
+    bad_reason: str | None = None
+
+
+@dataclass
+class Known:
+    """A files row as the scanner needs it."""
+
+    id: int
+    path_bytes: bytes
+    size: int | None
+    mtime: float | None
+    content_hash: str | None
+    missing: bool
+
+
+def display(path_bytes: bytes) -> str:
+    """A printable, valid UTF-8 form of a path (invalid bytes become U+FFFD)."""
+    return path_bytes.decode("utf-8", errors="replace")
+
+
+def _is_within(inner: bytes, outer: bytes) -> bool:
+    return inner == outer or inner.startswith(outer.rstrip(b"/") + b"/")
+
+
+def walk_root(root: str, extensions: frozenset[str], on_issue: Callable[[bytes, str], None]) -> Iterator[Walked]:
+    """Regular files under root with one of the extensions; symlinks are followed only inside the root."""
+    wanted = {ext.encode() for ext in extensions}
+    root_bytes = os.fsencode(root)
+    root_real = os.path.realpath(root_bytes)
+    top = os.stat(root_bytes)
+    visited = {(top.st_dev, top.st_ino)}
+    stack = [root_bytes]
+    while stack:
+        folder = stack.pop()
+        try:
+            with os.scandir(folder) as entries_iter:
+                entries = list(entries_iter)
+        except OSError as error:
+            on_issue(folder, f"cannot read folder: {error.strerror or error}")
+            continue
+        for entry in entries:
+            relevant = os.path.splitext(entry.name)[1].lower() in wanted
+            try:
+                is_link = entry.is_symlink()
+                if is_link and not _is_within(os.path.realpath(entry.path), root_real):
+                    if relevant or entry.is_dir():
+                        on_issue(entry.path, "symlink points outside the library root; not followed")
+                    continue
+                info = entry.stat()
+            except FileNotFoundError:
+                if relevant:
+                    on_issue(entry.path, "broken symlink or file vanished during the scan")
+                continue
+            except OSError as error:
+                if relevant:
+                    on_issue(entry.path, f"cannot stat: {error.strerror or error}")
+                continue
+            if stat.S_ISDIR(info.st_mode):
+                key = (info.st_dev, info.st_ino)
+                if key in visited:
+                    if is_link:
+                        on_issue(entry.path, "symlink loop; not followed")
+                    continue
+                visited.add(key)
+                stack.append(entry.path)
+            elif not relevant:
+                continue
+            elif stat.S_ISREG(info.st_mode):
+                yield Walked(entry.path, root, info.st_size, info.st_mtime)
+            else:
+                on_issue(entry.path, "not a regular file (FIFO, socket or device)")
+
+
+def probe(kind: MediaKind, walked: Walked) -> Probed:
+    """Validate and read one file; never raises."""
+    path = Path(os.fsdecode(walked.path_bytes))
+    if walked.size == 0:
+        return Probed(walked, bad_reason="empty file")
+    try:
+        found = kind.read_metadata(path)
+        digest = content_hash(walked.path_bytes)
+    except MediaError as error:
+        return Probed(walked, bad_reason=str(error) or "unreadable file")
+    except OSError as error:
+        return Probed(walked, bad_reason=f"cannot read: {error.strerror or error}")
+    except Exception as error:  # a decoder library failing in an unexpected way must not stop the scan
+        return Probed(walked, bad_reason=f"unreadable {kind.name} file ({type(error).__name__}: {error})")
+    return Probed(walked, digest, found.metadata, found.warning)
+
+
+def _load_known(conn: duckdb.DuckDBPyConnection, kind: str, path_bytes: bytes | None = None) -> dict[bytes, Known]:
+    """The kind's files rows by path (only the one path, when given)."""
+    sql = "SELECT id, path_bytes, size, mtime, content_hash, missing FROM files WHERE kind = $kind"
+    if path_bytes is not None:
+        sql += " AND path_bytes = $path"
+    rows = conn.execute(sql, {"kind": kind} | ({} if path_bytes is None else {"path": path_bytes})).fetchall()
+    return {bytes(row[1]): Known(row[0], bytes(row[1]), *row[2:]) for row in rows}
+
+
+@dataclass
+class _KindScan:
+    """Everything one kind's scan decides, applied chunk by chunk through the writer."""
+
+    kind: MediaKind
+    report: ScanReport
+    known: dict[bytes, Known]
+    vanished_by_hash: dict[str, list[Known]]
+    vanished_ids: set[int]
+    roots_by_path: dict[str, Root]
+    now: datetime
+    issues: dict[bytes, str] = field(default_factory=dict)
+
+    def note_bad(self, path_bytes: bytes, reason: str) -> None:
+        if path_bytes in self.issues:
+            return
+        self.issues[path_bytes] = reason
+        log.warning("skipping %s: %s", display(path_bytes), reason)
+        self.report.bad.append({"path": display(path_bytes), "reason": reason})
+
+
+def _row_values(scan: _KindScan, item: Probed) -> dict[str, Any]:
+    walked = item.walked
+    root_bytes = os.fsencode(walked.root)
+    relative = walked.path_bytes[len(root_bytes):].lstrip(b"/")
+    return {
+        "kind": scan.kind.name,
+        "root": walked.root,
+        "relative_path": display(relative),
+        "path_bytes": walked.path_bytes,
+        "display_path": display(walked.path_bytes),
+        "size": walked.size,
+        "mtime": walked.mtime,
+        "content_hash": item.content_hash,
+        "hash_algorithm": HASH_ALGORITHM,
+        "metadata": json.dumps(item.metadata or {}, default=str, ensure_ascii=False),
+    }
+
+
+_UPDATE_SQL = (
+    "UPDATE files SET root = $root, relative_path = $relative_path, path_bytes = $path_bytes,"
+    " display_path = $display_path, size = $size, mtime = $mtime, content_hash = $content_hash,"
+    " hash_algorithm = $hash_algorithm, metadata = $metadata, missing = false, last_seen = $now WHERE id = $id"
+)
+
+
+def _insert_rows(conn: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]], now: datetime) -> None:
+    if not rows:
+        return
+    columns = {key: [row[key] for row in rows] for key in rows[0]}
+    table = pa.table(
+        {
+            **{key: columns[key] for key in columns if key not in ("path_bytes", "size", "mtime")},
+            "path_bytes": pa.array(columns["path_bytes"], pa.binary()),
+            "size": pa.array(columns["size"], pa.int64()),
+            "mtime": pa.array(columns["mtime"], pa.float64()),
+        }
+    )
+    conn.register("new_files", table)
+    try:
+        conn.execute(
+            "INSERT INTO files (kind, root, relative_path, path_bytes, display_path, size, mtime, content_hash,"
+            " hash_algorithm, first_seen, last_seen, missing, metadata)"
+            " SELECT kind, root, relative_path, path_bytes, display_path, size, mtime, content_hash, hash_algorithm,"
+            " $now, $now, false, metadata FROM new_files",
+            {"now": now},
+        )
+    finally:
+        conn.unregister("new_files")
+
+
+def _apply_chunk(conn: duckdb.DuckDBPyConnection, scan: _KindScan, chunk: list[Probed]) -> None:
+    inserts: list[dict[str, Any]] = []
+    for item in chunk:
+        path_bytes = item.walked.path_bytes
+        known = scan.known.get(path_bytes)
+        if item.bad_reason is not None:
+            scan.note_bad(path_bytes, item.bad_reason)
+            if known is not None and not known.missing:
+                conn.execute("UPDATE files SET missing = true WHERE id = ?", [known.id])
+            continue
+        if item.warning:
+            log.warning("indexing %s with a warning: %s", display(path_bytes), item.warning)
+            scan.report.warnings.append({"path": display(path_bytes), "warning": item.warning})
+        values = _row_values(scan, item)
+        if known is not None:
+            if known.content_hash and known.content_hash != item.content_hash:
+                scan.report.changed += 1
+                if carry_hash(conn, known.content_hash, item.content_hash, scan.now):
+                    scan.report.carried += 1
+            else:
+                scan.report.unchanged += 1
+            conn.execute(_UPDATE_SQL, {**values, "now": scan.now, "id": known.id})
+            continue
+        twins = scan.vanished_by_hash.get(item.content_hash or "")
+        if twins:
+            moved = twins.pop()
+            scan.vanished_ids.discard(moved.id)
+            scan.report.moved += 1
+            conn.execute(_UPDATE_SQL, {**values, "now": scan.now, "id": moved.id})
+            continue
+        scan.report.new += 1
+        inserts.append(values)
+    _insert_rows(conn, inserts, scan.now)
+
+
+def _finish_kind(conn: duckdb.DuckDBPyConnection, scan: _KindScan) -> None:
+    """Sweep: files not seen are missing; everything still present was seen now; refresh the issue list."""
+    if scan.vanished_ids:
+        conn.execute("UPDATE files SET missing = true WHERE id IN (SELECT unnest($ids))", {"ids": list(scan.vanished_ids)})
+    scan.report.missing += len(scan.vanished_ids)
+    conn.execute("UPDATE files SET last_seen = ? WHERE kind = ? AND NOT missing", [scan.now, scan.kind.name])
+    first_seen = dict(
+        (bytes(path), seen)
+        for path, seen in conn.execute("SELECT path_bytes, first_seen FROM scan_issues WHERE kind = ?", [scan.kind.name]).fetchall()
+    )
+    conn.execute("DELETE FROM scan_issues WHERE kind = ?", [scan.kind.name])
+    for path_bytes, reason in scan.issues.items():
+        conn.execute(
+            "INSERT INTO scan_issues VALUES (?, ?, ?, ?, ?)",
+            [path_bytes, scan.kind.name, reason, first_seen.get(path_bytes, scan.now), scan.now],
+        )
+
+
+def _chunks(items: Iterable[Probed], size: int) -> Iterator[list[Probed]]:
+    chunk: list[Probed] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _scan_kind(store: Store, kind: MediaKind, report: ScanReport, progress: Progress | None) -> None:
+    roots = list_roots(store, kind.name)
+    known = store.read(lambda conn: _load_known(conn, kind.name))
+    scan = _KindScan(kind, report, known, {}, set(), {root.path: root for root in roots}, utc_now())
+    walked: list[Walked] = []
+    for root in roots:
+        if not os.path.isdir(root.path):
+            log.warning("library root %s (%s) is not reachable; its files are marked missing", root.path, kind.name)
+            continue
+        walked.extend(walk_root(root.path, kind.extensions, scan.note_bad))
+    seen = {item.path_bytes for item in walked}
+    for row in known.values():
+        if not row.missing and row.path_bytes not in seen:
+            scan.vanished_ids.add(row.id)
+            if row.content_hash:
+                scan.vanished_by_hash.setdefault(row.content_hash, []).append(row)
+    to_probe: list[Walked] = []
+    reappeared: list[int] = []
+    for item in walked:
+        row = known.get(item.path_bytes)
+        if row and row.content_hash and row.size == item.size and row.mtime == item.mtime:
+            report.unchanged += 1
+            if row.missing:
+                reappeared.append(row.id)
+        else:
+            to_probe.append(item)
+    if reappeared:
+        store.write(lambda conn: conn.execute(
+            "UPDATE files SET missing = false WHERE id IN (SELECT unnest($ids))", {"ids": reappeared}))
+    done = 0
+    with ThreadPoolExecutor(PROBE_THREADS) as pool:
+        results = pool.map(lambda item: probe(kind, item), to_probe)
+        for chunk in _chunks(results, COMMIT_EVERY_FILES):
+            store.write(lambda conn: _apply_chunk(conn, scan, chunk))
+            done += len(chunk)
+            if progress:
+                progress(done, len(to_probe), kind.name)
+    store.write(lambda conn: _finish_kind(conn, scan))
+
+
+def scan(store: Store, kinds: list[str] | None = None, progress: Progress | None = None) -> ScanReport:
+    """Scan the roots of the given kinds (all by default) and return SPEC §1's scan report."""
+    started = time.perf_counter()
+    report = ScanReport()
+    selected = [get_kind(name) for name in kinds] if kinds else all_kinds()
+    for kind in selected:
+        _scan_kind(store, kind, report, progress)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def index_file(store: Store, path: str) -> tuple[str, str]:
+    """Make sure one file under a root is indexed now; returns (kind, content_hash). Raises MediaError if bad."""
+    path_bytes = os.fsencode(os.path.abspath(path))
+    info = os.stat(path_bytes)
+    ext = os.path.splitext(path)[1].lower()
+    for root in list_roots(store):
+        kind = get_kind(root.kind)
+        if ext not in kind.extensions or not _is_within(path_bytes, os.fsencode(root.path)):
+            continue
+        known = store.read(lambda conn: _load_known(conn, kind.name, path_bytes))
+        row = known.get(path_bytes)
+        if row and row.content_hash and not row.missing and (row.size, row.mtime) == (info.st_size, info.st_mtime):
+            return kind.name, row.content_hash
+        walked = Walked(path_bytes, root.path, info.st_size, info.st_mtime)
+        item = probe(kind, walked)
+        if item.bad_reason is not None:
+            raise MediaError(item.bad_reason)
+        scan = _KindScan(kind, ScanReport(), known, {}, set(), {root.path: root}, utc_now())
+        store.write(lambda conn: _apply_chunk(conn, scan, [item]))
+        return kind.name, item.content_hash or ""
+    raise MediaError(f"{path} is not a {ext or 'extension-less'} file under any library root of a kind that takes it")
+
+
+def kinds_with_roots(store: Store) -> list[str]:
+    present = defaultdict(int)
+    for root in list_roots(store):
+        present[root.kind] += 1
+    return [kind.name for kind in all_kinds() if present[kind.name]]

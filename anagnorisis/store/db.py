@@ -1,0 +1,121 @@
+"""The one DuckDB connection of a process: every write goes through `Store.write`, which commits before it returns."""
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, TypeVar
+
+import duckdb
+
+from anagnorisis.store import schema
+from anagnorisis.store.errors import StoreBusy, StoreError
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+# How long an open waits for another process to let go of the file before giving up, in seconds (SPEC §1).
+LOCK_WAIT_SECONDS = 30.0
+LOCK_RETRY_SECONDS = 0.25
+
+
+def utc_now() -> datetime:
+    """Naive UTC timestamp, the form every TIMESTAMP column holds."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def _lock_holder(message: str) -> int | None:
+    match = re.search(r"PID (\d+)", message)
+    return int(match.group(1)) if match else None
+
+
+def _connect(path: Path, wait_seconds: float) -> duckdb.DuckDBPyConnection:
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            return duckdb.connect(str(path))
+        except duckdb.IOException as error:
+            if "lock" not in str(error).lower():
+                raise StoreError(f"cannot open database {path}: {error}") from None
+            if time.monotonic() >= deadline:
+                raise StoreBusy(_lock_holder(str(error)), path) from None
+            time.sleep(LOCK_RETRY_SECONDS)
+
+
+class Store:
+    """Owns the database file for this process."""
+
+    def __init__(self, connection: duckdb.DuckDBPyConnection, path: Path) -> None:
+        self.path = path
+        self._connection = connection
+        self._write_lock = threading.RLock()
+
+    @classmethod
+    def open(cls, path: Path, *, wait_seconds: float = LOCK_WAIT_SECONDS) -> "Store":
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        connection = _connect(path, wait_seconds)
+        store = cls(connection, path)
+        try:
+            schema.migrate(connection, path)
+        except Exception:
+            connection.close()
+            raise
+        return store
+
+    def write(self, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+        """Run fn in one transaction; return only after COMMIT (a rating is acknowledged after this)."""
+        with self._write_lock:
+            connection = self._connection
+            connection.execute("BEGIN TRANSACTION")
+            try:
+                result = fn(connection)
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
+            return result
+
+    def read(self, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+        """Run fn on a cursor of its own, so readers on other threads do not disturb the writer."""
+        cursor = self._connection.cursor()
+        try:
+            return fn(cursor)
+        finally:
+            cursor.close()
+
+    def checkpoint(self) -> None:
+        with self._write_lock:
+            self._connection.execute("CHECKPOINT")
+
+    def backup_to(self, target: Path) -> Path:
+        """A consistent copy of the whole database while it stays open and writable."""
+        target = Path(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists():
+            target.unlink()
+        with self._write_lock:
+            escaped = str(target).replace("'", "''")
+            source = self._connection.execute("SELECT current_database()").fetchone()[0]
+            self._connection.execute(f"ATTACH '{escaped}' AS backup_target")
+            try:
+                self._connection.execute(f'COPY FROM DATABASE "{source}" TO backup_target')
+            finally:
+                self._connection.execute("DETACH backup_target")
+        return target
+
+    def close(self) -> None:
+        with self._write_lock:
+            try:
+                self._connection.close()
+            except duckdb.Error:  # pragma: no cover - closing twice
+                pass
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

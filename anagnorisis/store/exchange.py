@@ -1,0 +1,212 @@
+"""Export and import of ratings, plays and A/B choices as CSV or Parquet (SPEC §3)."""
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+from anagnorisis.store.db import Store
+from anagnorisis.store.ratings import apply_rating, check_rating
+from anagnorisis.store.records import iso_utc
+
+EXPORT_COLUMNS = (
+    "content_hash", "kind", "path", "user_rating", "rated_at", "full_plays", "skips", "last_played",
+    "model_rating", "model_version",
+)
+PREFERENCE_COLUMNS = ("winner_hash", "loser_hash", "tie", "chosen_at")
+FORMATS = (".csv", ".parquet")
+
+
+class ExchangeError(ValueError):
+    pass
+
+
+def preferences_path(path: Path) -> Path:
+    return path.with_name(f"{path.stem}.preferences{path.suffix}")
+
+
+def _check_format(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix not in FORMATS:
+        raise ExchangeError(f"{path}: the file name must end in .csv or .parquet")
+    return suffix
+
+
+_EXPORT_SQL = """
+WITH present AS (
+    SELECT DISTINCT content_hash, kind, path_bytes FROM files WHERE NOT missing AND content_hash IS NOT NULL
+),
+kept AS (SELECT content_hash FROM ratings UNION SELECT content_hash FROM plays),
+orphans AS (
+    SELECT k.content_hash, (SELECT any_value(f.kind) FROM files f WHERE f.content_hash = k.content_hash) AS kind,
+           NULL::BLOB AS path_bytes
+    FROM kept k WHERE k.content_hash NOT IN (SELECT content_hash FROM present)
+),
+rows AS (SELECT * FROM present UNION ALL SELECT * FROM orphans),
+active AS (SELECT kind, max(version) AS v FROM models WHERE active GROUP BY kind),
+pred AS (
+    SELECT p.content_hash, p.kind, p.rating, p.model_version,
+           row_number() OVER (PARTITION BY p.content_hash, p.kind
+                              ORDER BY (p.model_version IS NOT DISTINCT FROM a.v) DESC, p.model_version DESC) AS rn
+    FROM predictions p LEFT JOIN active a ON a.kind = p.kind
+)
+SELECT r.content_hash, r.kind, r.path_bytes, rt.rating, rt.rated_at, pl.full_plays, pl.skips, pl.last_played,
+       pr.rating, pr.model_version
+FROM rows r
+LEFT JOIN ratings rt ON rt.content_hash = r.content_hash
+LEFT JOIN plays pl ON pl.content_hash = r.content_hash
+LEFT JOIN pred pr ON pr.content_hash = r.content_hash AND pr.kind = r.kind AND pr.rn = 1
+ORDER BY r.kind, r.content_hash, r.path_bytes
+"""
+
+
+def _export_table(rows: list[tuple[Any, ...]]) -> pa.Table:
+    columns: dict[str, list[Any]] = {name: [] for name in EXPORT_COLUMNS}
+    for content_hash, kind, path_bytes, rating, rated_at, full, skips, last, model_rating, model_version in rows:
+        values = (
+            content_hash, kind, "" if path_bytes is None else bytes(path_bytes).decode("utf-8", "replace"), rating,
+            iso_utc(rated_at), full, skips, iso_utc(last), model_rating, model_version,
+        )
+        for name, value in zip(EXPORT_COLUMNS, values):
+            columns[name].append(value)
+    types = {"user_rating": pa.float64(), "model_rating": pa.float64(), "full_plays": pa.int64(),
+             "skips": pa.int64(), "model_version": pa.int64()}
+    return pa.table({name: pa.array(values, types.get(name, pa.string())) for name, values in columns.items()})
+
+
+def _write(table: pa.Table, path: Path, suffix: str) -> None:
+    tmp = path.with_name(path.name + ".partial")
+    if suffix == ".csv":
+        pa_csv.write_csv(table, tmp)
+    else:
+        pq.write_table(table, tmp)
+    os.replace(tmp, path)
+
+
+def export_file(store: Store, path: Path) -> dict[str, Any]:
+    path = Path(path)
+    suffix = _check_format(path)
+    rows, prefs = store.read(lambda c: (
+        c.execute(_EXPORT_SQL).fetchall(),
+        c.execute("SELECT winner_hash, loser_hash, tie, chosen_at FROM preferences ORDER BY chosen_at").fetchall(),
+    ))
+    _write(_export_table(rows), path, suffix)
+    pref_table = pa.table({
+        "winner_hash": pa.array([p[0] for p in prefs], pa.string()),
+        "loser_hash": pa.array([p[1] for p in prefs], pa.string()),
+        "tie": pa.array([p[2] for p in prefs], pa.bool_()),
+        "chosen_at": pa.array([iso_utc(p[3]) for p in prefs], pa.string()),
+    })
+    _write(pref_table, preferences_path(path), suffix)
+    return {"rows": len(rows), "preferences": len(prefs), "file": str(path),
+            "preferences_file": str(preferences_path(path))}
+
+
+def _read(path: Path, suffix: str, columns: tuple[str, ...]) -> list[dict[str, Any]]:
+    if suffix == ".csv":
+        options = pa_csv.ConvertOptions(column_types={name: pa.string() for name in columns},
+                                        strings_can_be_null=True, null_values=[""])
+        table = pa_csv.read_csv(path, convert_options=options)
+    else:
+        table = pq.read_table(path)
+    missing = [name for name in columns if name not in table.column_names]
+    if missing:
+        raise ExchangeError(f"{path}: missing columns {', '.join(missing)}")
+    return table.select(list(columns)).to_pylist()
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if value in (None, ""):
+        return None
+    if isinstance(value, datetime):
+        moment = value
+    else:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+    return moment
+
+
+def _number(value: Any) -> float | None:
+    return None if value in (None, "") else float(value)
+
+
+def _merge_rating(conn: duckdb.DuckDBPyConnection, content_hash: str, rating: float, at: datetime | None) -> bool:
+    ours = conn.execute("SELECT rated_at FROM ratings WHERE content_hash = ?", [content_hash]).fetchone()
+    if ours is not None and (at is None or at <= ours[0]):
+        return False  # the later rating wins; a tie keeps ours
+    return apply_rating(conn, content_hash, rating, source="import", at=at or datetime(1970, 1, 1))
+
+
+def _merge_plays(conn: duckdb.DuckDBPyConnection, content_hash: str, full: int, skips: int, last: datetime | None) -> bool:
+    """Maximum counts and the latest time, never a sum, so importing twice changes nothing."""
+    ours = conn.execute("SELECT full_plays, skips, last_played FROM plays WHERE content_hash = ?", [content_hash]).fetchone()
+    if ours is None:
+        conn.execute("INSERT INTO plays VALUES (?, ?, ?, ?)", [content_hash, full, skips, last])
+        return True
+    merged = (max(ours[0], full), max(ours[1], skips), max((t for t in (ours[2], last) if t is not None), default=None))
+    if merged == tuple(ours):
+        return False
+    conn.execute("UPDATE plays SET full_plays = ?, skips = ?, last_played = ? WHERE content_hash = ?",
+                 [*merged, content_hash])
+    return True
+
+
+def _import_rows(conn: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]], counts: dict[str, int]) -> None:
+    done: set[str] = set()
+    for row in rows:
+        content_hash = row["content_hash"]
+        if not content_hash or content_hash in done:
+            continue
+        done.add(content_hash)
+        rating = _number(row["user_rating"])
+        if rating is not None:
+            applied = _merge_rating(conn, content_hash, check_rating(rating), _parse_time(row["rated_at"]))
+            counts["ratings_applied" if applied else "ratings_kept"] += 1
+        plays = (row["full_plays"], row["skips"], row["last_played"])
+        if any(value not in (None, "") for value in plays):
+            full, skips = (int(_number(value) or 0) for value in plays[:2])
+            counts["plays_updated"] += _merge_plays(conn, content_hash, full, skips, _parse_time(plays[2]))
+
+
+def _import_preferences(conn: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]], counts: dict[str, int]) -> None:
+    for row in rows:
+        tie = str(row["tie"]).strip().lower() in ("true", "1", "yes")
+        chosen_at = _parse_time(row["chosen_at"]) or datetime(1970, 1, 1)
+        exists = conn.execute(
+            "SELECT count(*) FROM preferences WHERE winner_hash = ? AND loser_hash = ? AND tie = ? AND chosen_at = ?",
+            [row["winner_hash"], row["loser_hash"], tie, chosen_at],
+        ).fetchone()[0]
+        if exists:
+            counts["preferences_skipped"] += 1
+            continue
+        kind = conn.execute("SELECT any_value(kind) FROM files WHERE content_hash = ?", [row["winner_hash"]]).fetchone()[0]
+        conn.execute("INSERT INTO preferences VALUES (?, ?, ?, ?, ?, 'import')",
+                     [row["winner_hash"], row["loser_hash"], tie, kind, chosen_at])
+        counts["preferences_added"] += 1
+
+
+def import_file(store: Store, path: Path) -> dict[str, Any]:
+    """Merge an export into this database; model_* columns are never read as ratings."""
+    path = Path(path)
+    suffix = _check_format(path)
+    if not path.is_file():
+        raise ExchangeError(f"{path} does not exist")
+    rows = _read(path, suffix, EXPORT_COLUMNS)
+    pref_path = preferences_path(path)
+    prefs = _read(pref_path, suffix, PREFERENCE_COLUMNS) if pref_path.is_file() else []
+    counts = dict.fromkeys(("ratings_applied", "ratings_kept", "plays_updated", "preferences_added",
+                            "preferences_skipped"), 0)
+
+    def merge(conn: duckdb.DuckDBPyConnection) -> None:
+        _import_rows(conn, rows, counts)
+        _import_preferences(conn, prefs, counts)
+
+    store.write(merge)
+    return {"rows": len(rows), **counts}

@@ -1,0 +1,59 @@
+"""Settings: one table; flag > environment > .env > YAML > default."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from anagnorisis.config import SETTINGS, load_settings
+
+
+def test_defaults_apply_when_nothing_is_set(tmp_path: Path) -> None:
+    settings = load_settings(environ={}, dotenv_path=tmp_path / "none.env")
+    assert settings.host == "127.0.0.1"
+    assert settings.port == 7860
+    assert settings.file_actions == "off"
+    assert settings.model_for("images") == "google/siglip-base-patch16-224"
+    assert settings.sources["port"] == "default"
+
+
+def test_each_layer_overrides_the_ones_below_it(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("port: 1001\nhost: 127.0.0.2\ndevice: cpu\noffline: true\n")
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("ANAGNORISIS_PORT=1002\nANAGNORISIS_HOST=127.0.0.3\n")
+    environ = {"ANAGNORISIS_PORT": "1003", "ANAGNORISIS_CONFIG": str(config)}
+    settings = load_settings({"port": 1004}, environ=environ, dotenv_path=dotenv)
+    assert settings.port == 1004 and settings.sources["port"] == "flag"
+    assert settings.host == "127.0.0.3" and settings.sources["host"] == ".env"
+    assert settings.device == "cpu" and settings.sources["device"] == "yaml"
+    assert settings.offline is True
+    assert load_settings(environ=environ, dotenv_path=dotenv).port == 1003
+
+
+def test_roots_are_split_on_the_path_separator(tmp_path: Path) -> None:
+    environ = {"ANAGNORISIS_MUSIC_ROOTS": os.pathsep.join(["/a", "/b"])}
+    assert load_settings(environ=environ, dotenv_path=None).roots_for("music") == ["/a", "/b"]
+
+
+def test_a_bad_value_names_the_setting(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="ANAGNORISIS_DEVICE"):
+        load_settings(environ={"ANAGNORISIS_DEVICE": "tpu"}, dotenv_path=None)
+
+
+def test_every_spec_key_is_in_the_table() -> None:
+    keys = {setting.env_key for setting in SETTINGS}
+    expected = {
+        "ANAGNORISIS_DATA_DIR", "ANAGNORISIS_CONFIG", "ANAGNORISIS_HOST", "ANAGNORISIS_PORT", "ANAGNORISIS_OFFLINE",
+        "ANAGNORISIS_USERNAME", "ANAGNORISIS_PASSWORD", "ANAGNORISIS_DEVICE", "ANAGNORISIS_FILE_ACTIONS",
+        "ANAGNORISIS_CONTAINER",
+        *(f"ANAGNORISIS_{kind}_{what}" for kind in ("IMAGES", "MUSIC", "TEXT", "VIDEOS") for what in ("MODEL", "ROOTS")),
+    }
+    assert expected <= keys
+
+
+def test_env_example_documents_every_key() -> None:
+    example = (Path(__file__).resolve().parent.parent / ".env.example").read_text()
+    for setting in SETTINGS:
+        assert setting.env_key in example, setting.env_key
