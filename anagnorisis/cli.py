@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import os
@@ -42,7 +43,9 @@ class Context:
     stdout: TextIO = field(default_factory=lambda: sys.stdout)
     stderr: TextIO = field(default_factory=lambda: sys.stderr)
     stdin: TextIO = field(default_factory=lambda: sys.stdin)
+    cwd: str = field(default_factory=os.getcwd)  # the caller's folder: relative paths resolve against it
     _store: Store | None = None
+    owns_store: bool = True  # False when the running app lends its store to a forwarded command
 
     @property
     def data_dir(self) -> Path:
@@ -59,10 +62,13 @@ class Context:
         if not self.json_output:
             print(text, file=self.stdout, flush=True)
 
+    def abspath(self, path: str) -> str:
+        return os.path.abspath(os.path.join(self.cwd, os.path.expanduser(path)))
+
     def close(self) -> None:
-        if self._store is not None:
+        if self._store is not None and self.owns_store:
             self._store.close()
-            self._store = None
+        self._store = None
 
 
 def open_library(settings: Settings, *, wait_seconds: float | None = None) -> Store:
@@ -71,13 +77,13 @@ def open_library(settings: Settings, *, wait_seconds: float | None = None) -> St
 
     data_dir = settings.data_path
     data_dir.mkdir(parents=True, exist_ok=True)
-    store = Store.open(data_dir / DB_FILE_NAME) if wait_seconds is None else Store.open(
-        data_dir / DB_FILE_NAME, wait_seconds=wait_seconds)
-    user_roots = {root.kind for root in list_roots(store) if not root.from_config}
+    wait = settings.lock_wait_seconds if wait_seconds is None else wait_seconds
+    store = Store.open(data_dir / DB_FILE_NAME, wait_seconds=wait)
+    kinds_with_roots = {root.kind for root in list_roots(store)}
     configured: dict[str, list[str]] = {}
     for kind in KINDS:
         configured[kind] = settings.roots_for(kind)
-        if not configured[kind] and kind not in user_roots:
+        if not configured[kind] and kind not in kinds_with_roots:
             default = data_dir / "library" / kind
             default.mkdir(parents=True, exist_ok=True)
             configured[kind] = [str(default)]
@@ -101,12 +107,12 @@ def cmd_library(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
 
     if args.library_command == "add":
         try:
-            root = add_root(ctx.store, check_kind(args.kind), args.path)
+            root = add_root(ctx.store, check_kind(args.kind), ctx.abspath(args.path))
         except RootRefused as error:
             raise CommandFailed(f"cannot add {args.kind} root: {error}") from None
         ctx.say(f"added {root.kind} root {root.path}")
     elif args.library_command == "remove":
-        if not remove_root(ctx.store, check_kind(args.kind), args.path):
+        if not remove_root(ctx.store, check_kind(args.kind), ctx.abspath(args.path)):
             raise CommandFailed(f"{args.path} is not a {args.kind} root")
         ctx.say(f"removed {args.kind} root {args.path} (ratings stay with the files' content)")
     roots = [root.as_dict() for root in list_roots(ctx.store)]
@@ -151,7 +157,7 @@ def _resolve_indexed(ctx: Context, path: str) -> tuple[str, str, bytes]:
     from anagnorisis.library.scan import index_file
     from anagnorisis.store.roots import root_of
 
-    absolute = os.path.abspath(path)
+    absolute = ctx.abspath(path)
     candidates = [absolute, os.path.join(os.path.realpath(os.path.dirname(absolute)), os.path.basename(absolute))]
     for candidate in candidates:
         if root_of(ctx.store, candidate) is None:
@@ -233,7 +239,7 @@ def cmd_export(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
     from anagnorisis.store.exchange import ExchangeError, export_file
 
     try:
-        result = export_file(ctx.store, Path(args.file))
+        result = export_file(ctx.store, Path(ctx.abspath(args.file)))
     except ExchangeError as error:
         raise UsageError(str(error)) from None
     ctx.say(f"exported {result['rows']} rows and {result['preferences']} A/B choices to {args.file}")
@@ -244,11 +250,41 @@ def cmd_import(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
     from anagnorisis.store.exchange import ExchangeError, import_file
 
     try:
-        result = import_file(ctx.store, Path(args.file))
+        result = import_file(ctx.store, Path(ctx.abspath(args.file)))
     except ExchangeError as error:
         raise CommandFailed(str(error)) from None
     ctx.say("imported {rows} rows: {ratings_applied} ratings applied, {ratings_kept} kept ours, "
             "{plays_updated} play counts updated, {preferences_added} A/B choices added".format(**result))
+    return result
+
+
+def cmd_search(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
+    from anagnorisis import search
+    from anagnorisis.session import Session
+
+    kind = check_kind(args.kind)
+    query = args.query
+    if query is not None and args.mode in (None, "auto", "similar") and os.path.exists(ctx.abspath(query)):
+        query = ctx.abspath(query)  # a file path, taken relative to the caller's folder
+    request = search.SearchRequest(
+        kind=kind, query=query, mode=args.mode or "auto", sort=args.sort, order=args.order,
+        temperature=args.temperature, seed=args.seed, offset=args.offset, limit=args.limit,
+        folder=ctx.abspath(args.folder) if args.folder else None,
+        rated=True if args.rated else False if args.unrated else None,
+        rating=args.rating, model_rating=args.model_rating, ext=args.ext,
+    )
+    try:
+        result = Session(ctx.settings, ctx.store).search(request).to_dict()
+    except search.UsageError as error:
+        raise UsageError(str(error)) from None
+    except search.SearchError as error:
+        raise CommandFailed(str(error)) from None
+    ctx.say(f"{result['total']} matching {kind} files" + (f" ({result['not_indexed']} not indexed yet)"
+                                                           if result["not_indexed"] else ""))
+    for item in result["results"]:
+        rating = item.get("user_rating") if item.get("user_rating") is not None else item.get("model_rating")
+        shown = "  -" if rating is None else f"{rating:4.1f}"
+        ctx.say(f"{shown}  {item.get('display_path') or item['path']}  ({item.get('reason', '')})")
     return result
 
 
@@ -259,6 +295,7 @@ COMMANDS: dict[str, Callable[[Context, argparse.Namespace], dict[str, Any]]] = {
     "unrate": cmd_unrate,
     "export": cmd_export,
     "import": cmd_import,
+    "search": cmd_search,
 }
 
 
@@ -271,6 +308,7 @@ def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     parser.add_argument("--config", default=default, help="YAML settings file")
     parser.add_argument("--json", action="store_true", default=argparse.SUPPRESS if suppress else False,
                         help="print exactly one JSON object on stdout")
+    parser.add_argument("--cwd", default=default, help=argparse.SUPPRESS)  # set when forwarded to the app
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -301,6 +339,23 @@ def build_parser() -> argparse.ArgumentParser:
     for name, what in (("export", "write ratings, plays and A/B choices"), ("import", "merge an export")):
         sub = commands.add_parser(name, parents=[common], help=what)
         sub.add_argument("file", help="a .csv or .parquet file")
+    search = commands.add_parser("search", parents=[common], help="search or sort a kind")
+    search.add_argument("kind")
+    search.add_argument("query", nargs="?")
+    search.add_argument("--mode", choices=("auto", "name", "meaning", "similar"), default="auto")
+    search.add_argument("--sort")
+    search.add_argument("--order", choices=("desc", "asc"), default="desc")
+    search.add_argument("--temperature", type=float, default=0.0)
+    search.add_argument("--seed", type=int, default=0)
+    search.add_argument("--offset", type=int, default=0)
+    search.add_argument("--limit", type=int, default=24)
+    search.add_argument("--folder")
+    rated = search.add_mutually_exclusive_group()
+    rated.add_argument("--rated", action="store_true")
+    rated.add_argument("--unrated", action="store_true")
+    search.add_argument("--rating", metavar="MIN:MAX")
+    search.add_argument("--model-rating", metavar="MIN:MAX")
+    search.add_argument("--ext")
     for register in EXTRA_PARSERS:
         register(commands, common)
     return parser
@@ -311,59 +366,111 @@ EXTRA_PARSERS: list[Callable[[Any, argparse.ArgumentParser], None]] = []
 
 
 def _setup_logging(data_dir: Path | None) -> None:
+    """Warnings to stderr; everything to <data-dir>/logs/anagnorisis.log (one file handler, for the current dir)."""
     root = logging.getLogger("anagnorisis")
-    if root.handlers:
-        return
     root.setLevel(logging.INFO)
-    to_stderr = logging.StreamHandler(sys.stderr)
-    to_stderr.setLevel(logging.WARNING)
-    to_stderr.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
-    root.addHandler(to_stderr)
-    if data_dir is not None:
-        try:
-            (data_dir / "logs").mkdir(parents=True, exist_ok=True)
-            to_file = logging.FileHandler(data_dir / "logs" / "anagnorisis.log", encoding="utf-8")
-            to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-            root.addHandler(to_file)
-        except OSError:
-            pass
+    if not any(getattr(handler, "anagnorisis_stderr", False) for handler in root.handlers):
+        to_stderr = logging.StreamHandler(sys.stderr)
+        to_stderr.setLevel(logging.WARNING)
+        to_stderr.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+        to_stderr.anagnorisis_stderr = True  # type: ignore[attr-defined]
+        root.addHandler(to_stderr)
+    if data_dir is None:
+        return
+    log_path = (data_dir / "logs" / "anagnorisis.log").resolve()
+    for handler in list(root.handlers):
+        if isinstance(handler, logging.FileHandler):
+            if Path(handler.baseFilename) == log_path:
+                return
+            root.removeHandler(handler)
+            handler.close()
+    try:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        to_file = logging.FileHandler(log_path, encoding="utf-8")
+    except OSError:
+        return
+    to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(to_file)
 
 
-def _emit_error(ctx_json: bool, stdout: TextIO, code: str, message: str) -> None:
+def _emit_error(ctx_json: bool, stdout: TextIO, stderr: TextIO, code: str, message: str) -> None:
     if ctx_json:
         print(json.dumps({"error": {"code": code, "message": message}}), file=stdout, flush=True)
     else:
-        print(f"error: {message}", file=sys.stderr, flush=True)
+        print(f"error: {message}", file=stderr, flush=True)
 
 
-def run(argv: list[str], *, stdout: TextIO | None = None, stdin: TextIO | None = None) -> int:
-    """Parse and run one command; returns the exit status."""
-    stdout = stdout or sys.stdout
+def _forward_rate_stdin(info: dict[str, Any], argv: list[str], stdin: TextIO, stdout: TextIO, stderr: TextIO) -> int:
+    """Each line becomes one forwarded `rate`, so `ok` still means committed, line by line."""
+    from anagnorisis.remote import forward
+
+    base = [arg for arg in argv if arg not in ("--stdin", "rate", "--json")]
+    failed = 0
+    for line in stdin:
+        line = line.rstrip("\n")
+        if not line.strip():
+            continue
+        path, _, rating = line.rpartition("\t")
+        sink = io.StringIO()
+        code = forward(info, [*base, "--cwd", os.getcwd(), "rate", path, rating], sink, sink)
+        if code == 0:
+            print("ok", file=stdout, flush=True)
+        else:
+            failed += 1
+            print(sink.getvalue().strip() or "error: rating failed", file=stdout, flush=True)
+    return 1 if failed else 0
+
+
+def run(
+    argv: list[str],
+    *,
+    stdout: TextIO | None = None,
+    stdin: TextIO | None = None,
+    stderr: TextIO | None = None,
+    store: Store | None = None,
+    allow_forward: bool = True,
+) -> int:
+    """Parse and run one command; returns the exit status.
+
+    With a live app on the data dir the command is forwarded to it; `store` is given by the app itself when it
+    runs a forwarded command on the store it owns.
+    """
+    stdout, stderr, stdin = stdout or sys.stdout, stderr or sys.stderr, stdin or sys.stdin
     wants_json = "--json" in argv
     try:
         args = build_parser().parse_args(argv)
         settings = load_settings({"data_dir": args.data_dir, "config": args.config})
-    except UsageError as error:
-        _emit_error(wants_json, stdout, "usage", str(error))
+    except (UsageError, ValueError, FileNotFoundError) as error:
+        _emit_error(wants_json, stdout, stderr, "usage", str(error))
         return 2
-    except (ValueError, FileNotFoundError) as error:
-        _emit_error(wants_json, stdout, "usage", str(error))
-        return 2
+    if allow_forward and store is None and args.command not in LOCAL_COMMANDS:
+        from anagnorisis.remote import forward, live_app
+
+        info = live_app(settings.data_path)
+        if info is not None:
+            if args.command == "rate" and args.stdin:
+                return _forward_rate_stdin(info, argv, stdin, stdout, stderr)
+            return forward(info, ["--cwd", os.getcwd(), *argv], stdout, stderr)
     _setup_logging(settings.data_path)
-    ctx = Context(settings, json_output=bool(args.json), stdout=stdout, stdin=stdin or sys.stdin)
+    ctx = Context(settings, json_output=bool(args.json), stdout=stdout, stderr=stderr, stdin=stdin,
+                  cwd=args.cwd or os.getcwd(), _store=store, owns_store=store is None)
     try:
         result = COMMANDS[args.command](ctx, args)
     except UsageError as error:
-        _emit_error(ctx.json_output, stdout, "usage", str(error))
+        _emit_error(ctx.json_output, stdout, stderr, "usage", str(error))
         return 2
     except (CommandFailed, StoreError) as error:
-        _emit_error(ctx.json_output, stdout, "failed", str(error))
+        _emit_error(ctx.json_output, stdout, stderr, "failed", str(error))
         return 1
     finally:
         ctx.close()
     if ctx.json_output:
         print(json.dumps(result, default=str), file=stdout, flush=True)
     return 0
+
+
+# Commands that never forward: they start the app or only read files.
+LOCAL_COMMANDS = {"serve"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -74,6 +74,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("file_actions", "off", "File actions in the UI: off, move (move/rename) or trash (also send to trash).",
             _choice("off", "move", "trash")),
+    Setting("lock_wait_seconds", 30.0, "How long a command waits for another process to release the database.", float),
     Setting("container", False, "Set by the Docker image: binding 0.0.0.0 inside the container is allowed.", _bool),
 )
 

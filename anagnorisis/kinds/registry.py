@@ -57,8 +57,14 @@ def _load_builtin_kinds() -> None:
             logging.getLogger(__name__).warning("media kind %s unavailable: %s", module, error)
 
 
+_builtins_loaded = False
+
+
 def all_kinds() -> list[MediaKind]:
-    if not _KINDS:
+    # A flag, not "is the registry empty": importing one kind module first must not hide the other three.
+    global _builtins_loaded
+    if not _builtins_loaded:
+        _builtins_loaded = True
         _load_builtin_kinds()
     return list(_KINDS.values())
 

@@ -212,7 +212,8 @@ def _row_values(scan: _KindScan, item: Probed) -> dict[str, Any]:
 _UPDATE_SQL = (
     "UPDATE files SET root = $root, relative_path = $relative_path, path_bytes = $path_bytes,"
     " display_path = $display_path, size = $size, mtime = $mtime, content_hash = $content_hash,"
-    " hash_algorithm = $hash_algorithm, metadata = $metadata, missing = false, last_seen = $now WHERE id = $id"
+    " hash_algorithm = $hash_algorithm, metadata = $metadata, missing = false, last_seen = $now"
+    " WHERE id = $id AND kind = $kind"
 )
 
 

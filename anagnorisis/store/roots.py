@@ -86,23 +86,22 @@ def remove_root(store: Store, kind: str, path: str | os.PathLike[str]) -> bool:
 
 
 def sync_config_roots(store: Store, configured: dict[str, list[str]]) -> list[str]:
-    """Add the roots named in settings (marked from_config) and drop config roots no longer named.
+    """Add the roots named in settings, marked from_config.
 
+    Roots are never dropped here: a CLI run with other settings than the app must not forget the app's roots.
     Returns the reasons of roots that were refused, for the log and the UI.
     """
     problems: list[str] = []
-    wanted: set[tuple[str, str]] = set()
+    present = {(root.kind, root.path) for root in list_roots(store)}
     for kind, paths in configured.items():
         for path in paths:
             resolved = normalise_root(path)
-            wanted.add((kind, resolved))
+            if (kind, resolved) in present:
+                continue
             try:
                 add_root(store, kind, resolved, from_config=True)
             except RootRefused as error:
                 problems.append(f"{kind} root from settings refused: {error}")
-    for root in list_roots(store):
-        if root.from_config and (root.kind, root.path) not in wanted:
-            remove_root(store, root.kind, root.path)
     return problems
 
 

@@ -50,17 +50,18 @@ def load_vectors(store: Store, model_id: str, hashes: Sequence[str] | None = Non
 
     def query(conn: duckdb.DuckDBPyConnection) -> pa.Table:
         if hashes is None:
-            return conn.execute(
-                "SELECT content_hash, dim, vector FROM embeddings WHERE model_id = ? ORDER BY content_hash", [model_id]
-            ).fetch_arrow_table()
+            return conn.sql(
+                "SELECT content_hash, dim, vector FROM embeddings WHERE model_id = ? ORDER BY content_hash",
+                params=[model_id],
+            ).to_arrow_table()
         wanted = pa.table({"content_hash": pa.array(list(hashes), pa.string())})
         conn.register("wanted_hashes", wanted)
         try:
-            return conn.execute(
+            return conn.sql(
                 "SELECT e.content_hash, e.dim, e.vector FROM embeddings e JOIN wanted_hashes w USING (content_hash)"
                 " WHERE e.model_id = ? ORDER BY e.content_hash",
-                [model_id],
-            ).fetch_arrow_table()
+                params=[model_id],
+            ).to_arrow_table()
         finally:
             conn.unregister("wanted_hashes")
 

@@ -2,19 +2,27 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import ipaddress
+import logging
 import os
+import signal
+import sys
 from typing import Any
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # only an explicit model download goes online
 
 import gradio as gr  # noqa: E402  (the environment above must be set before Gradio is imported)
 
-from anagnorisis.config import Settings, load_settings  # noqa: E402
+from anagnorisis.config import KINDS, Settings, load_settings  # noqa: E402
+from anagnorisis.ui.context import AppContext, CommandError  # noqa: E402
+from anagnorisis.ui.images import KEYBOARD_JS  # noqa: E402
 
-TAB_PLANS = {
-    "Images": "Browse, search and rate your images.",
+log = logging.getLogger(__name__)
+
+COMING = {
     "Music": "Library, player, playlists and radio by your taste.",
     "Text": "Read, search and rate your documents.",
     "Videos": "Preview, play and rate your videos.",
@@ -45,29 +53,164 @@ def check_exposure(settings: Settings, host: str, share: bool) -> tuple[str, str
     return credentials
 
 
+def served_paths(ctx: AppContext) -> list[str]:
+    """Exactly what the browser may fetch: the library roots and the previews cache."""
+    from anagnorisis.store.roots import list_roots
+
+    ctx.session.previews_dir.mkdir(parents=True, exist_ok=True)
+    return sorted({str(ctx.session.previews_dir), *(root.path for root in list_roots(ctx.session.store))})
+
+
 class AnagnorisisBlocks(gr.Blocks):
     """A Blocks whose launch() always passes share and auth explicitly and refuses unsafe exposure."""
 
-    settings: Settings
+    context: AppContext
+    _token: str | None = None
+
+    @property
+    def settings(self) -> Settings:
+        return self.context.settings
 
     def launch(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         host = kwargs.pop("server_name", None) or self.settings.host
         share = bool(kwargs.pop("share", False))
-        auth = check_exposure(self.settings, host, share)
+        auth = kwargs.pop("auth", None) or check_exposure(self.settings, host, share)
         kwargs.setdefault("server_port", self.settings.port)
-        return super().launch(*args, server_name=host, share=share, auth=kwargs.pop("auth", None) or auth, **kwargs)
+        kwargs.setdefault("show_error", True)
+        kwargs.setdefault("js", KEYBOARD_JS)
+        gr.set_static_paths(served_paths(self.context))
+        result = super().launch(*args, server_name=host, share=share, auth=auth, **kwargs)
+        self._announce()
+        self.context.start_scan()  # background: the UI is served meanwhile
+        return result
+
+    def _announce(self) -> None:
+        """Own the data dir: write app.json and open the token-protected route forwarded CLI commands use."""
+        from anagnorisis.ui.forwarding import install_cli_route
+        from anagnorisis.remote import write_app_file
+
+        port = int(getattr(self, "server_port", None) or self.settings.port)
+        self._token = write_app_file(self.settings.data_path, port)
+        install_cli_route(self, self._token)
+        atexit.register(self._release)
+
+    def _release(self) -> None:
+        from anagnorisis.remote import remove_app_file
+
+        if self._token:
+            remove_app_file(self.settings.data_path, self._token)
+            self._token = None
+
+    def close(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        """Stop serving and let go of the data dir (app.json and the database file)."""
+        self._release()
+        try:
+            return super().close(*args, **kwargs)
+        finally:
+            self.context.session.store.close()
+
+
+def first_start_text(ctx: AppContext) -> str:
+    from anagnorisis.store.roots import list_roots
+
+    folders = "\n".join(f"- **{root.kind}**: `{root.path}`" for root in list_roots(ctx.session.store))
+    return (
+        "### How to begin\n"
+        "Your library is empty. Put files into these folders (or add your own folders with "
+        "`python -m anagnorisis library add KIND PATH`), then press **Rescan**:\n\n"
+        f"{folders}\n\n"
+        "Rate a few files with the slider (0–10); the Train tab then learns your taste from them."
+    )
+
+
+def library_is_empty(ctx: AppContext) -> bool:
+    count = ctx.session.store.read(lambda c: c.execute("SELECT count(*) FROM files WHERE NOT missing").fetchone()[0])
+    return count == 0
+
+
+def models_text(ctx: AppContext) -> str:
+    lines = []
+    for kind in KINDS:
+        try:
+            _encoder, status = ctx.session.encoder(kind)
+            lines.append(f"- {status.message}")
+        except Exception as error:  # a broken model must not stop the UI from starting
+            lines.append(f"- {kind}: {error}")
+    return "**Models**\n" + "\n".join(lines)
+
+
+def _named_endpoints(ctx: AppContext) -> None:
+    """`/rate`, `/unrate`, `/search`: the CLI's argument names, the CLI's JSON objects."""
+
+    def call(*argv: str) -> dict[str, Any]:
+        try:
+            document = ctx.run_command(*argv)
+        except CommandError as error:
+            raise gr.Error(str(error)) from None
+        ctx.session.invalidate()
+        return document
+
+    def rate(path: str, rating: float) -> dict[str, Any]:
+        return call("rate", path, str(rating))
+
+    def unrate(path: str) -> dict[str, Any]:
+        return call("unrate", path)
+
+    def search(kind: str, query: str | None = None, mode: str = "auto", sort: str | None = None,
+               order: str = "desc", temperature: float = 0.0, seed: int = 0, offset: int = 0, limit: int = 24,
+               folder: str | None = None, rated: bool = False, unrated: bool = False, rating: str | None = None,
+               model_rating: str | None = None, ext: str | None = None) -> dict[str, Any]:
+        argv = ["search", kind, *([query] if query else []), "--mode", mode, "--order", order,
+                "--temperature", str(temperature), "--seed", str(int(seed)), "--offset", str(int(offset)),
+                "--limit", str(int(limit))]
+        for flag, value in (("--sort", sort), ("--folder", folder), ("--rating", rating),
+                            ("--model-rating", model_rating), ("--ext", ext)):
+            if value:
+                argv += [flag, str(value)]
+        argv += ["--rated"] if rated else ["--unrated"] if unrated else []
+        return ctx.run_command(*argv)
+
+    gr.api(rate, api_name="rate")
+    gr.api(unrate, api_name="unrate")
+    gr.api(search, api_name="search")
 
 
 def build_app(data_dir: str | None = None, config: str | None = None, **settings: Any) -> AnagnorisisBlocks:
+    """A fresh app over the data dir; the database opens now, scanning starts in the background on first load."""
+    from anagnorisis.cli import open_library
+    from anagnorisis.session import Session
+    from anagnorisis.ui import images
+
     resolved = load_settings({"data_dir": data_dir, "config": config, **settings})
+    ctx = AppContext(resolved, Session(resolved, open_library(resolved)))
     with AnagnorisisBlocks(title="Anagnorisis", analytics_enabled=False) as app:
-        app.settings = resolved
-        gr.Markdown("# Anagnorisis")
-        for name, plan in TAB_PLANS.items():
+        app.context = ctx
+        with gr.Row():
+            gr.Markdown("# Anagnorisis")
+            status = gr.Markdown("starting…", elem_id="status-line")
+            rescan = gr.Button("Rescan", scale=0, elem_id="rescan")
+        first_start = gr.Markdown(first_start_text(ctx), visible=library_is_empty(ctx), elem_id="first-start")
+        with gr.Tab("Images", elem_id="tab-images"):
+            loader = images.render(ctx)
+        for name, plan in COMING.items():
             with gr.Tab(name):
-                gr.Markdown(f"{plan}\n\n*This tab is being built; the command line (`python -m anagnorisis --help`) "
-                            "already scans, rates, exports and imports.*")
+                gr.Markdown(f"{plan}\n\n*This tab is being built.*")
+                if name == "Settings":
+                    models = gr.Markdown("**Models**: checking…", elem_id="models-status")
+        _named_endpoints(ctx)
+
+        timer = gr.Timer(1.0)
+        timer.tick(lambda: f"Status: {ctx.jobs.status_line()}", None, status, api_visibility="private",
+                   show_progress="hidden")
+        rescan.click(lambda: ctx.start_scan() and None, None, None, api_visibility="private")
+        app.load(loader.fn, loader.inputs, loader.outputs, api_visibility="private")
+        app.load(lambda: gr.update(visible=library_is_empty(ctx)), None, first_start, api_visibility="private")
+        app.load(lambda: models_text(ctx), None, models, api_visibility="private")
     return app
+
+
+def _stop_on_sigterm() -> None:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,10 +221,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir")
     parser.add_argument("--config")
     args = parser.parse_args(argv)
-    app = build_app(args.data_dir, args.config, host=args.host, port=args.port)
+    from anagnorisis.store import StoreError
+
+    try:
+        app = build_app(args.data_dir, args.config, host=args.host, port=args.port)
+    except StoreError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    _stop_on_sigterm()
     try:
         app.launch(share=args.share)
     except PermissionError as error:
-        print(f"error: {error}")
+        print(f"error: {error}", file=sys.stderr)
         return 2
+    finally:
+        app._release()
     return 0

@@ -1,0 +1,779 @@
+"""A vector index per (kind, model): exact numpy search for small libraries, FAISS IVF-SQ8 beyond.
+
+Rows are L2-normalised float32 vectors keyed by content hash; a row's position is its id everywhere (FAISS ids
+included), and removing a row moves the last row into the hole, so positions stay dense. Callers map positions
+back with ``index.hashes`` right after a search.
+
+- Exact path: ``X @ q`` + ``argpartition`` on one contiguous in-RAM matrix. It serves alone while the index is
+  small and, above ``ann_min_items``, until the background build of the ANN index is done.
+- ANN path: ``IndexIVFScalarQuantizer`` (8 bits per dimension, a quarter of float32) probes ``nprobe`` lists and
+  the best ``rerank`` candidates are re-scored exactly from the float32 rows. With a ``storage_dir`` those rows
+  move to a file once the ANN index is ready and are read with ``pread`` (page cache, not process memory), which
+  keeps 1M × 768 at about 0.8 GB of RSS instead of 3.1 GB.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+# Idle FAISS (OpenMP) threads otherwise spin for ~100 ms after each parallel region, and on a 2-core machine
+# that spinning halves the speed of the numpy (OpenBLAS) exact path that runs next. FAISS ships its own libgomp,
+# which reads this when ``faiss`` is first imported, so it must be set before that import.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import faiss  # noqa: E402
+import numpy as np  # noqa: E402
+import numpy.typing as npt  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+Vectors = npt.NDArray[np.float32]
+Positions = npt.NDArray[np.int64]
+Mask = npt.NDArray[np.bool_]
+
+# Measured on 2 cores (bench/search.py, bench/results/search.md): exact top-10 costs ≈ 0.25 ms per 1,000 rows of
+# 768-d float32 (memory-bound), so 200k rows take ≈ 13-25 ms depending on the neighbours on the machine, right at
+# the 20 ms bar; below that the exact path is fast enough, perfectly accurate and needs no build at all.
+ANN_MIN_ITEMS = 200_000
+# Allowed subsets up to this many rows are searched exactly (a gather + matmul of ≤ 30 MB at 768-d, a few ms)
+# instead of through the ANN index, whose recall drops when only a small fraction of each probed list is allowed.
+EXACT_SUBSET_MAX_ITEMS = 10_000
+# An ANN index trained on n rows still partitions 2n well; beyond that the lists grow unevenly, so rebuild.
+REBUILD_GROWTH_FACTOR = 2.0
+# Below this fraction of ann_min_items the ANN index is dropped and the rows come back to RAM (hysteresis, so
+# a library hovering around the threshold does not rebuild back and forth).
+ANN_DROP_FRACTION = 0.5
+ADD_CHUNK_ROWS = 32_768  # rows copied and added per FAISS call during a build: ≤ 100 MB of temporary memory at 768-d
+READ_CHUNK_ROWS = 65_536  # rows read at once when scanning a file-backed matrix
+FORMAT_VERSION = 1
+
+VECTORS_FILE = "vectors.f32"
+HASHES_FILE = "hashes.txt"
+META_FILE = "meta.json"
+ANN_FILE = "ann.faiss"
+
+
+@dataclass(frozen=True)
+class AnnSettings:
+    """Tuning of the IVF-SQ8 index; the defaults reach recall@10 ≥ 0.95 at 1M × 768 (bench/results/search.md)."""
+
+    nlist: int | None = None  # inverted lists; None: about 2·√n, a power of two (2,048 at 1M)
+    nprobe: int = 32  # lists scanned per query: ≈ 1.6 % of a 1M index, well under a millisecond of SQ8 scanning
+    rerank: int = 100  # candidates re-scored exactly: SQ8 errors (~5e-4 in cosine) reorder near-ties only
+    train_points_per_list: int = 40  # k-means sample size per list; FAISS warns below 39
+    kmeans_iterations: int = 10  # centroids settle in ~10 passes; 25 (the default) triples training time
+    max_probe_factor: int = 8  # with a filter, nprobe grows as 1/allowed-fraction up to this many times
+
+    def lists_for(self, count: int) -> int:
+        """How many inverted lists an index over ``count`` rows gets."""
+        if self.nlist is not None:
+            return max(1, min(self.nlist, count))
+        target = 2.0 * math.sqrt(max(count, 1))
+        return int(max(1, min(2 ** round(math.log2(max(target, 1.0))), count // 39 or 1)))
+
+
+class _Rows(Protocol):
+    """A growable float32 matrix: in RAM, or in a file read on demand."""
+
+    dim: int
+
+    def __len__(self) -> int: ...
+    def get(self, positions: Positions) -> Vectors: ...
+    def read_range(self, start: int, stop: int) -> Vectors: ...
+    def append(self, vectors: Vectors) -> None: ...
+    def set_rows(self, positions: Positions, vectors: Vectors) -> None: ...
+    def truncate(self, count: int) -> None: ...
+    def close(self) -> None: ...
+
+
+class _RamRows:
+    """Rows in one contiguous in-RAM array with spare capacity, so appends are amortised O(1) per row."""
+
+    def __init__(self, dim: int, initial: Vectors | None = None) -> None:
+        self.dim = dim
+        self._data: Vectors = np.zeros((0, dim), dtype=np.float32) if initial is None else initial
+        self._count = 0 if initial is None else len(initial)
+
+    def __len__(self) -> int:
+        return self._count
+
+    def view(self) -> Vectors:
+        """The live rows, without copying."""
+        return self._data[: self._count]
+
+    def get(self, positions: Positions) -> Vectors:
+        return self._data[positions]
+
+    def read_range(self, start: int, stop: int) -> Vectors:
+        return self._data[start : min(stop, self._count)]
+
+    def append(self, vectors: Vectors) -> None:
+        needed = self._count + len(vectors)
+        if needed > len(self._data):
+            self.reserve(max(needed, int(len(self._data) * 1.5) + 1024))
+        self._data[self._count : needed] = vectors
+        self._count = needed
+
+    def reserve(self, capacity: int) -> None:
+        """Make room for ``capacity`` rows in one allocation (one copy of the existing rows)."""
+        if capacity > len(self._data):
+            grown = np.empty((capacity, self.dim), dtype=np.float32)
+            grown[: self._count] = self._data[: self._count]
+            self._data = grown
+
+    def set_rows(self, positions: Positions, vectors: Vectors) -> None:
+        self._data[positions] = vectors
+
+    def truncate(self, count: int) -> None:
+        self._count = min(count, self._count)
+        if len(self._data) > 4 * max(self._count, 1024):  # give memory back after a large removal
+            self._data = self._data[: self._count].copy()
+
+    def close(self) -> None:
+        self._data = np.zeros((0, self.dim), dtype=np.float32)
+        self._count = 0
+
+
+class _FileRows:
+    """Rows in a raw float32 file, read with pread so they sit in the page cache instead of the process."""
+
+    def __init__(self, path: Path, dim: int, count: int) -> None:
+        self.dim = dim
+        self.path = path
+        self._row_bytes = dim * 4
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        self._count = count
+        os.ftruncate(self._fd, count * self._row_bytes)
+
+    def __len__(self) -> int:
+        return self._count
+
+    def get(self, positions: Positions) -> Vectors:
+        out = np.zeros((len(positions), self.dim), dtype=np.float32)
+        order = np.argsort(positions, kind="stable")  # ascending offsets read faster from disk
+        for slot in order:
+            self._read_into(out[slot], int(positions[slot]))
+        return out
+
+    def _read_into(self, row: Vectors, position: int) -> None:
+        data = os.pread(self._fd, self._row_bytes, position * self._row_bytes)
+        row[: len(data) // 4] = np.frombuffer(data, dtype=np.float32)  # short read only if truncated meanwhile
+
+    def read_range(self, start: int, stop: int) -> Vectors:
+        stop = min(stop, self._count)
+        out = np.zeros((max(stop - start, 0), self.dim), dtype=np.float32)
+        view = memoryview(out).cast("B")
+        done = 0
+        while done < len(view):
+            read = os.preadv(self._fd, [view[done:]], start * self._row_bytes + done)
+            if read <= 0:
+                break
+            done += read
+        return out
+
+    def append(self, vectors: Vectors) -> None:
+        os.pwrite(self._fd, np.ascontiguousarray(vectors).tobytes(), self._count * self._row_bytes)
+        self._count += len(vectors)
+
+    def set_rows(self, positions: Positions, vectors: Vectors) -> None:
+        for position, vector in zip(positions, vectors):
+            os.pwrite(self._fd, np.ascontiguousarray(vector).tobytes(), int(position) * self._row_bytes)
+
+    def truncate(self, count: int) -> None:
+        self._count = min(count, self._count)
+        os.ftruncate(self._fd, self._count * self._row_bytes)
+
+    def flush(self) -> None:
+        os.fsync(self._fd)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+@dataclass
+class _PendingChange:
+    """A change made while an ANN index was being built, replayed onto it before it goes live."""
+
+    removed: Positions
+    added: Positions
+    vectors: Vectors
+
+
+class VectorIndex:
+    """Hashes and their vectors for one (kind, model), searchable by cosine similarity.
+
+    Thread-safe: one lock serialises changes and searches; the ANN build runs in a background thread on a
+    snapshot and replays the changes made meanwhile before it starts serving.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        *,
+        kind: str = "",
+        model_id: str = "",
+        ann_min_items: int = ANN_MIN_ITEMS,
+        ann: AnnSettings | None = None,
+        storage_dir: Path | str | None = None,
+        background: bool = True,
+    ) -> None:
+        if dim <= 0:
+            raise ValueError(f"vector dimension must be positive, not {dim}")
+        self.dim = dim
+        self.kind = kind
+        self.model_id = model_id
+        self.ann_min_items = ann_min_items
+        self.ann_settings = ann or AnnSettings()
+        self.storage_dir = Path(storage_dir) if storage_dir is not None else None
+        self.background = background
+        self._lock = threading.RLock()
+        self._rows: _RamRows | _FileRows = _RamRows(dim)
+        self._hashes: list[str] = []
+        self._position: dict[str, int] = {}
+        self._ann: faiss.IndexIVFScalarQuantizer | None = None
+        self._ann_trained_on = 0
+        self._pending: list[_PendingChange] | None = None  # not None while a build runs
+        self._ready = threading.Event()
+        self._ready.set()
+        self._build_thread: threading.Thread | None = None
+        self.last_build_seconds: float | None = None
+        self.last_build_error: str | None = None
+        self._dirty_marked = False
+
+    # ----------------------------------------------------------------- contents
+
+    def __len__(self) -> int:
+        return len(self._hashes)
+
+    def __contains__(self, content_hash: object) -> bool:
+        return content_hash in self._position
+
+    @property
+    def hashes(self) -> list[str]:
+        """The hash of each row, by position (a live list: copy it before changing the index)."""
+        return self._hashes
+
+    @property
+    def uses_ann(self) -> bool:
+        """Whether searches currently go through the ANN index (else exact)."""
+        return self._ann is not None
+
+    @property
+    def building(self) -> bool:
+        """Whether an ANN build is running in the background."""
+        return self._pending is not None
+
+    @property
+    def rows_on_disk(self) -> bool:
+        """Whether the float32 rows live in a file (ANN mode with a storage dir) rather than in RAM."""
+        return isinstance(self._rows, _FileRows)
+
+    def position(self, content_hash: str) -> int | None:
+        """The row of a hash, or None."""
+        return self._position.get(content_hash)
+
+    def positions(self, content_hashes: Sequence[str]) -> Positions:
+        """The row of each hash, −1 where the hash is not indexed."""
+        lookup = self._position.get
+        return np.fromiter((lookup(h, -1) for h in content_hashes), dtype=np.int64, count=len(content_hashes))
+
+    def vector(self, content_hash: str) -> Vectors | None:
+        """A copy of one hash's vector, or None when it is not indexed."""
+        with self._lock:
+            position = self._position.get(content_hash)
+            return None if position is None else self._rows.get(np.array([position]))[0].copy()
+
+    def vectors(self, positions: Positions) -> Vectors:
+        """Copies of the rows at these positions."""
+        with self._lock:
+            return np.array(self._rows.get(np.asarray(positions, dtype=np.int64)), dtype=np.float32)
+
+    def mask_of(self, content_hashes: Sequence[str]) -> Mask:
+        """A boolean row mask selecting the given hashes (unknown ones are ignored)."""
+        positions = self.positions(content_hashes)
+        mask = np.zeros(len(self._hashes), dtype=bool)
+        mask[positions[positions >= 0]] = True
+        return mask
+
+    # ------------------------------------------------------------------ changes
+
+    def add(self, content_hashes: Sequence[str], vectors: npt.ArrayLike) -> None:
+        """Insert or replace vectors (normalised here); a hash given twice keeps its last vector.
+
+        Large batches are normalised a chunk at a time straight into the rows, so adding 1M × 768 (e.g. from a
+        memory-mapped file) needs the 3 GB of rows and one chunk, not several full copies.
+        """
+        source = np.asarray(vectors)
+        source = source.reshape(1, -1) if source.ndim == 1 else source
+        if source.ndim != 2 or source.shape != (len(content_hashes), self.dim):
+            raise ValueError(f"expected {len(content_hashes)} vectors of dimension {self.dim}, got {source.shape}")
+        latest: dict[str, int] = {h: i for i, h in enumerate(content_hashes)}
+        with self._lock:
+            self._mark_dirty()
+            known = [(self._position[h], i) for h, i in latest.items() if h in self._position]
+            new = [(h, i) for h, i in latest.items() if h not in self._position]
+            if known:
+                where = np.array([p for p, _ in known], dtype=np.int64)
+                replacement = _normalised(np.asarray(source[[i for _, i in known]], np.float32), self.dim)
+                self._rows.set_rows(where, replacement)
+                self._record_change(where, where, replacement)
+            if new:
+                self._append_rows(source, new, in_order=len(new) == len(content_hashes))
+            self._maybe_change_engine()
+
+    def _append_rows(self, source: npt.NDArray[Any], new: list[tuple[str, int]], *, in_order: bool) -> None:
+        start = len(self._hashes)
+        if isinstance(self._rows, _RamRows):
+            self._rows.reserve(start + len(new))
+        for offset in range(0, len(new), ADD_CHUNK_ROWS):
+            part = new[offset : offset + ADD_CHUNK_ROWS]
+            rows = source[offset : offset + len(part)] if in_order else source[[i for _, i in part]]
+            chunk = _normalised(np.asarray(rows, dtype=np.float32), self.dim)
+            self._rows.append(chunk)
+            first = start + offset
+            self._record_change(np.zeros(0, np.int64), np.arange(first, first + len(chunk), dtype=np.int64), chunk)
+        for offset, (content_hash, _) in enumerate(new):
+            self._position[content_hash] = start + offset
+            self._hashes.append(content_hash)
+
+    def remove(self, content_hashes: Sequence[str]) -> None:
+        """Drop these hashes (unknown ones are ignored); the last rows move into the holes."""
+        with self._lock:
+            gone = np.unique(np.array([self._position[h] for h in set(content_hashes) if h in self._position],
+                                      dtype=np.int64))
+            if not len(gone):
+                return
+            self._mark_dirty()
+            new_count = len(self._hashes) - len(gone)
+            holes = gone[gone < new_count]
+            movers = np.setdiff1d(np.arange(new_count, len(self._hashes), dtype=np.int64), gone)
+            moved = np.array(self._rows.get(movers), dtype=np.float32) if len(movers) else np.zeros((0, self.dim),
+                                                                                                   np.float32)
+            for position in gone:
+                del self._position[self._hashes[position]]
+            if len(movers):
+                self._rows.set_rows(holes, moved)
+                for hole, mover in zip(holes.tolist(), movers.tolist()):
+                    self._hashes[hole] = self._hashes[mover]
+                    self._position[self._hashes[hole]] = hole
+            del self._hashes[new_count:]
+            self._rows.truncate(new_count)
+            self._record_change(np.union1d(gone, movers), holes, moved)
+            self._maybe_change_engine()
+
+    def _record_change(self, removed: Positions, added: Positions, vectors: Vectors) -> None:
+        """Apply a row change to the live ANN index, and remember it for the one being built."""
+        if self._ann is not None:
+            _apply_change(self._ann, removed, added, vectors)
+        if self._pending is not None:
+            self._pending.append(_PendingChange(removed.copy(), added.copy(), np.array(vectors, dtype=np.float32)))
+
+    # ----------------------------------------------------------------- searches
+
+    def search(self, query: npt.ArrayLike, k: int, allowed_mask: Mask | None = None) -> tuple[Positions, npt.NDArray[np.float32]]:
+        """The k rows most similar to ``query`` (cosine), best first: (positions, scores).
+
+        ``allowed_mask`` (one bool per row) restricts the result to the rows it selects.
+        """
+        q = _normalised(np.asarray(query, dtype=np.float32).reshape(1, -1), self.dim)[0]
+        with self._lock:
+            count = len(self._hashes)
+            if allowed_mask is not None:
+                allowed_mask = np.asarray(allowed_mask, dtype=bool)
+                if len(allowed_mask) != count:
+                    raise ValueError(f"allowed_mask has {len(allowed_mask)} entries for an index of {count} rows")
+                allowed = int(allowed_mask.sum())
+            else:
+                allowed = count
+            k = min(int(k), allowed)
+            if k <= 0:
+                return np.zeros(0, np.int64), np.zeros(0, np.float32)
+            if self._ann is None or not self._ann_can_serve(k, allowed):
+                return self._search_exact(q, k, allowed_mask, allowed)
+            return self._search_ann(q, k, allowed_mask, allowed)
+
+    def scores(self, query: npt.ArrayLike, positions: Positions | None = None) -> npt.NDArray[np.float32]:
+        """Exact cosine of ``query`` with every row (or the given rows), in position order."""
+        q = _normalised(np.asarray(query, dtype=np.float32).reshape(1, -1), self.dim)[0]
+        with self._lock:
+            if positions is not None:
+                return self._rows.get(np.asarray(positions, dtype=np.int64)) @ q
+            if isinstance(self._rows, _RamRows):
+                return self._rows.view() @ q
+            return np.concatenate([self._rows.read_range(a, a + READ_CHUNK_ROWS) @ q
+                                   for a in range(0, len(self._rows), READ_CHUNK_ROWS)] or [np.zeros(0, np.float32)])
+
+    def _ann_can_serve(self, k: int, allowed: int) -> bool:
+        """ANN answers unless the allowed set is small (exact is then cheaper) or k reaches into most of it."""
+        return allowed > EXACT_SUBSET_MAX_ITEMS and k + self.ann_settings.rerank <= allowed // 4
+
+    def _search_exact(self, q: Vectors, k: int, mask: Mask | None, allowed: int) -> tuple[Positions, npt.NDArray[np.float32]]:
+        count = len(self._hashes)
+        if mask is None or (isinstance(self._rows, _RamRows) and allowed > count // 4):
+            scores = self.scores(q)
+            if mask is not None:
+                scores = np.where(mask, scores, -np.inf).astype(np.float32)
+            candidates = None
+        else:
+            candidates = np.flatnonzero(mask)
+            scores = self.scores(q, candidates)
+        best = _top_k(scores, k)
+        positions = best if candidates is None else candidates[best]
+        return positions.astype(np.int64), scores[best].astype(np.float32)
+
+    def _search_ann(self, q: Vectors, k: int, mask: Mask | None, allowed: int) -> tuple[Positions, npt.NDArray[np.float32]]:
+        assert self._ann is not None
+        settings = self.ann_settings
+        fetch = k + settings.rerank
+        probes = settings.nprobe
+        if mask is not None and allowed < len(self._hashes):
+            probes = int(math.ceil(probes * min(settings.max_probe_factor, len(self._hashes) / max(allowed, 1))))
+        average_list = max(1.0, len(self._hashes) / self._ann.nlist)
+        probes = int(min(self._ann.nlist, max(probes, math.ceil(4 * fetch / average_list))))  # deep pages
+        params = faiss.SearchParametersIVF()
+        params.nprobe = probes
+        bitmap = None
+        if mask is not None and allowed < len(self._hashes):
+            bitmap = np.packbits(mask, bitorder="little")
+            params.sel = faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bitmap))
+        _, found = self._ann.search(q.reshape(1, -1), fetch, params=params)
+        del bitmap  # the selector points into it until the search returns
+        candidates = found[0][found[0] >= 0]
+        exact = self._rows.get(candidates) @ q
+        best = _top_k(exact, min(k, len(candidates)))
+        return candidates[best].astype(np.int64), exact[best].astype(np.float32)
+
+    def similar_pairs(self, positions: Positions, threshold: float, *, exact_max: int = 20_000) -> tuple[Positions, Positions, npt.NDArray[np.float32]]:
+        """All pairs (i < j) among ``positions`` whose cosine is at least ``threshold``: (i, j, cosine).
+
+        Up to ``exact_max`` rows the pairs are exact (blockwise matmul); beyond, a temporary IVF-SQ8 index over
+        the rows answers range queries, which can miss a pair split across lists (rare at duplicate thresholds).
+        """
+        positions = np.asarray(positions, dtype=np.int64)
+        if len(positions) < 2:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
+        if len(positions) <= exact_max:
+            return _pairs_exact(self.vectors(positions), positions, threshold)
+        return self._pairs_by_range_search(positions, threshold)
+
+    def _pairs_by_range_search(self, positions: Positions, threshold: float) -> tuple[Positions, Positions, npt.NDArray[np.float32]]:
+        settings = AnnSettings(nprobe=8)  # duplicates sit in the same or a neighbouring list; 8 probes find them
+        index = _new_ivf(self.dim, settings.lists_for(len(positions)))
+        index.train(self.vectors(np.sort(positions[_training_sample(len(positions), index.nlist, settings)])))
+        for start in range(0, len(positions), ADD_CHUNK_ROWS):
+            chunk = positions[start : start + ADD_CHUNK_ROWS]
+            index.add_with_ids(self.vectors(chunk), np.arange(start, start + len(chunk), dtype=np.int64))
+        index.nprobe = settings.nprobe
+        firsts, seconds, sims = [], [], []
+        for start in range(0, len(positions), ADD_CHUNK_ROWS):
+            chunk = positions[start : start + ADD_CHUNK_ROWS]
+            limits, distances, labels = index.range_search(self.vectors(chunk), float(threshold))
+            owners = np.repeat(np.arange(start, start + len(chunk)), np.diff(limits).astype(np.int64))
+            keep = labels > owners
+            firsts.append(owners[keep])
+            seconds.append(labels[keep])
+        first, second = positions[np.concatenate(firsts)], positions[np.concatenate(seconds)]
+        # The codes are approximate: confirm each candidate pair with the float32 rows.
+        exact = np.concatenate([np.einsum("ij,ij->i", self.vectors(first[a : a + READ_CHUNK_ROWS]),
+                                          self.vectors(second[a : a + READ_CHUNK_ROWS]))
+                                for a in range(0, len(first), READ_CHUNK_ROWS)] or [np.zeros(0, np.float32)])
+        keep = exact >= threshold
+        return first[keep], second[keep], exact[keep].astype(np.float32)
+
+    # ------------------------------------------------------------------ the ANN
+
+    def _maybe_change_engine(self) -> None:
+        """Start an ANN build when the index has grown past the threshold, drop the ANN when it shrank a lot."""
+        count = len(self._hashes)
+        if self._pending is not None:
+            return
+        if self._ann is None and count >= self.ann_min_items:
+            self._start_build()
+        elif self._ann is not None and count >= REBUILD_GROWTH_FACTOR * self._ann_trained_on:
+            self._start_build()
+        elif self._ann is not None and count < self.ann_min_items * ANN_DROP_FRACTION:
+            self._ann = None
+            self._ann_trained_on = 0
+            if isinstance(self._rows, _FileRows):
+                self._rows = _back_to_ram(self._rows)
+
+    def _start_build(self) -> None:
+        self._pending = []
+        self._ready.clear()
+        self.last_build_error = None
+        if self.background:
+            self._build_thread = threading.Thread(target=self._build, name=f"ann-{self.kind}-{self.model_id}",
+                                                  daemon=True)
+            self._build_thread.start()
+        else:
+            self._build()
+
+    def rebuild(self) -> None:
+        """Build the ANN index again now (e.g. after tuning), in the background unless ``background`` is off."""
+        with self._lock:
+            if self._pending is None and len(self._hashes) >= self.ann_min_items:
+                self._start_build()
+
+    def wait_until_ready(self, timeout: float | None = None) -> bool:
+        """Block until no ANN build is running; False on timeout."""
+        return self._ready.wait(timeout)
+
+    def _build(self) -> None:
+        started = time.perf_counter()
+        try:
+            # Rows are copied out under the lock, a chunk at a time, and FAISS works outside it: changes made
+            # meanwhile land in self._pending and are replayed by _go_live, so torn or stale reads do no harm.
+            with self._lock:
+                count = len(self._hashes)
+                index = _new_ivf(self.dim, self.ann_settings.lists_for(count))
+                sample = np.sort(_training_sample(count, index.nlist, self.ann_settings))
+                training = np.array(self._rows.get(sample[sample < len(self._rows)]), dtype=np.float32)
+            index.cp.niter = self.ann_settings.kmeans_iterations
+            index.train(training)
+            del training
+            for start in range(0, count, ADD_CHUNK_ROWS):
+                with self._lock:
+                    chunk = np.array(self._rows.read_range(start, min(start + ADD_CHUNK_ROWS, count)), np.float32)
+                if len(chunk):
+                    index.add_with_ids(chunk, np.arange(start, start + len(chunk), dtype=np.int64))
+            self._go_live(index, count)
+            self.last_build_seconds = time.perf_counter() - started
+            log.info("ANN index for %s/%s: %d rows in %.1f s", self.kind, self.model_id, count,
+                     self.last_build_seconds)
+        except Exception as error:  # the exact path keeps serving; the error is shown in the status line
+            log.exception("building the ANN index for %s/%s failed", self.kind, self.model_id)
+            with self._lock:
+                self.last_build_error = str(error)
+                self._pending = None
+        finally:
+            self._ready.set()
+
+    def _go_live(self, index: faiss.IndexIVFScalarQuantizer, built_on: int) -> None:
+        """Replay the changes made during the build, swap the new index in and move the rows to disk."""
+        with self._lock:
+            for change in self._pending or []:
+                _apply_change(index, change.removed, change.added, change.vectors)
+            self._pending = None
+            self._ann = index
+            self._ann_trained_on = max(built_on, 1)
+            if self.storage_dir is not None and isinstance(self._rows, _RamRows):
+                self._rows = self._spill_rows(self._rows)
+
+    def _spill_rows(self, rows: _RamRows) -> _FileRows:
+        """Write the in-RAM rows to ``storage_dir`` and serve them from there."""
+        assert self.storage_dir is not None
+        self.storage_dir.mkdir(parents=True, exist_ok=True)
+        self._write_meta(clean=False)
+        path = self.storage_dir / VECTORS_FILE
+        with open(path, "wb") as handle:
+            for start in range(0, len(rows), READ_CHUNK_ROWS):
+                handle.write(rows.read_range(start, start + READ_CHUNK_ROWS).tobytes())
+        spilled = _FileRows(path, self.dim, len(rows))
+        rows.close()
+        self._dirty_marked = True
+        return spilled
+
+    # ------------------------------------------------------------- persistence
+
+    def save(self, directory: Path | str) -> None:
+        """Write hashes, rows, the ANN index (when one serves) and a meta file marking the set consistent."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            self._write_meta(clean=False, directory=directory)
+            vectors_path = directory / VECTORS_FILE
+            if isinstance(self._rows, _FileRows) and self._rows.path.resolve() == vectors_path.resolve():
+                self._rows.flush()
+            else:
+                _write_rows(self._rows, vectors_path)
+            _atomic_write_text(directory / HASHES_FILE, "\n".join(self._hashes))
+            ann_path = directory / ANN_FILE
+            if self._ann is not None:
+                faiss.write_index(self._ann, str(ann_path) + ".tmp")
+                os.replace(str(ann_path) + ".tmp", ann_path)
+            elif ann_path.exists():
+                ann_path.unlink()
+            self._write_meta(clean=True, directory=directory)
+            if self.storage_dir is not None and directory.resolve() == self.storage_dir.resolve():
+                self._dirty_marked = False
+
+    @classmethod
+    def load(cls, directory: Path | str, *, ann_min_items: int = ANN_MIN_ITEMS, ann: AnnSettings | None = None,
+             background: bool = True) -> VectorIndex:
+        """Open an index saved by ``save``; it keeps its rows in ``directory`` when they are too many for RAM.
+
+        Raises ``IndexNotReusable`` when the directory holds no consistent save (crashed mid-change, an old
+        format): rebuild from the stored embeddings then.
+        """
+        directory = Path(directory)
+        meta = _read_meta(directory)
+        dim, count = int(meta["dim"]), int(meta["count"])
+        hashes = (directory / HASHES_FILE).read_text().split("\n") if count else []
+        vectors_path = directory / VECTORS_FILE
+        if len(hashes) != count or vectors_path.stat().st_size < count * dim * 4:
+            raise IndexNotReusable(f"{directory}: the saved hashes or vectors do not match its meta file")
+        index = cls(dim, kind=meta.get("kind", ""), model_id=meta.get("model_id", ""), ann_min_items=ann_min_items,
+                    ann=ann or AnnSettings(**meta.get("ann_settings", {})), storage_dir=directory,
+                    background=background)
+        index._hashes = hashes
+        index._position = {h: i for i, h in enumerate(hashes)}
+        ann_path = directory / ANN_FILE
+        if ann_path.exists() and count >= ann_min_items * ANN_DROP_FRACTION:
+            index._ann = faiss.read_index(str(ann_path))
+            index._ann_trained_on = int(meta.get("ann_trained_on") or count)
+            index._rows = _FileRows(vectors_path, dim, count)
+        else:
+            ram = _RamRows(dim, np.fromfile(vectors_path, dtype=np.float32, count=count * dim).reshape(count, dim))
+            index._rows = ram
+            with index._lock:
+                index._maybe_change_engine()
+        return index
+
+    def _mark_dirty(self) -> None:
+        """Before the first change to rows stored in ``storage_dir``, mark its saved set as no longer valid."""
+        if not self._dirty_marked and isinstance(self._rows, _FileRows) and self.storage_dir is not None:
+            self._write_meta(clean=False)
+            self._dirty_marked = True
+
+    def _write_meta(self, *, clean: bool, directory: Path | None = None) -> None:
+        directory = directory or self.storage_dir
+        assert directory is not None
+        meta = {
+            "format": FORMAT_VERSION,
+            "clean": clean,
+            "dim": self.dim,
+            "count": len(self._hashes),
+            "kind": self.kind,
+            "model_id": self.model_id,
+            "ann_trained_on": self._ann_trained_on if self._ann is not None else None,
+            "ann_settings": asdict(self.ann_settings),
+        }
+        _atomic_write_text(directory / META_FILE, json.dumps(meta))
+
+    def close(self) -> None:
+        """Wait for a running build and release the rows file."""
+        if self._build_thread is not None:
+            self._build_thread.join()
+        with self._lock:
+            self._rows.close()
+            self._ann = None
+
+    def stats(self) -> dict[str, Any]:
+        """What the status line shows about this index."""
+        return {
+            "kind": self.kind, "model_id": self.model_id, "count": len(self), "dim": self.dim,
+            "engine": "ann" if self._ann is not None else "exact", "building": self.building,
+            "rows_on_disk": self.rows_on_disk, "last_build_seconds": self.last_build_seconds,
+            "last_build_error": self.last_build_error,
+        }
+
+
+class IndexNotReusable(Exception):
+    """A saved index that cannot be trusted; the message says why."""
+
+
+# ----------------------------------------------------------------------- helpers
+
+
+def _normalised(matrix: Vectors, dim: int) -> Vectors:
+    """A C-contiguous float32 copy with unit rows (zero rows stay zero); checks the dimension."""
+    if matrix.ndim != 2 or matrix.shape[1] != dim:
+        raise ValueError(f"expected vectors of dimension {dim}, got shape {matrix.shape}")
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return np.ascontiguousarray(matrix / np.where(norms > 0, norms, 1.0), dtype=np.float32)
+
+
+def _top_k(scores: npt.NDArray[np.floating[Any]], k: int) -> Positions:
+    """Indices of the k largest scores, largest first (ties by index)."""
+    if k <= 0:
+        return np.zeros(0, np.int64)
+    if k < len(scores):
+        part = np.argpartition(-scores, k - 1)[:k]
+    else:
+        part = np.arange(len(scores))
+    return part[np.lexsort((part, -scores[part]))]
+
+
+def _new_ivf(dim: int, nlist: int) -> faiss.IndexIVFScalarQuantizer:
+    quantizer = faiss.IndexFlatIP(dim)
+    # by_residual=False: codes quantise the vector itself, so scanning a list needs no per-list precomputation.
+    index = faiss.IndexIVFScalarQuantizer(quantizer, dim, nlist, faiss.ScalarQuantizer.QT_8bit,
+                                          faiss.METRIC_INNER_PRODUCT, False)
+    index.own_fields = True
+    quantizer.this.disown()
+    return index
+
+
+def _training_sample(count: int, nlist: int, settings: AnnSettings) -> Positions:
+    size = min(count, max(nlist * settings.train_points_per_list, 10_000))
+    return np.random.default_rng(0).choice(count, size=size, replace=False).astype(np.int64)
+
+
+def _apply_change(index: faiss.IndexIVFScalarQuantizer, removed: Positions, added: Positions, vectors: Vectors) -> None:
+    if len(removed):
+        index.remove_ids(faiss.IDSelectorBatch(len(removed), faiss.swig_ptr(np.ascontiguousarray(removed, np.int64))))
+    if len(added):
+        index.add_with_ids(np.ascontiguousarray(vectors, np.float32), np.ascontiguousarray(added, np.int64))
+
+
+def _pairs_exact(matrix: Vectors, positions: Positions, threshold: float, block: int = 1024) -> tuple[Positions, Positions, npt.NDArray[np.float32]]:
+    firsts, seconds, sims = [], [], []
+    for start in range(0, len(matrix), block):
+        similarity = matrix[start : start + block] @ matrix.T
+        rows, cols = np.nonzero(similarity >= threshold)
+        rows_global = rows + start
+        keep = cols > rows_global
+        firsts.append(positions[rows_global[keep]])
+        seconds.append(positions[cols[keep]])
+        sims.append(similarity[rows[keep], cols[keep]])
+    return np.concatenate(firsts), np.concatenate(seconds), np.concatenate(sims).astype(np.float32)
+
+
+def _back_to_ram(rows: _FileRows) -> _RamRows:
+    ram = _RamRows(rows.dim, rows.read_range(0, len(rows)))
+    rows.close()
+    return ram
+
+
+def _write_rows(rows: _RamRows | _FileRows, path: Path) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    with open(temporary, "wb") as handle:
+        for start in range(0, len(rows), READ_CHUNK_ROWS):
+            handle.write(np.ascontiguousarray(rows.read_range(start, start + READ_CHUNK_ROWS)).tobytes())
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    with open(temporary, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+def _read_meta(directory: Path) -> dict[str, Any]:
+    try:
+        meta = json.loads((directory / META_FILE).read_text())
+    except (OSError, ValueError) as error:
+        raise IndexNotReusable(f"{directory}: no readable {META_FILE} ({error})") from error
+    if meta.get("format") != FORMAT_VERSION:
+        raise IndexNotReusable(f"{directory}: saved in format {meta.get('format')}, this version reads {FORMAT_VERSION}")
+    if not meta.get("clean"):
+        raise IndexNotReusable(f"{directory}: changed after its last save (the app stopped mid-update)")
+    return meta
+
+
+__all__ = ["ANN_MIN_ITEMS", "AnnSettings", "IndexNotReusable", "VectorIndex"]

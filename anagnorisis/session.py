@@ -1,0 +1,122 @@
+"""One library opened for work: settings, the store, and the in-memory caches search needs.
+
+The UI keeps one Session for its lifetime; each CLI run makes its own. Records are cached per kind and patched
+in place when a rating changes; vector indexes are kept per (kind, model) and refreshed from the store when
+embeddings were added.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from anagnorisis.config import Settings
+from anagnorisis.store import Store
+from anagnorisis.store.ratings import set_rating
+from anagnorisis.store.records import Record, present_files, records_for_paths
+
+log = logging.getLogger(__name__)
+
+
+class Session:
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self.settings = settings
+        self.store = store
+        self._records: dict[str, list[Record]] = {}
+        self._indexes: dict[tuple[str, str], Any] = {}
+        self._stale_indexes: set[str] = set()
+        self._lock = threading.RLock()
+
+    @property
+    def data_dir(self) -> Path:
+        return self.settings.data_path
+
+    @property
+    def previews_dir(self) -> Path:
+        return self.data_dir / "previews"
+
+    # ------------------------------------------------------------ records
+
+    def records(self, kind: str) -> list[Record]:
+        with self._lock:
+            if kind not in self._records:
+                self._records[kind] = present_files(self.store, kind)
+            return self._records[kind]
+
+    def invalidate(self, kind: str | None = None) -> None:
+        """Forget cached records (after a scan, an embed or a predict)."""
+        with self._lock:
+            kinds = list(self._records) + [key[0] for key in self._indexes] if kind is None else [kind]
+            for name in kinds:
+                self._records.pop(name, None)
+                self._stale_indexes.add(name)
+
+    def record_by_path(self, kind: str, path: str) -> Record | None:
+        found = records_for_paths(self.store, kind, [os.fsencode(path)])
+        return found[0] if found else None
+
+    def rate(self, kind: str, path: str, rating: float | None) -> Record:
+        """Commit a rating for the file at path (indexed already) and return its fresh record."""
+        record = self.record_by_path(kind, path)
+        if record is None:
+            raise FileNotFoundError(f"{path} is not an indexed {kind} file; scan the library first")
+        set_rating(self.store, record["content_hash"], rating)
+        fresh = self.record_by_path(kind, path) or record
+        with self._lock:
+            for cached in self._records.get(kind, []):
+                if cached["content_hash"] == record["content_hash"]:
+                    cached["user_rating"], cached["rated_at"] = fresh["user_rating"], fresh["rated_at"]
+        return fresh
+
+    # ------------------------------------------------------------ encoders and vectors
+
+    def encoder(self, kind: str) -> tuple[Any, Any]:
+        """(encoder, status) serving this kind now (the configured model, else its fallback)."""
+        from anagnorisis.embed.registry import resolve_encoder
+
+        return resolve_encoder(kind, self.settings)
+
+    def index(self, kind: str) -> Any:
+        """The vector index of the active model for this kind, synced with the store; None when nothing is embedded."""
+        from anagnorisis.index import VectorIndex
+        from anagnorisis.store.vectors import embedded_hashes, load_vectors
+
+        encoder, _status = self.encoder(kind)
+        key = (kind, encoder.model_id)
+        with self._lock:
+            index = self._indexes.get(key)
+            if index is None:
+                hashes, vectors = load_vectors(self.store, encoder.model_id)
+                if not hashes:
+                    return None
+                index = VectorIndex(vectors.shape[1], kind=kind, model_id=encoder.model_id)
+                index.add(hashes, vectors)
+                self._indexes[key] = index
+                return index
+            if kind not in self._stale_indexes:
+                return index
+            self._stale_indexes.discard(kind)
+            missing = [h for h in embedded_hashes(self.store, encoder.model_id) if h not in index]
+            if missing:
+                hashes, vectors = load_vectors(self.store, encoder.model_id, missing)
+                if hashes:
+                    index.add(hashes, np.asarray(vectors))
+            return index
+
+    def text_encoder(self, kind: str) -> Any:
+        """A callable query -> vector, or None when the active encoder has no text tower."""
+        encoder, _status = self.encoder(kind)
+        if not getattr(encoder, "has_text_tower", False):
+            return None
+        return lambda text: encoder.encode_texts([text])[0]
+
+    def search(self, request: Any) -> Any:
+        from anagnorisis.search import run_search
+
+        index = self.index(request.kind)
+        return run_search(request, self.records(request.kind), index=index,
+                          encode_text=self.text_encoder(request.kind))

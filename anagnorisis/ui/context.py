@@ -1,0 +1,79 @@
+"""What every tab's handlers work with: settings, the session (store + caches), background jobs."""
+from __future__ import annotations
+
+import io
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from anagnorisis.config import Settings
+from anagnorisis.jobs import Job, Jobs
+from anagnorisis.session import Session
+
+log = logging.getLogger(__name__)
+
+
+class CommandError(Exception):
+    """A command run for the UI or a named endpoint failed; the message is the CLI's error message."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    session: Session
+    jobs: Jobs = field(default_factory=Jobs)
+
+    def run_command(self, *argv: str) -> dict[str, Any]:
+        """Run a CLI command on the app's own store and return its JSON document (same code, same objects)."""
+        from anagnorisis.cli import run
+
+        out, err = io.StringIO(), io.StringIO()
+        code = run(["--json", *argv], stdout=out, stderr=err, store=self.session.store)
+        text = out.getvalue().strip()
+        document = json.loads(text) if text else {}
+        if code != 0:
+            raise CommandError(code, document.get("error", {}).get("message") or err.getvalue().strip() or "failed")
+        return document
+
+    def start_scan(self, kinds: list[str] | None = None) -> Job:
+        """Scan in the background, then embed what is new; the status line shows both."""
+        from anagnorisis.library.scan import scan
+
+        def work(job: Job) -> dict[str, Any]:
+            report = scan(self.session.store, kinds, lambda done, total, kind: job.progress(done, total, kind))
+            job.message = f"{report.new} new, {report.changed} changed, {report.missing} missing, {len(report.bad)} bad"
+            return report.as_dict()
+
+        def then(job: Job) -> None:
+            self.session.invalidate()
+            if job.state == "done":
+                self.start_embed(kinds)
+
+        return self.jobs.start("scan", work, on_done=then)
+
+    def start_embed(self, kinds: list[str] | None = None) -> Job:
+        from anagnorisis.config import KINDS
+
+        def work(job: Job) -> dict[str, Any]:
+            from anagnorisis.embed.pipeline import embed_missing
+
+            totals: dict[str, Any] = {}
+            for kind in kinds or list(KINDS):
+                if job.should_stop():
+                    break
+                encoder, _status = self.session.encoder(kind)
+                job.message = f"{kind} with {encoder.model_id}"
+                with self.jobs.gpu_lock:
+                    totals[kind] = embed_missing(self.session.store, kind, encoder,
+                                                 progress=lambda done, total: job.progress(done, total),
+                                                 should_stop=job.should_stop)
+                self.session.invalidate(kind)
+            job.message = ", ".join(f"{kind}: {doc.get('embedded', 0)} embedded" for kind, doc in totals.items())
+            return totals
+
+        return self.jobs.start("embed", work)

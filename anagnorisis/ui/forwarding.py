@@ -1,0 +1,39 @@
+"""The route forwarded CLI commands arrive on: loopback clients with the token only."""
+from __future__ import annotations
+
+import hmac
+from typing import Any, TextIO
+
+from fastapi import Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from anagnorisis.remote import ROUTE, TOKEN_HEADER, stream_command
+
+
+def _is_loopback_client(request: Request) -> bool:
+    host = request.client.host if request.client else ""
+    return host in ("127.0.0.1", "::1", "localhost") or host.startswith("127.")
+
+
+def install_cli_route(app: Any, token: str) -> None:
+    """Add POST ROUTE to the running server; commands run on the app's own store."""
+    from anagnorisis.cli import run
+
+    context = app.context
+
+    def run_here(argv: list[str], stdout: TextIO, stderr: TextIO) -> int:
+        try:
+            return run(argv, stdout=stdout, stderr=stderr, store=context.session.store)
+        finally:
+            context.session.invalidate()
+
+    async def forwarded(request: Request) -> Any:
+        if not _is_loopback_client(request):
+            return JSONResponse({"error": "forwarded commands are accepted from this machine only"}, status_code=403)
+        if not hmac.compare_digest(request.headers.get(TOKEN_HEADER, ""), token):
+            return JSONResponse({"error": "missing or wrong token"}, status_code=403)
+        body = await request.json()
+        argv = [str(arg) for arg in body.get("argv", [])]
+        return StreamingResponse(stream_command(run_here, argv), media_type="application/x-ndjson")
+
+    app.app.add_api_route(ROUTE, forwarded, methods=["POST"])

@@ -1,0 +1,217 @@
+"""The Images tab: a paged gallery of thumbnails, search and sort, a large view with metadata, the rating slider."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+
+from anagnorisis.previews import ensure_thumbnail
+from anagnorisis.ui.browse import (
+    QUERY_ORDER, RATED_CHOICES, Filters, Page, build_request, file_name, human_size, new_seed,
+    rating_text, run_page, sort_choices,
+)
+from anagnorisis.ui.context import AppContext
+
+KIND = "images"
+
+
+@dataclass
+class View:
+    """What the tab holds between events: the current page's records."""
+
+    results: list[dict[str, Any]]
+
+
+def gallery_items(ctx: AppContext, results: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    items = []
+    for record in results:
+        thumb = ensure_thumbnail(ctx.session.previews_dir, record["path"], record["content_hash"])
+        caption = f"{file_name(record)} · {rating_text(record)}"
+        items.append((str(thumb) if thumb else record["path"], caption))
+    return items
+
+
+def details_markdown(record: dict[str, Any]) -> str:
+    meta = record.get("metadata") or {}
+    lines = [
+        f"### {file_name(record)}",
+        f"`{record.get('display_path') or record['path']}`",
+        f"**Rating:** {rating_text(record)}",
+        f"**Size:** {human_size(record.get('size'))} · **Resolution:** {meta.get('width', '?')}×{meta.get('height', '?')}"
+        + (f" · **Taken:** {meta['date']}" if meta.get("date") else ""),
+    ]
+    if record.get("reason"):
+        lines.append(f"**Why here:** {record['reason']}")
+    exif = meta.get("exif") or {}
+    if exif:
+        lines.append("**EXIF:** " + ", ".join(f"{key}: {value}" for key, value in list(exif.items())[:12]))
+    return "\n\n".join(lines)
+
+
+def search_page(ctx: AppContext, query: str, mode: str, sort: str, order: str, temperature: float, seed: int,
+                page: int, folder: str, rated: str, rmin: float, rmax: float, mmin: float, mmax: float,
+                ext: str) -> tuple[list[tuple[str, str]], str, View, int]:
+    """Handler: run the search and fill the gallery."""
+    filters = Filters(folder or "", rated or "all", float(rmin), float(rmax), float(mmin), float(mmax), ext or "")
+    result: Page = run_page(ctx, build_request(KIND, query, mode, sort, order, temperature, seed, page, filters))
+    return gallery_items(ctx, result.results), result.summary(), View(result.results), result.page
+
+
+def show(ctx: AppContext, view: View, index: int | None) -> tuple[Any, str, Any, str, int | None]:
+    """Handler: the large view of the item at index."""
+    if view is None or index is None or not (0 <= index < len(view.results)):
+        return None, "Select an image.", gr.update(value=0), "", None
+    record = view.results[index]
+    rating = record.get("user_rating")
+    return (record["path"], details_markdown(record), gr.update(value=rating if rating is not None else 0),
+            "" if rating is not None else "not rated yet", index)
+
+
+def rate(ctx: AppContext, view: View, index: int | None, value: float) -> tuple[str, View]:
+    """Handler: commit the slider's value; 'saved' appears only after the commit."""
+    if view is None or index is None or not (0 <= index < len(view.results)):
+        return "Select an image first.", view
+    record = view.results[index]
+    fresh = ctx.session.rate(KIND, record["path"], float(value))
+    view.results[index] = {**record, "user_rating": fresh["user_rating"], "rated_at": fresh.get("rated_at")}
+    return f"saved {fresh['user_rating']:g}", view
+
+
+def clear_rating(ctx: AppContext, view: View, index: int | None) -> tuple[str, View]:
+    if view is None or index is None or not (0 <= index < len(view.results)):
+        return "Select an image first.", view
+    record = view.results[index]
+    ctx.session.rate(KIND, record["path"], None)
+    view.results[index] = {**record, "user_rating": None}
+    return "saved: rating cleared", view
+
+
+def step(view: View, index: int | None, delta: int) -> int | None:
+    if view is None or not view.results:
+        return None
+    return 0 if index is None else max(0, min(len(view.results) - 1, index + delta))
+
+
+KEYBOARD_JS = """
+() => {
+  if (window.__anagnorisisKeys) return;
+  window.__anagnorisisKeys = true;
+  const click = (id) => { const el = document.getElementById(id); if (el) el.click(); };
+  document.addEventListener('keydown', (event) => {
+    const tag = (event.target.tagName || '').toLowerCase();
+    if (tag === 'textarea' || (tag === 'input' && event.target.type !== 'range')) return;
+    if (event.key === 'PageDown') click('images-next');
+    if (event.key === 'PageUp') click('images-prev');
+    if (tag === 'input') return;
+    if (event.key === 'ArrowRight') click('images-next');
+    if (event.key === 'ArrowLeft') click('images-prev');
+  });
+  // Gradio saves a slider on pointer release only; a keyboard change of the rating saves on key release too.
+  document.addEventListener('keyup', (event) => {
+    const target = event.target;
+    if (target && target.type === 'range' && target.closest('[id$="-rating"]') &&
+        ['ArrowLeft', 'ArrowRight', 'ArrowUp', 'ArrowDown', 'Home', 'End', 'PageUp', 'PageDown'].includes(event.key)) {
+      target.dispatchEvent(new PointerEvent('pointerup', {bubbles: true}));
+    }
+  });
+}
+"""
+
+
+@dataclass
+class Loader:
+    """What the app runs when a page opens, to fill the tab."""
+
+    fn: Any
+    inputs: list[Any]
+    outputs: list[Any]
+
+
+def render(ctx: AppContext) -> Loader:
+    """Build the tab and wire its events."""
+    with gr.Row():
+        query = gr.Textbox(label="Search", placeholder="file name, a description, or a file path", scale=4,
+                           elem_id="images-query")
+        mode = gr.Dropdown(["auto", "name", "meaning", "similar"], value="auto", label="Mode", scale=1)
+        sort = gr.Dropdown(sort_choices(KIND), value="date", label="Sort", scale=1, elem_id="images-sort")
+        order = gr.Radio(["desc", "asc"], value="desc", label="Order", scale=1)
+    with gr.Row():
+        temperature = gr.Number(value=0, minimum=0, label="Temperature (0 = sorted)", scale=1)
+        seed = gr.Number(value=0, precision=0, label="Seed", scale=1)
+        reshuffle = gr.Button("Reshuffle", scale=1)
+        go = gr.Button("Search", variant="primary", scale=1, elem_id="images-search")
+    with gr.Accordion("Filters", open=False):
+        with gr.Row():
+            folder = gr.Textbox(label="Folder")
+            rated = gr.Radio(list(RATED_CHOICES), value="all", label="Rated")
+            ext = gr.Textbox(label="Extensions (e.g. jpg,png)")
+        with gr.Row():
+            rmin = gr.Slider(0, 10, value=0, step=0.5, label="Your rating from")
+            rmax = gr.Slider(0, 10, value=10, step=0.5, label="to")
+            mmin = gr.Slider(0, 10, value=0, step=0.5, label="Model rating from")
+            mmax = gr.Slider(0, 10, value=10, step=0.5, label="to")
+    summary = gr.Markdown(elem_id="images-summary")
+    with gr.Row():
+        with gr.Column(scale=3):
+            gallery = gr.Gallery(columns=6, height=560, allow_preview=False, object_fit="cover", fit_columns=False,
+                                 label="Images", elem_id="images-gallery")
+            with gr.Row():
+                previous_page = gr.Button("◀ Page")
+                page = gr.Number(value=1, precision=0, minimum=1, label="Page")
+                next_page = gr.Button("Page ▶")
+        with gr.Column(scale=2):
+            large = gr.Image(type="filepath", label="Selected", interactive=False, height=380,
+                             elem_id="images-large")
+            details = gr.Markdown("Select an image.", elem_id="images-details")
+            slider = gr.Slider(0, 10, value=0, step=0.5, label="Your rating (0–10)", elem_id="images-rating")
+            saved = gr.Markdown(elem_id="images-saved")
+            with gr.Row():
+                prev_item = gr.Button("◀", elem_id="images-prev")
+                clear = gr.Button("Clear rating")
+                similar = gr.Button("Similar images", elem_id="images-similar")
+                next_item = gr.Button("▶", elem_id="images-next")
+    view = gr.State(View([]))
+    selected = gr.State(None)
+
+    search_inputs = [query, mode, sort, order, temperature, seed, page, folder, rated, rmin, rmax, mmin, mmax, ext]
+    search_outputs = [gallery, summary, view, page]
+    shown = [large, details, slider, saved, selected]
+
+    def do_search(*values: Any) -> Any:
+        return search_page(ctx, *values)
+
+    def from_first_page(*values: Any) -> Any:
+        values = list(values)
+        values[6] = 1
+        return search_page(ctx, *values)
+
+    go.click(from_first_page, search_inputs, search_outputs, api_visibility="private")
+    query.submit(from_first_page, search_inputs, search_outputs, api_visibility="private")
+    for control in (sort, order, rated):
+        control.change(from_first_page, search_inputs, search_outputs, api_visibility="private")
+    reshuffle.click(lambda: new_seed(), None, seed, api_visibility="private").then(
+        do_search, search_inputs, search_outputs, api_visibility="private")
+    previous_page.click(lambda p: max(1, int(p or 1) - 1), page, page, api_visibility="private").then(
+        do_search, search_inputs, search_outputs, api_visibility="private")
+    next_page.click(lambda p: int(p or 1) + 1, page, page, api_visibility="private").then(
+        do_search, search_inputs, search_outputs, api_visibility="private")
+
+    def on_select(current: View, event: gr.SelectData) -> Any:
+        return show(ctx, current, event.index)
+
+    gallery.select(on_select, view, shown, api_visibility="private")
+    prev_item.click(lambda v, i: show(ctx, v, step(v, i, -1)), [view, selected], shown, api_visibility="private")
+    next_item.click(lambda v, i: show(ctx, v, step(v, i, +1)), [view, selected], shown, api_visibility="private")
+    slider.release(lambda v, i, value: rate(ctx, v, i, value), [view, selected, slider], [saved, view],
+                   api_visibility="private", trigger_mode="always_last")
+    clear.click(lambda v, i: clear_rating(ctx, v, i), [view, selected], [saved, view], api_visibility="private")
+
+    def similar_to(current: View, index: int | None) -> tuple[str, str, str]:
+        if current is None or index is None or not (0 <= index < len(current.results)):
+            return gr.update(), gr.update(), gr.update()  # type: ignore[return-value]
+        return current.results[index]["path"], "similar", QUERY_ORDER
+
+    similar.click(similar_to, [view, selected], [query, mode, sort], api_visibility="private").then(
+        from_first_page, search_inputs, search_outputs, api_visibility="private")
+    return Loader(from_first_page, search_inputs, search_outputs)

@@ -1,0 +1,101 @@
+"""Named endpoints and the CLI beside the running app (forwarded, same output as a direct run)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.csv as pa_csv
+import pytest
+
+from tests.conftest import REPO, Cli
+from tests.ui.conftest import RunningApp
+
+
+def test_the_rate_endpoint_commits_and_returns_the_record(running_app: RunningApp) -> None:
+    client = running_app.client()
+    photo = str(running_app.photos[0])
+    document = client.predict(path=photo, rating=8.5, api_name="/rate")
+    assert document["record"]["path"] == photo and document["record"]["user_rating"] == 8.5
+    cleared = client.predict(path=photo, api_name="/unrate")
+    assert cleared["record"]["user_rating"] is None
+
+
+def test_the_search_endpoint_returns_the_cli_document(running_app: RunningApp) -> None:
+    client = running_app.client()
+    client.predict(path=str(running_app.photos[3]), rating=9, api_name="/rate")
+    document = client.predict(kind="images", sort="rating", limit=5, api_name="/search")
+    assert document["total"] == len(running_app.photos) and len(document["results"]) == 5
+    assert document["results"][0]["path"] == str(running_app.photos[3])
+    named = client.predict(kind="images", query="red car", mode="name", api_name="/search")
+    assert "red car" in named["results"][0]["path"]
+
+
+def test_a_bad_rating_through_the_endpoint_is_an_error_not_a_crash(running_app: RunningApp) -> None:
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="outside|0 to 10"):
+        running_app.client().predict(path=str(running_app.photos[0]), rating=11, api_name="/rate")
+
+
+def test_the_app_announces_itself_and_cleans_up(running_app: RunningApp) -> None:
+    info = json.loads((running_app.data_dir / "app.json").read_text())
+    assert set(info) == {"pid", "port", "token"}
+    assert (running_app.data_dir / "app.json").stat().st_mode & 0o777 == 0o600
+
+
+def test_cli_commands_are_forwarded_to_the_running_app(running_app: RunningApp) -> None:
+    cli = Cli(running_app.data_dir)
+    photo = running_app.photos[1]
+    rated = cli.subprocess("--json", "rate", str(photo), "6.5")
+    assert rated.code == 0, rated.stderr
+    assert json.loads(rated.stdout)["record"]["user_rating"] == 6.5
+    forwarded = cli.subprocess("search", "images", "--sort", "rating", "--json", "--limit", "3")
+    assert forwarded.code == 0, forwarded.stderr
+    document = json.loads(forwarded.stdout)
+    assert document["results"][0]["path"] == str(photo)
+    export = running_app.data_dir.parent / "while-running.csv"
+    assert cli.subprocess("export", str(export)).code == 0
+    rows = {row["path"]: row["user_rating"] for row in pa_csv.read_csv(export).to_pylist()}
+    assert rows[str(photo)] == 6.5
+    usage = cli.subprocess("--json", "rate", str(photo), "12")
+    assert usage.code == 2 and json.loads(usage.stdout)["error"]["code"] == "usage"
+
+    running_app.app.close()
+    direct = cli.subprocess("search", "images", "--sort", "rating", "--json", "--limit", "3")
+    assert direct.code == 0, direct.stderr
+    assert json.loads(direct.stdout) == document, "forwarded and direct runs print the same document"
+
+
+def test_a_forwarded_rate_stdin_acknowledges_each_commit(running_app: RunningApp) -> None:
+    lines = "".join(f"{photo}\t{index}\n" for index, photo in enumerate(running_app.photos[:4]))
+    result = Cli(running_app.data_dir).subprocess("rate", "--stdin", stdin=lines)
+    assert result.code == 0, result.stderr
+    assert result.stdout.split() == ["ok"] * 4
+
+
+def test_a_foreign_lock_ends_with_the_holders_pid(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    Cli(data).json("library", "list")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb,sys,time; c=duckdb.connect(sys.argv[1]); print('held', flush=True); "
+         "time.sleep(60)", str(data / "anagnorisis.duckdb")],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        started = time.monotonic()
+        done = subprocess.run(
+            [sys.executable, "-m", "anagnorisis", "--data-dir", str(data), "--json", "library", "list"],
+            capture_output=True, text=True, cwd=REPO, env={**__import__("os").environ,
+                                                            "ANAGNORISIS_LOCK_WAIT_SECONDS": "2"},
+        )
+        waited = time.monotonic() - started
+    finally:
+        holder.kill()
+        holder.wait()
+    assert done.returncode == 1
+    assert json.loads(done.stdout)["error"]["message"].startswith(f"database in use by PID {holder.pid}")
+    assert waited >= 2

@@ -1,0 +1,66 @@
+"""The Images tab in a real browser: search, open, rate with the slider; the rating survives the app."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pyarrow.csv as pa_csv
+import pytest
+
+from tests.conftest import Cli
+from tests.ui.browser import browser_page, screenshot
+from tests.ui.conftest import RunningApp
+
+pytestmark = pytest.mark.browser
+
+
+def test_search_open_and_rate_an_image_in_the_browser(running_app: RunningApp, tmp_path: Path) -> None:
+    with browser_page(tmp_path) as page:
+        page.goto(running_app.url)
+        page.wait_for_selector("#images-gallery img", timeout=30_000)
+        assert page.locator("#images-gallery img").count() == len(running_app.photos)
+
+        page.fill("#images-query textarea", "red car")
+        page.keyboard.press("Enter")
+        page.wait_for_function(
+            "document.querySelector('#images-summary').innerText.includes('name search')", timeout=15_000)
+        assert page.locator("#images-gallery img").count() == 2
+
+        page.locator("#images-gallery img").first.click()
+        page.wait_for_selector("#images-large img", timeout=15_000)
+        details = page.inner_text("#images-details")
+        assert "red car" in details and "96×72" in details
+        opened = next(photo for photo in running_app.photos if str(photo) in details)
+
+        slider = page.locator("#images-rating input[type=range]")
+        slider.scroll_into_view_if_needed()
+        box = slider.bounding_box()
+        assert box is not None
+        slider.click(position={"x": box["width"] * 0.7, "y": box["height"] / 2})
+        page.wait_for_function("document.querySelector('#images-saved').innerText.startsWith('saved')",
+                               timeout=15_000)
+        shown = float(page.locator("#images-rating input[type=number]").input_value())
+        assert 6 <= shown <= 8
+        assert page.inner_text("#images-saved") == f"saved {shown:g}"
+
+        slider.focus()
+        page.keyboard.press("ArrowRight")  # the keyboard saves too
+        page.wait_for_function(
+            f"document.querySelector('#images-saved').innerText === 'saved {shown + 0.5:g}'", timeout=15_000)
+        screenshot(page, "images-tab-rated")
+
+    export = tmp_path / "forwarded.csv"
+    result = Cli(running_app.data_dir).subprocess("export", str(export))
+    assert result.code == 0, result.stderr
+    rows = {row["path"]: row["user_rating"] for row in pa_csv.read_csv(export).to_pylist()}
+    assert rows[str(opened)] == shown + 0.5
+
+    running_app.app.close()
+    connection = duckdb.connect(str(running_app.data_dir / "anagnorisis.duckdb"), read_only=True)
+    try:
+        stored = connection.execute(
+            "SELECT r.rating FROM ratings r JOIN files f USING (content_hash) WHERE f.display_path = ?", [str(opened)]
+        ).fetchall()
+    finally:
+        connection.close()
+    assert stored == [(shown + 0.5,)]

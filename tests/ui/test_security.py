@@ -1,0 +1,91 @@
+"""Only the library roots and the previews cache are served; exposure needs credentials; auth guards every route."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+from tests.ui.conftest import RunningApp, make_photos, start_app
+from tests.media import write_jpeg
+
+OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def status_of(url: str) -> int:
+    try:
+        with OPENER.open(url, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def file_url(base: str, path: str) -> str:
+    """Gradio's file route; spaces are escaped, everything else (%2F, ..) is sent as the attacker wrote it."""
+    return f"{base}gradio_api/file={path.replace(' ', '%20')}"
+
+
+def test_library_files_are_served_in_place(running_app: RunningApp) -> None:
+    assert status_of(file_url(running_app.url, str(running_app.photos[0]))) == 200
+
+
+def test_files_outside_the_roots_are_refused(running_app: RunningApp, tmp_path: Path) -> None:
+    outside = write_jpeg(tmp_path / "outside.jpg")
+    escape = running_app.library / "escape.jpg"
+    escape.symlink_to(outside)
+    root = str(running_app.library)
+    attempts = [
+        "/etc/passwd",
+        str(outside),
+        str(escape),
+        f"{root}/../outside.jpg",
+        f"{root}/..%2Foutside.jpg",
+        f"{root}/%2e%2e/outside.jpg",
+        urllib.parse.quote(f"{root}/../outside.jpg", safe=""),
+        str(running_app.data_dir / "anagnorisis.duckdb"),
+        str(running_app.data_dir / "app.json"),
+        str(REPO / "app.py"),
+    ]
+    leaked = [path for path in attempts if status_of(file_url(running_app.url, path)) == 200]
+    assert leaked == []
+
+
+def test_a_non_loopback_bind_or_share_without_credentials_refuses_to_start(tmp_path: Path) -> None:
+    from anagnorisis.ui.app import build_app
+
+    make_photos(tmp_path / "lib", 1)
+    app = build_app(str(tmp_path / "data"), images_roots=[str(tmp_path / "lib")])
+    try:
+        with pytest.raises(PermissionError, match="ANAGNORISIS_USERNAME"):
+            app.launch(server_name="0.0.0.0", prevent_thread_lock=True)
+        with pytest.raises(PermissionError, match="share"):
+            app.launch(share=True, prevent_thread_lock=True)
+    finally:
+        app.context.session.store.close()
+    done = subprocess.run([sys.executable, "app.py", "--host", "0.0.0.0", "--data-dir", str(tmp_path / "d2")],
+                          capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert done.returncode == 2 and "ANAGNORISIS_PASSWORD" in done.stderr
+
+
+def test_with_credentials_an_unauthenticated_request_gets_nothing(tmp_path: Path) -> None:
+    library = tmp_path / "library"
+    photos = make_photos(library, 2)
+    app, url = start_app(tmp_path / "data", library, username="alice", password="s3cret-pass")
+    try:
+        for path in ("config", "gradio_api/info", file_url("", str(photos[0])).lstrip("/"),
+                     "gradio_api/call/search"):
+            assert status_of(url + path) in (401, 403, 404, 405), path
+        request = urllib.request.Request(url + "gradio_api/call/search", data=b'{"data": ["images"]}',
+                                         headers={"Content-Type": "application/json"}, method="POST")
+        try:
+            code = OPENER.open(request, timeout=10).status
+        except urllib.error.HTTPError as error:
+            code = error.code
+        assert code in (401, 403)
+    finally:
+        app.close()
