@@ -23,6 +23,7 @@ from anagnorisis.ui.images import KEYBOARD_JS  # noqa: E402
 log = logging.getLogger(__name__)
 
 COMING = {
+    "Images": "Browse, search and rate your images.",
     "Music": "Library, player, playlists and radio by your taste.",
     "Text": "Read, search and rate your documents.",
     "Videos": "Preview, play and rate your videos.",
@@ -110,6 +111,24 @@ class AnagnorisisBlocks(gr.Blocks):
             self.context.session.store.close()
 
 
+TAB_NAMES = ("Images", "Music", "Text", "Videos", "Train", "Wiki", "Settings")
+
+
+def tab_modules() -> dict[str, Any]:
+    """Each tab's module (`anagnorisis.ui.<name>` with `render(ctx)`), or None while it is not built yet."""
+    import importlib
+
+    modules: dict[str, Any] = {}
+    for name in TAB_NAMES:
+        try:
+            modules[name] = importlib.import_module(f"anagnorisis.ui.{name.lower()}")
+        except ModuleNotFoundError as error:
+            if error.name != f"anagnorisis.ui.{name.lower()}":
+                raise
+            modules[name] = None
+    return modules
+
+
 def first_start_text(ctx: AppContext) -> str:
     from anagnorisis.store.roots import list_roots
 
@@ -179,7 +198,6 @@ def build_app(data_dir: str | None = None, config: str | None = None, **settings
     """A fresh app over the data dir; the database opens now, scanning starts in the background on first load."""
     from anagnorisis.cli import open_library
     from anagnorisis.session import Session
-    from anagnorisis.ui import images
 
     resolved = load_settings({"data_dir": data_dir, "config": config, **settings})
     ctx = AppContext(resolved, Session(resolved, open_library(resolved)))
@@ -190,11 +208,16 @@ def build_app(data_dir: str | None = None, config: str | None = None, **settings
             status = gr.Markdown("starting…", elem_id="status-line")
             rescan = gr.Button("Rescan", scale=0, elem_id="rescan")
         first_start = gr.Markdown(first_start_text(ctx), visible=library_is_empty(ctx), elem_id="first-start")
-        with gr.Tab("Images", elem_id="tab-images"):
-            loader = images.render(ctx)
-        for name, plan in COMING.items():
-            with gr.Tab(name):
-                gr.Markdown(f"{plan}\n\n*This tab is being built.*")
+        loaders = []
+        models = None
+        for name, module in tab_modules().items():
+            with gr.Tab(name, elem_id=f"tab-{name.lower()}"):
+                if module is not None:
+                    loader = module.render(ctx)
+                    if loader is not None:
+                        loaders.append(loader)
+                    continue
+                gr.Markdown(f"{COMING[name]}\n\n*This tab is being built.*")
                 if name == "Settings":
                     models = gr.Markdown("**Models**: checking…", elem_id="models-status")
         _named_endpoints(ctx)
@@ -203,9 +226,11 @@ def build_app(data_dir: str | None = None, config: str | None = None, **settings
         timer.tick(lambda: f"Status: {ctx.jobs.status_line()}", None, status, api_visibility="private",
                    show_progress="hidden")
         rescan.click(lambda: ctx.start_scan() and None, None, None, api_visibility="private")
-        app.load(loader.fn, loader.inputs, loader.outputs, api_visibility="private")
+        for loader in loaders:
+            app.load(loader.fn, loader.inputs, loader.outputs, api_visibility="private")
         app.load(lambda: gr.update(visible=library_is_empty(ctx)), None, first_start, api_visibility="private")
-        app.load(lambda: models_text(ctx), None, models, api_visibility="private")
+        if models is not None:
+            app.load(lambda: models_text(ctx), None, models, api_visibility="private")
     return app
 
 
