@@ -87,6 +87,27 @@ def clear_rating(ctx: AppContext, view: View, index: int | None) -> tuple[str, V
     return "saved: rating cleared", view
 
 
+def file_action(ctx: AppContext, view: View, index: int | None, action: str, argument: str) -> str:
+    """Handler: move / rename / trash the selected file; the rating stays with its content."""
+    from anagnorisis.library.actions import ActionRefused, move_file, rename_file, trash_file
+
+    if view is None or index is None or not (0 <= index < len(view.results)):
+        return "Select an image first."
+    path, setting = view.results[index]["path"], ctx.settings.file_actions
+    try:
+        if action == "move":
+            done = f"moved to {move_file(ctx.session.store, KIND, path, argument, setting=setting)}"
+        elif action == "rename":
+            done = f"renamed to {rename_file(ctx.session.store, KIND, path, argument, setting=setting)}"
+        else:
+            trash_file(ctx.session.store, KIND, path, setting=setting)
+            done = "sent to the trash"
+    except (ActionRefused, OSError) as error:
+        return f"not done: {error}"
+    ctx.session.invalidate(KIND)
+    return done
+
+
 def step(view: View, index: int | None, delta: int) -> int | None:
     if view is None or not view.results:
         return None
@@ -171,6 +192,15 @@ def render(ctx: AppContext) -> Loader:
                 clear = gr.Button("Clear rating")
                 similar = gr.Button("Similar images", elem_id="images-similar")
                 next_item = gr.Button("▶", elem_id="images-next")
+            with gr.Accordion("File actions", open=False, visible=ctx.settings.file_actions != "off"):
+                with gr.Row():
+                    target = gr.Textbox(label="Move to folder", scale=3)
+                    move = gr.Button("Move", scale=1)
+                with gr.Row():
+                    new_name = gr.Textbox(label="New name", scale=3)
+                    rename = gr.Button("Rename", scale=1)
+                trash = gr.Button("Send to trash", variant="stop", visible=ctx.settings.file_actions == "trash")
+                action_result = gr.Markdown(elem_id="images-action-result")
     view = gr.State(View([]))
     selected = gr.State(None)
 
@@ -214,4 +244,10 @@ def render(ctx: AppContext) -> Loader:
 
     similar.click(similar_to, [view, selected], [query, mode, sort], api_visibility="private").then(
         from_first_page, search_inputs, search_outputs, api_visibility="private")
+    for button, action, argument in ((move, "move", target), (rename, "rename", new_name)):
+        button.click(lambda v, i, arg, action=action: file_action(ctx, v, i, action, arg), [view, selected, argument],
+                     action_result, api_visibility="private").then(
+            do_search, search_inputs, search_outputs, api_visibility="private")
+    trash.click(lambda v, i: file_action(ctx, v, i, "trash", ""), [view, selected], action_result,
+                api_visibility="private").then(do_search, search_inputs, search_outputs, api_visibility="private")
     return Loader(from_first_page, search_inputs, search_outputs)
