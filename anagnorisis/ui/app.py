@@ -80,9 +80,12 @@ class AnagnorisisBlocks(gr.Blocks):
         kwargs.setdefault("show_error", True)
         kwargs.setdefault("js", KEYBOARD_JS)
         gr.set_static_paths(served_paths(self.context))
-        result = super().launch(*args, server_name=host, share=share, auth=auth, **kwargs)
+        block = not kwargs.pop("prevent_thread_lock", False)
+        result = super().launch(*args, server_name=host, share=share, auth=auth, prevent_thread_lock=True, **kwargs)
         self._announce()
         self.context.start_scan()  # background: the UI is served meanwhile
+        if block:
+            self.block_thread()
         return result
 
     def _announce(self) -> None:
