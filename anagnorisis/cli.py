@@ -54,7 +54,10 @@ class Context:
     @property
     def store(self) -> Store:
         if self._store is None:
+            from anagnorisis.store.settings import stored_settings
+
             self._store = open_library(self.settings)
+            self.settings = self.settings.with_stored(stored_settings(self._store))
         return self._store
 
     def say(self, text: str) -> None:
@@ -452,6 +455,10 @@ def run(
                 return _forward_rate_stdin(info, argv, stdin, stdout, stderr)
             return forward(info, ["--cwd", os.getcwd(), *argv], stdout, stderr)
     _setup_logging(settings.data_path)
+    if store is not None:
+        from anagnorisis.store.settings import stored_settings
+
+        settings = settings.with_stored(stored_settings(store))
     ctx = Context(settings, json_output=bool(args.json), stdout=stdout, stderr=stderr, stdin=stdin,
                   cwd=args.cwd or os.getcwd(), _store=store, owns_store=store is None)
     try:

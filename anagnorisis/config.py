@@ -74,6 +74,8 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("file_actions", "off", "File actions in the UI: off, move (move/rename) or trash (also send to trash).",
             _choice("off", "move", "trash")),
+    Setting("backup_keep", 5, "How many automatic database backups to keep (0 turns them off).", int),
+    Setting("backup_interval_hours", 24.0, "Hours between automatic database backups while the app runs.", float),
     Setting("lock_wait_seconds", 30.0, "How long a command waits for another process to release the database.", float),
     Setting("container", False, "Set by the Docker image: binding 0.0.0.0 inside the container is allowed.", _bool),
 )
@@ -84,7 +86,8 @@ SETTING_BY_NAME = {setting.name: setting for setting in SETTINGS}
 @dataclass(frozen=True)
 class Settings:
     values: Mapping[str, Any]
-    sources: Mapping[str, str] = field(default_factory=dict)  # name -> "flag" | "env" | ".env" | "yaml" | "default"
+    sources: Mapping[str, str] = field(default_factory=dict)  # name -> "flag" | "env" | ".env" | "ui" | "yaml" | "default"
+    origin: Mapping[str, Any] = field(default_factory=dict)  # the load_settings arguments, to rebuild with stored values
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -95,6 +98,15 @@ class Settings:
     @property
     def data_path(self) -> Path:
         return Path(self.values["data_dir"]).expanduser().resolve()
+
+    def with_stored(self, stored: Mapping[str, Any]) -> "Settings":
+        """The same layers plus the values kept from the Settings tab."""
+        return load_settings(**{**self.origin, "stored": stored})
+
+    def fixed_by(self, name: str) -> str | None:
+        """Where a setting comes from when a person cannot change it in the UI (a flag, the environment, .env)."""
+        source = self.sources.get(name)
+        return source if source in ("flag", "env", ".env") else None
 
     def model_for(self, kind: str) -> str:
         return str(self.values[f"{kind}_model"])
@@ -122,13 +134,23 @@ def _layer_from_env(env: Mapping[str, str | None]) -> dict[str, Any]:
     return {s.name: env[s.env_key] for s in SETTINGS if env.get(s.env_key) not in (None, "")}
 
 
+# Settings a person may change in the Settings tab; they are kept in the database's settings table.
+UI_SETTINGS = ("offline", "device", "file_actions", "backup_keep", "backup_interval_hours",
+               *(f"{kind}_model" for kind in KINDS))
+
+
 def load_settings(
     flags: Mapping[str, Any] | None = None,
     *,
     environ: Mapping[str, str] | None = None,
     dotenv_path: str | Path | None = ".env",
+    stored: Mapping[str, Any] | None = None,
 ) -> Settings:
-    """Merge the layers; flags with value None count as not given."""
+    """Merge the layers; flags with value None count as not given.
+
+    `stored` holds what was changed in the Settings tab: it ranks below flags, the environment and .env (which a
+    person set on purpose for this run) and above the YAML file and the defaults.
+    """
     flags = {k: v for k, v in (flags or {}).items() if v is not None}
     unknown = sorted(set(flags) - set(SETTING_BY_NAME))
     if unknown:
@@ -136,7 +158,9 @@ def load_settings(
     env_layer = _layer_from_env(os.environ if environ is None else environ)
     dotenv_layer = _layer_from_env(dotenv_values(dotenv_path)) if dotenv_path and Path(dotenv_path).is_file() else {}
     config_path = flags.get("config") or env_layer.get("config") or dotenv_layer.get("config") or ""
-    layers = (("flag", flags), ("env", env_layer), (".env", dotenv_layer), ("yaml", _read_yaml(str(config_path))))
+    stored_layer = {k: v for k, v in (stored or {}).items() if k in UI_SETTINGS}
+    layers = (("flag", flags), ("env", env_layer), (".env", dotenv_layer), ("ui", stored_layer),
+              ("yaml", _read_yaml(str(config_path))))
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     for setting in SETTINGS:
@@ -150,4 +174,5 @@ def load_settings(
         except ValueError as error:
             raise ValueError(f"setting {setting.env_key} ({source}): {error}") from None
         sources[setting.name] = source
-    return Settings(values, sources)
+    origin = {"flags": flags, "environ": environ, "dotenv_path": dotenv_path}
+    return Settings(values, sources, origin)

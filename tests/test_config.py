@@ -57,3 +57,33 @@ def test_env_example_documents_every_key() -> None:
     example = (Path(__file__).resolve().parent.parent / ".env.example").read_text()
     for setting in SETTINGS:
         assert setting.env_key in example, setting.env_key
+
+
+def _a_different_value(setting):  # type: ignore[no-untyped-def]
+    """A valid value unlike the default, as the environment would give it."""
+    if setting.name.endswith("_roots"):
+        return os.pathsep.join(["/srv/a", "/srv/b"]), ["/srv/a", "/srv/b"]
+    if isinstance(setting.default, bool):
+        return "1" if not setting.default else "0", not setting.default
+    if isinstance(setting.default, (int, float)) and not isinstance(setting.default, bool):
+        return "17", type(setting.default)(17)
+    choices = {"device": "cuda", "file_actions": "trash"}
+    value = choices.get(setting.name, f"value-for-{setting.name}")
+    return value, value
+
+
+def test_every_key_of_env_example_changes_the_setting_it_names(tmp_path: Path) -> None:
+    import re
+
+    example = (Path(__file__).resolve().parent.parent / ".env.example").read_text()
+    keys = set(re.findall(r"^#? ?(ANAGNORISIS_[A-Z_]+)=", example, re.M))
+    by_key = {setting.env_key: setting for setting in SETTINGS}
+    assert keys == set(by_key)
+    for key in sorted(keys - {"ANAGNORISIS_CONFIG"}):
+        setting = by_key[key]
+        raw, expected = _a_different_value(setting)
+        value = getattr(load_settings(environ={key: raw}, dotenv_path=None), setting.name)
+        assert value == expected != setting.default, key
+    config = tmp_path / "c.yaml"
+    config.write_text("port: 4242\n")
+    assert load_settings(environ={"ANAGNORISIS_CONFIG": str(config)}, dotenv_path=None).port == 4242

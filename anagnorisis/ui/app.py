@@ -84,6 +84,7 @@ class AnagnorisisBlocks(gr.Blocks):
         result = super().launch(*args, server_name=host, share=share, auth=auth, prevent_thread_lock=True, **kwargs)
         self._announce()
         self.context.start_scan()  # background: the UI is served meanwhile
+        self._backups.start()
         if block:
             self.block_thread()
         return result
@@ -98,9 +99,19 @@ class AnagnorisisBlocks(gr.Blocks):
         install_cli_route(self, self._token)
         atexit.register(self._release)
 
+    @property
+    def _backups(self) -> Any:
+        from anagnorisis.backup import AutoBackup
+
+        if not hasattr(self, "_auto_backup"):
+            self._auto_backup = AutoBackup(self.context.session.store, self.settings.data_path,
+                                           self.settings.backup_keep, self.settings.backup_interval_hours)
+        return self._auto_backup
+
     def _release(self) -> None:
         from anagnorisis.remote import remove_app_file
 
+        self._backups.stop()
         if self._token:
             remove_app_file(self.settings.data_path, self._token)
             self._token = None
@@ -151,14 +162,7 @@ def library_is_empty(ctx: AppContext) -> bool:
 
 
 def models_text(ctx: AppContext) -> str:
-    lines = []
-    for kind in KINDS:
-        try:
-            _encoder, status = ctx.session.encoder(kind)
-            lines.append(f"- {status.message}")
-        except Exception as error:  # a broken model must not stop the UI from starting
-            lines.append(f"- {kind}: {error}")
-    return "**Models**\n" + "\n".join(lines)
+    return "**Models**\n" + "\n".join(ctx.model_lines())
 
 
 def _named_endpoints(ctx: AppContext) -> None:
@@ -202,17 +206,22 @@ def build_app(data_dir: str | None = None, config: str | None = None, **settings
     from anagnorisis.cli import open_library
     from anagnorisis.session import Session
 
+    from anagnorisis.store.settings import stored_settings
+
     resolved = load_settings({"data_dir": data_dir, "config": config, **settings})
-    ctx = AppContext(resolved, Session(resolved, open_library(resolved)))
+    store = open_library(resolved)
+    resolved = resolved.with_stored(stored_settings(store))
+    ctx = AppContext(resolved, Session(resolved, store))
     with AnagnorisisBlocks(title="Anagnorisis", analytics_enabled=False) as app:
         app.context = ctx
         with gr.Row():
             gr.Markdown("# Anagnorisis")
             status = gr.Markdown("starting…", elem_id="status-line")
             rescan = gr.Button("Rescan", scale=0, elem_id="rescan")
-        first_start = gr.Markdown(first_start_text(ctx), visible=library_is_empty(ctx), elem_id="first-start")
+        with gr.Column(visible=library_is_empty(ctx), elem_id="first-start") as first_start:
+            gr.Markdown(first_start_text(ctx))
+            models = gr.Markdown("**Models**: checking…", elem_id="models-status")
         loaders = []
-        models = None
         for name, module in tab_modules().items():
             with gr.Tab(name, elem_id=f"tab-{name.lower()}"):
                 if module is not None:
@@ -221,8 +230,6 @@ def build_app(data_dir: str | None = None, config: str | None = None, **settings
                         loaders.append(loader)
                     continue
                 gr.Markdown(f"{COMING[name]}\n\n*This tab is being built.*")
-                if name == "Settings":
-                    models = gr.Markdown("**Models**: checking…", elem_id="models-status")
         _named_endpoints(ctx)
 
         timer = gr.Timer(1.0)
@@ -232,8 +239,7 @@ def build_app(data_dir: str | None = None, config: str | None = None, **settings
         for loader in loaders:
             app.load(loader.fn, loader.inputs, loader.outputs, api_visibility="private")
         app.load(lambda: gr.update(visible=library_is_empty(ctx)), None, first_start, api_visibility="private")
-        if models is not None:
-            app.load(lambda: models_text(ctx), None, models, api_visibility="private")
+        app.load(lambda: models_text(ctx), None, models, api_visibility="private")
     return app
 
 

@@ -28,6 +28,24 @@ class AppContext:
     session: Session
     jobs: Jobs = field(default_factory=Jobs)
 
+    def apply_settings(self, settings: Settings) -> None:
+        """Use changed settings from now on (no restart)."""
+        self.settings = settings
+        self.session.settings = settings
+
+    def model_lines(self) -> list[str]:
+        """One line per kind: which model serves it, or what is missing and how to get it."""
+        from anagnorisis.config import KINDS
+
+        lines = []
+        for kind in KINDS:
+            try:
+                _encoder, status = self.session.encoder(kind)
+                lines.append(f"- {status.message}")
+            except Exception as error:  # a broken model must not stop the UI from starting
+                lines.append(f"- {kind}: {error}")
+        return lines
+
     def run_command(self, *argv: str) -> dict[str, Any]:
         """Run a CLI command on the app's own store and return its JSON document (same code, same objects)."""
         from anagnorisis.cli import run

@@ -1,0 +1,141 @@
+"""The Settings tab: library folders, models, device, offline mode, file actions, export/import, backups, status."""
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from anagnorisis.config import KINDS
+from anagnorisis.ui.context import AppContext, CommandError
+
+
+def roots_table(ctx: AppContext) -> list[list[Any]]:
+    from anagnorisis.store.roots import list_roots
+
+    return [[root.kind, root.path, "settings" if root.from_config else "added"]
+            for root in list_roots(ctx.session.store)]
+
+
+def add_root(ctx: AppContext, kind: str, path: str) -> tuple[str, list[list[Any]]]:
+    """Handler: validate and add a root (the reason when refused), then rescan that kind."""
+    try:
+        ctx.run_command("library", "add", kind, path.strip())
+    except CommandError as error:
+        return f"not added: {error}", roots_table(ctx)
+    ctx.start_scan([kind])
+    return f"added {kind} folder {path.strip()}; scanning it now", roots_table(ctx)
+
+
+def remove_root(ctx: AppContext, kind: str, path: str) -> tuple[str, list[list[Any]]]:
+    try:
+        ctx.run_command("library", "remove", kind, path.strip())
+    except CommandError as error:
+        return f"not removed: {error}", roots_table(ctx)
+    ctx.session.invalidate(kind)
+    return f"removed {kind} folder {path.strip()} (ratings stay with the files' content)", roots_table(ctx)
+
+
+def models_table(ctx: AppContext) -> list[list[Any]]:
+    from anagnorisis.embed.registry import known_models
+
+    return [[row["kind"], row["id"], f"{row['approx_size_mb']:.0f} MB" if row["approx_size_mb"] else "—",
+             "yes" if row["downloaded"] else "no", "✓" if row.get("configured") else "",
+             row.get("problem") or row.get("note") or ""]
+            for row in known_models(ctx.settings)]
+
+
+def change_setting(ctx: AppContext, name: str, value: Any) -> str:
+    """Handler: keep a setting in the database and apply it now (a flag, the environment or .env win)."""
+    from anagnorisis.embed.registry import forget_encoders
+    from anagnorisis.store.settings import save_setting, stored_settings
+
+    fixed = ctx.settings.fixed_by(name)
+    if fixed:
+        return f"{name} is set by {fixed} for this run; change it there"
+    try:
+        save_setting(ctx.session.store, name, value)
+    except ValueError as error:
+        return f"not saved: {error}"
+    ctx.apply_settings(ctx.settings.with_stored(stored_settings(ctx.session.store)))
+    if name.endswith("_model") or name == "device":
+        forget_encoders()
+        ctx.session.invalidate()
+        ctx.start_embed()  # the new model embeds in the background; the old vectors stay for a switch back
+    return f"saved {name} = {getattr(ctx.settings, name)}"
+
+
+def exchange(ctx: AppContext, action: str, path: str) -> str:
+    try:
+        document = ctx.run_command(action, path.strip())
+    except CommandError as error:
+        return f"{action} failed: {error}"
+    ctx.session.invalidate()
+    return f"{action}: " + ", ".join(f"{key} {value}" for key, value in document.items() if not isinstance(value, (list, dict)))
+
+
+def backup(ctx: AppContext) -> str:
+    from anagnorisis.backup import backup_now, prune_backups
+
+    path = backup_now(ctx.session.store, ctx.settings.data_path)
+    if ctx.settings.backup_keep > 0:
+        prune_backups(ctx.settings.data_path, max(ctx.settings.backup_keep, 1))
+    return f"backup written to {path}"
+
+
+def status_text(ctx: AppContext) -> str:
+    jobs = ctx.jobs.visible()
+    lines = ["**Background jobs**", *(f"- {job.describe()}" for job in jobs)] if jobs else ["**Background jobs**: none"]
+    return "\n".join([*lines, "", "**Models**", *ctx.model_lines()])
+
+
+def render(ctx: AppContext) -> None:
+    with gr.Accordion("Library folders", open=True):
+        roots = gr.Dataframe(headers=["kind", "folder", "from"], value=lambda: roots_table(ctx), interactive=False,
+                             elem_id="settings-roots")
+        with gr.Row():
+            kind = gr.Dropdown(list(KINDS), value="images", label="Kind", scale=1)
+            folder = gr.Textbox(label="Folder", scale=4, elem_id="settings-folder")
+            add = gr.Button("Add", scale=1, elem_id="settings-add-root")
+            remove = gr.Button("Remove", scale=1)
+            rescan = gr.Button("Rescan all", scale=1)
+        roots_message = gr.Markdown(elem_id="settings-roots-message")
+    with gr.Accordion("Models and device", open=False):
+        gr.Dataframe(headers=["kind", "model", "size", "downloaded", "in use", "note"],
+                     value=lambda: models_table(ctx), interactive=False)
+        with gr.Row():
+            model_kind = gr.Dropdown(list(KINDS), value="images", label="Kind")
+            model_id = gr.Textbox(label="Model id or folder (or 'basic')")
+            use_model = gr.Button("Use this model")
+        with gr.Row():
+            device = gr.Radio(["auto", "cpu", "cuda"], value=ctx.settings.device, label="Device")
+            offline = gr.Checkbox(value=ctx.settings.offline, label="Offline (no model downloads)")
+            actions = gr.Radio(["off", "move", "trash"], value=ctx.settings.file_actions, label="File actions")
+        settings_message = gr.Markdown(elem_id="settings-message")
+    with gr.Accordion("Export, import and backups", open=False):
+        with gr.Row():
+            exchange_path = gr.Textbox(label="File (.csv or .parquet)", scale=4)
+            export = gr.Button("Export", scale=1)
+            import_ = gr.Button("Import", scale=1)
+        with gr.Row():
+            keep = gr.Number(value=ctx.settings.backup_keep, precision=0, label="Automatic backups to keep (0 = off)")
+            every = gr.Number(value=ctx.settings.backup_interval_hours, label="Every (hours)")
+            backup_button = gr.Button("Back up now", elem_id="settings-backup")
+        exchange_message = gr.Markdown(elem_id="settings-exchange-message")
+    status = gr.Markdown(elem_id="settings-status")
+    gr.Timer(2.0).tick(lambda: status_text(ctx), None, status, api_visibility="private", show_progress="hidden")
+
+    add.click(lambda k, f: add_root(ctx, k, f), [kind, folder], [roots_message, roots], api_visibility="private")
+    remove.click(lambda k, f: remove_root(ctx, k, f), [kind, folder], [roots_message, roots], api_visibility="private")
+    rescan.click(lambda: (ctx.start_scan() and "rescanning every folder"), None, roots_message, api_visibility="private")
+    use_model.click(lambda k, m: change_setting(ctx, f"{k}_model", m), [model_kind, model_id], settings_message,
+                    api_visibility="private")
+    for control, name in ((device, "device"), (offline, "offline"), (actions, "file_actions")):
+        control.change(lambda value, name=name: change_setting(ctx, name, value), control, settings_message,
+                       api_visibility="private")
+    for control, name in ((keep, "backup_keep"), (every, "backup_interval_hours")):
+        control.blur(lambda value, name=name: change_setting(ctx, name, value), control, exchange_message,
+                     api_visibility="private")
+    export.click(lambda p: exchange(ctx, "export", p), exchange_path, exchange_message, api_visibility="private")
+    import_.click(lambda p: exchange(ctx, "import", p), exchange_path, exchange_message, api_visibility="private")
+    backup_button.click(lambda: backup(ctx), None, exchange_message, api_visibility="private")
+    return None

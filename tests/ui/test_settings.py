@@ -1,0 +1,59 @@
+"""Settings: changes persist across a restart, apply at once, and invalid roots are refused with their reason."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from anagnorisis.ui import settings as tab
+from tests.ui.conftest import make_photos, start_app
+
+
+def test_a_setting_changed_in_the_tab_survives_a_restart(tmp_path: Path) -> None:
+    library = tmp_path / "library"
+    make_photos(library, 2)
+    app, _url = start_app(tmp_path / "data", library)
+    try:
+        assert tab.change_setting(app.context, "file_actions", "trash") == "saved file_actions = trash"
+        assert app.context.settings.file_actions == "trash", "applies without a restart"
+        assert "not saved" in tab.change_setting(app.context, "device", "tpu")
+    finally:
+        app.close()
+    again, _url = start_app(tmp_path / "data", library)
+    try:
+        assert again.context.settings.file_actions == "trash"
+        assert again.context.settings.sources["file_actions"] == "ui"
+    finally:
+        again.close()
+
+
+def test_an_invalid_root_is_refused_with_its_reason(tmp_path: Path) -> None:
+    library = tmp_path / "library"
+    make_photos(library, 1)
+    (library / "inner").mkdir()
+    app, _url = start_app(tmp_path / "data", library)
+    try:
+        message, _rows = tab.add_root(app.context, "images", str(tmp_path / "nowhere"))
+        assert message.startswith("not added") and "does not exist" in message
+        message, _rows = tab.add_root(app.context, "images", str(library / "inner"))
+        assert "inside" in message
+        elsewhere = tmp_path / "music"
+        elsewhere.mkdir()
+        message, rows = tab.add_root(app.context, "music", str(elsewhere))
+        assert message.startswith("added") and ["music", str(elsewhere.resolve()), "added"] in rows
+    finally:
+        app.close()
+
+
+def test_back_up_now_writes_a_database_that_opens(tmp_path: Path) -> None:
+    from anagnorisis.store import Store
+
+    library = tmp_path / "library"
+    photos = make_photos(library, 2)
+    app, _url = start_app(tmp_path / "data", library)
+    try:
+        app.context.session.rate("images", str(photos[0]), 4)
+        message = tab.backup(app.context)
+    finally:
+        app.close()
+    path = Path(message.removeprefix("backup written to "))
+    with Store.open(path) as copy:
+        assert copy.read(lambda c: c.execute("SELECT rating FROM ratings").fetchall()) == [(4.0,)]
