@@ -291,6 +291,27 @@ def cmd_search(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def cmd_import_anagnorisis(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
+    from anagnorisis.importer import NotAnAnagnorisisDatabase, import_anagnorisis, parse_pairs
+
+    try:
+        maps = [(ctx.abspath(old), ctx.abspath(new)) for old, new in parse_pairs(args.map, "--map")]
+        media_dirs = {check_kind(kind): ctx.abspath(folder)
+                      for kind, folder in parse_pairs(args.media_dir, "--media-dir")}
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    try:
+        result = import_anagnorisis(ctx.store, Path(ctx.abspath(args.db)), ctx.data_dir, maps=maps,
+                                    media_dirs=media_dirs)
+    except NotAnAnagnorisisDatabase as error:
+        raise CommandFailed(str(error)) from None
+    ctx.say("{matched} rows matched ({ratings_applied} ratings applied, {plays_updated} play histories updated), "
+            "{unmatched} unmatched, {conflicts} conflicts".format(**result))
+    if result["unmatched_csv"]:
+        ctx.say(f"unmatched rows written to {result['unmatched_csv']}")
+    return result
+
+
 COMMANDS: dict[str, Callable[[Context, argparse.Namespace], dict[str, Any]]] = {
     "library": cmd_library,
     "scan": cmd_scan,
@@ -299,6 +320,7 @@ COMMANDS: dict[str, Callable[[Context, argparse.Namespace], dict[str, Any]]] = {
     "export": cmd_export,
     "import": cmd_import,
     "search": cmd_search,
+    "import-anagnorisis": cmd_import_anagnorisis,
 }
 
 
@@ -359,6 +381,11 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--rating", metavar="MIN:MAX")
     search.add_argument("--model-rating", metavar="MIN:MAX")
     search.add_argument("--ext")
+    old = commands.add_parser("import-anagnorisis", parents=[common], help="import the original app's project.db")
+    old.add_argument("db")
+    old.add_argument("--map", action="append", metavar="OLD=NEW", help="rewrite a path prefix (longest wins)")
+    old.add_argument("--media-dir", action="append", metavar="KIND=DIR",
+                     help="where relative paths of a kind start (default /mnt/media/KIND)")
     for register in EXTRA_PARSERS:
         register(commands, common)
     return parser
