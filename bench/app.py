@@ -139,14 +139,16 @@ def main() -> int:
         start_s, app = time_start([sys.executable, "app.py", "--data-dir", str(work / "data"), "--port", str(port)],
                                   port)
         url = f"http://127.0.0.1:{port}/"
-        time.sleep(3)  # let the start-up rescan of the unchanged library finish
-        photo = next(library.glob("folder0000/*.jpg"))
-        first_page = call(url, "search", search_args(None, 0))
-        pages = [call(url, "search", search_args("rating", offset)) for offset in range(0, 24 * 10, 24)]
-        ratings = [call(url, "rate", {"path": str(photo), "rating": float(value % 11)}) for value in range(20)]
-        app_rss = rss_mb(app.pid)
-        app.terminate()
-        app.wait()
+        try:
+            time.sleep(3)  # let the start-up rescan of the unchanged library finish
+            photo = next(library.glob("folder0000/*.jpg"))
+            first_page = call(url, "search", search_args(None, 0))
+            pages = [call(url, "search", search_args("rating", offset)) for offset in range(0, 24 * 10, 24)]
+            ratings = [call(url, "rate", {"path": str(photo), "rating": float(value % 11)}) for value in range(20)]
+            app_rss = rss_mb(app.pid)
+        finally:
+            app.terminate()
+            app.wait()
 
         from anagnorisis.cli import open_library
         from anagnorisis.config import load_settings
