@@ -16,22 +16,23 @@ from __future__ import annotations
 import json
 import logging
 import math
+import mmap
 import os
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, cast
 
 # Idle FAISS (OpenMP) threads otherwise spin for ~100 ms after each parallel region, and on a 2-core machine
 # that spinning halves the speed of the numpy (OpenBLAS) exact path that runs next. FAISS ships its own libgomp,
 # which reads this when ``faiss`` is first imported, so it must be set before that import.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import faiss  # noqa: E402
-import numpy as np  # noqa: E402
-import numpy.typing as npt  # noqa: E402
+import faiss
+import numpy as np
+import numpy.typing as npt
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +40,10 @@ Vectors = npt.NDArray[np.float32]
 Positions = npt.NDArray[np.int64]
 Mask = npt.NDArray[np.bool_]
 
-# Measured on 2 cores (bench/search.py, bench/results/search.md): exact top-10 costs ≈ 0.25 ms per 1,000 rows of
-# 768-d float32 (memory-bound), so 200k rows take ≈ 13-25 ms depending on the neighbours on the machine, right at
-# the 20 ms bar; below that the exact path is fast enough, perfectly accurate and needs no build at all.
-ANN_MIN_ITEMS = 200_000
+# Exact top-10 is memory-bound: on 2 shared cores we measured 100k × 768 float32 at 7-14 ms p50 and 200k at
+# 25 ms or more (bench/results/search*.md, "exact p50 by size"), so from 100k rows the exact path would eat most of
+# the 20 ms bar (SPEC §9). Below it exact search is fast enough, perfectly accurate and needs no build at all.
+ANN_MIN_ITEMS = 100_000
 # Allowed subsets up to this many rows are searched exactly (a gather + matmul of ≤ 30 MB at 768-d, a few ms)
 # instead of through the ANN index, whose recall drops when only a small fraction of each probed list is allowed.
 EXACT_SUBSET_MAX_ITEMS = 10_000
@@ -51,6 +52,15 @@ REBUILD_GROWTH_FACTOR = 2.0
 # Below this fraction of ann_min_items the ANN index is dropped and the rows come back to RAM (hysteresis, so
 # a library hovering around the threshold does not rebuild back and forth).
 ANN_DROP_FRACTION = 0.5
+# Share of the inverted lists a query scans. Recall is bounded by how many true neighbours sit in the scanned
+# lists: on real MiniLM embeddings with few near-copies (bench, 100k rows) scanning 6 % of the lists gave
+# recall@10 0.90-0.94 and 12 % gave 0.95-0.97; at 1M, 10 % of 1,024 lists is ≈ 100k SQ8 codes, ≈ 10 ms on 2
+# busy cores, half the 20 ms bar.
+PROBE_FRACTION = 0.1
+MIN_PROBES = 32  # small indexes: 32 lists of a 256-list (100k) index is still only 12 % of the codes
+# Candidates needing a re-rank read from a file: up to this many by pread calls, beyond by a temporary mapping
+# (page faults are cheaper than syscalls in bulk; unmapping afterwards keeps them out of the process's RSS).
+PREAD_MAX_ROWS = 512
 ADD_CHUNK_ROWS = 32_768  # rows copied and added per FAISS call during a build: ≤ 100 MB of temporary memory at 768-d
 READ_CHUNK_ROWS = 65_536  # rows read at once when scanning a file-backed matrix
 FORMAT_VERSION = 1
@@ -65,9 +75,9 @@ ANN_FILE = "ann.faiss"
 class AnnSettings:
     """Tuning of the IVF-SQ8 index; the defaults reach recall@10 ≥ 0.95 at 1M × 768 (bench/results/search.md)."""
 
-    nlist: int | None = None  # inverted lists; None: about 2·√n, a power of two (2,048 at 1M)
-    nprobe: int = 32  # lists scanned per query: ≈ 1.6 % of a 1M index, well under a millisecond of SQ8 scanning
-    rerank: int = 100  # candidates re-scored exactly: SQ8 errors (~5e-4 in cosine) reorder near-ties only
+    nlist: int | None = None  # inverted lists; None: √n rounded to a power of two (1,024 at 1M, 256 at 100k)
+    nprobe: int | None = None  # lists scanned per query; None: PROBE_FRACTION of them, at least MIN_PROBES
+    rerank: int = 100  # candidates re-scored exactly: SQ8 errors (~5e-4 in cosine) only reorder near-ties
     train_points_per_list: int = 40  # k-means sample size per list; FAISS warns below 39
     kmeans_iterations: int = 10  # centroids settle in ~10 passes; 25 (the default) triples training time
     max_probe_factor: int = 8  # with a filter, nprobe grows as 1/allowed-fraction up to this many times
@@ -76,22 +86,16 @@ class AnnSettings:
         """How many inverted lists an index over ``count`` rows gets."""
         if self.nlist is not None:
             return max(1, min(self.nlist, count))
-        target = 2.0 * math.sqrt(max(count, 1))
+        # √n lists: at 1M the whole build (k-means ∝ nlist², then assigning every row) took 25 s on 2 cores,
+        # against 122 s for 2·√n lists, with the same recall on both 1M bench sets.
+        target = math.sqrt(max(count, 1))
         return int(max(1, min(2 ** round(math.log2(max(target, 1.0))), count // 39 or 1)))
 
-
-class _Rows(Protocol):
-    """A growable float32 matrix: in RAM, or in a file read on demand."""
-
-    dim: int
-
-    def __len__(self) -> int: ...
-    def get(self, positions: Positions) -> Vectors: ...
-    def read_range(self, start: int, stop: int) -> Vectors: ...
-    def append(self, vectors: Vectors) -> None: ...
-    def set_rows(self, positions: Positions, vectors: Vectors) -> None: ...
-    def truncate(self, count: int) -> None: ...
-    def close(self) -> None: ...
+    def probes_for(self, nlist: int) -> int:
+        """How many lists a query scans in an index of ``nlist`` lists."""
+        if self.nprobe is not None:
+            return max(1, min(self.nprobe, nlist))
+        return max(1, min(nlist, max(MIN_PROBES, round(nlist * PROBE_FRACTION))))
 
 
 class _RamRows:
@@ -157,10 +161,23 @@ class _FileRows:
         return self._count
 
     def get(self, positions: Positions) -> Vectors:
+        positions = np.asarray(positions, dtype=np.int64)
+        if len(positions) > PREAD_MAX_ROWS and self._count:
+            return self._get_mapped(positions)
         out = np.zeros((len(positions), self.dim), dtype=np.float32)
         order = np.argsort(positions, kind="stable")  # ascending offsets read faster from disk
         for slot in order:
             self._read_into(out[slot], int(positions[slot]))
+        return out
+
+    def _get_mapped(self, positions: Positions) -> Vectors:
+        mapping = mmap.mmap(self._fd, self._count * self._row_bytes, prot=mmap.PROT_READ)
+        try:
+            view = np.frombuffer(mapping, dtype=np.float32).reshape(self._count, self.dim)
+            out = np.array(view[np.clip(positions, 0, self._count - 1)], dtype=np.float32)
+            del view
+        finally:
+            mapping.close()
         return out
 
     def _read_into(self, row: Vectors, position: int) -> None:
@@ -170,7 +187,7 @@ class _FileRows:
     def read_range(self, start: int, stop: int) -> Vectors:
         stop = min(stop, self._count)
         out = np.zeros((max(stop - start, 0), self.dim), dtype=np.float32)
-        view = memoryview(out).cast("B")
+        view = out.data.cast("B")
         done = 0
         while done < len(view):
             read = os.preadv(self._fd, [view[done:]], start * self._row_bytes + done)
@@ -435,9 +452,9 @@ class VectorIndex:
         assert self._ann is not None
         settings = self.ann_settings
         fetch = k + settings.rerank
-        probes = settings.nprobe
+        probes = settings.probes_for(self._ann.nlist)
         if mask is not None and allowed < len(self._hashes):
-            probes = int(math.ceil(probes * min(settings.max_probe_factor, len(self._hashes) / max(allowed, 1))))
+            probes = math.ceil(probes * min(settings.max_probe_factor, len(self._hashes) / max(allowed, 1)))
         average_list = max(1.0, len(self._hashes) / self._ann.nlist)
         probes = int(min(self._ann.nlist, max(probes, math.ceil(4 * fetch / average_list))))  # deep pages
         params = faiss.SearchParametersIVF()
@@ -473,11 +490,12 @@ class VectorIndex:
         for start in range(0, len(positions), ADD_CHUNK_ROWS):
             chunk = positions[start : start + ADD_CHUNK_ROWS]
             index.add_with_ids(self.vectors(chunk), np.arange(start, start + len(chunk), dtype=np.int64))
-        index.nprobe = settings.nprobe
-        firsts, seconds, sims = [], [], []
+        index.nprobe = settings.probes_for(index.nlist)
+        firsts: list[Positions] = []
+        seconds: list[Positions] = []
         for start in range(0, len(positions), ADD_CHUNK_ROWS):
             chunk = positions[start : start + ADD_CHUNK_ROWS]
-            limits, distances, labels = index.range_search(self.vectors(chunk), float(threshold))
+            limits, _, labels = index.range_search(self.vectors(chunk), float(threshold))
             owners = np.repeat(np.arange(start, start + len(chunk)), np.diff(limits).astype(np.int64))
             keep = labels > owners
             firsts.append(owners[keep])
@@ -497,9 +515,7 @@ class VectorIndex:
         count = len(self._hashes)
         if self._pending is not None:
             return
-        if self._ann is None and count >= self.ann_min_items:
-            self._start_build()
-        elif self._ann is not None and count >= REBUILD_GROWTH_FACTOR * self._ann_trained_on:
+        if self._ann is None and count >= self.ann_min_items or self._ann is not None and count >= REBUILD_GROWTH_FACTOR * self._ann_trained_on:
             self._start_build()
         elif self._ann is not None and count < self.ann_min_items * ANN_DROP_FRACTION:
             self._ann = None
@@ -562,7 +578,8 @@ class VectorIndex:
         """Replay the changes made during the build, swap the new index in and move the rows to disk."""
         with self._lock:
             for change in self._pending or []:
-                _apply_change(index, change.removed, change.added, change.vectors)
+                # The build may already hold a row added meanwhile (it read past the snapshot): drop it first.
+                _apply_change(index, np.union1d(change.removed, change.added), change.added, change.vectors)
             self._pending = None
             self._ann = index
             self._ann_trained_on = max(built_on, 1)
@@ -576,8 +593,7 @@ class VectorIndex:
         self._write_meta(clean=False)
         path = self.storage_dir / VECTORS_FILE
         with open(path, "wb") as handle:
-            for start in range(0, len(rows), READ_CHUNK_ROWS):
-                handle.write(rows.read_range(start, start + READ_CHUNK_ROWS).tobytes())
+            handle.writelines(rows.read_range(start, start + READ_CHUNK_ROWS).tobytes() for start in range(0, len(rows), READ_CHUNK_ROWS))
         spilled = _FileRows(path, self.dim, len(rows))
         rows.close()
         self._dirty_marked = True
@@ -629,7 +645,7 @@ class VectorIndex:
         index._position = {h: i for i, h in enumerate(hashes)}
         ann_path = directory / ANN_FILE
         if ann_path.exists() and count >= ann_min_items * ANN_DROP_FRACTION:
-            index._ann = faiss.read_index(str(ann_path))
+            index._ann = cast(faiss.IndexIVFScalarQuantizer, faiss.read_index(str(ann_path)))
             index._ann_trained_on = int(meta.get("ann_trained_on") or count)
             index._rows = _FileRows(vectors_path, dim, count)
         else:
@@ -710,7 +726,7 @@ def _new_ivf(dim: int, nlist: int) -> faiss.IndexIVFScalarQuantizer:
     index = faiss.IndexIVFScalarQuantizer(quantizer, dim, nlist, faiss.ScalarQuantizer.QT_8bit,
                                           faiss.METRIC_INNER_PRODUCT, False)
     index.own_fields = True
-    quantizer.this.disown()
+    quantizer.this.disown()  # type: ignore[attr-defined]  # the index owns and frees its quantizer
     return index
 
 
@@ -748,8 +764,7 @@ def _back_to_ram(rows: _FileRows) -> _RamRows:
 def _write_rows(rows: _RamRows | _FileRows, path: Path) -> None:
     temporary = path.with_name(path.name + ".tmp")
     with open(temporary, "wb") as handle:
-        for start in range(0, len(rows), READ_CHUNK_ROWS):
-            handle.write(np.ascontiguousarray(rows.read_range(start, start + READ_CHUNK_ROWS)).tobytes())
+        handle.writelines(np.ascontiguousarray(rows.read_range(start, start + READ_CHUNK_ROWS)).tobytes() for start in range(0, len(rows), READ_CHUNK_ROWS))
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temporary, path)

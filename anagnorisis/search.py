@@ -14,8 +14,9 @@ import re
 import unicodedata
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -60,8 +61,10 @@ DUPLICATE_THRESHOLDS: dict[str, float] = {
 DEFAULT_DUPLICATE_THRESHOLD = 0.95
 DUPLICATES_EXACT_MAX_ITEMS = 20_000  # above this many embedded files, duplicate pairs come from an IVF range search
 
-NAME_MIN_SCORE = 65.0  # rapidfuzz WRatio (0-100) below which a name is not a match: unrelated names score 30-60
+NAME_MIN_SCORE = 65.0  # fuzzy score (0-100) below which a name is not a match: unrelated names score 30-60
 PATH_WEIGHT = 0.9  # a match in the folders counts 90 % of the same match in the file's own name
+TOKEN_SCALE = 0.95  # word-order-free matches count slightly less than the same characters in order
+PARTIAL_MIN_LENGTH_RATIO = 1.5  # a substring match counts once the text is this many times the query's length
 NO_VALUE_STRENGTH = 1e-9  # SPEC §4: an item without a value is drawn with this strength at T > 0
 MIN_STRENGTH = 1e-300  # floor that keeps log() finite for a zero score (a song played a second ago)
 
@@ -95,7 +98,7 @@ class SearchRequest:
     rated: bool | None = None
     rating: tuple[float, float] | str | None = None
     model_rating: tuple[float, float] | str | None = None
-    ext: str | Sequence[str] | None = None
+    ext: str | Sequence[str] | AbstractSet[str] | None = None
 
 
 @dataclass
@@ -153,6 +156,14 @@ def run_search(
 
     ``index`` holds the active model's vectors of this kind; ``encode_text`` turns a query into a vector in the same
     space (None when the encoder has no text tower); ``vector_of_path`` embeds a file that is not indexed (optional).
+
+    - With a QUERY the mode decides the candidates: name → files whose name matches (fuzzy score ≥ 0.65);
+      meaning/similar → every filtered file with a vector (``total``), ranked by cosine. Similar-to leaves the
+      query file itself out; its identical copies stay, explained as "identical content".
+    - Without one, every filtered file is listed by the sort key (default ``date``); ``duplicates`` lists only
+      files in a group. Ties go by path; files without a value come last in both orders.
+    - ``temperature`` > 0 replaces the order by a draw (``draw_order``) reproducible by ``seed``, so pages of one
+      seed join up. ``not_indexed`` counts the kind's files without a vector in ``index``.
     """
     request = validate_request(request)
     pool = [record for record in records if record.get("kind", request.kind) == request.kind]
@@ -284,7 +295,7 @@ def _non_negative_int(value: Any, name: str) -> int:
     return number
 
 
-def _extensions(value: str | Sequence[str] | None) -> frozenset[str] | None:
+def _extensions(value: str | Sequence[str] | AbstractSet[str] | None) -> frozenset[str] | None:
     if value is None or value == "":
         return None
     parts = value.split(",") if isinstance(value, str) else list(value)
@@ -616,24 +627,42 @@ def _rank_by_vector(query_vector: npt.NDArray[np.float32], filtered: list[Record
 
 
 def rank_by_name(records: Sequence[Record], query: str, *, descending: bool = True) -> _Ranking:
-    """Fuzzy name match: the file's own name counts fully, its folders at PATH_WEIGHT; accents, case and
-    separators (_ - . / and spaces) do not matter, and rapidfuzz's WRatio tolerates typos and partial names."""
+    """Fuzzy name match: the file's own name counts fully, its path (folders and name) at PATH_WEIGHT; accents,
+    case and separators (_ - . / and spaces) do not matter; typos, word order and partial names are tolerated."""
     wanted = normalise_name(query)
     names = [normalise_name(os.path.splitext(os.path.basename(str(r.get("path", ""))))[0]) for r in records]
     folders = [normalise_name(os.path.splitext(str(r.get("relative_path") or r.get("path", "")))[0]) for r in records]
     if not records or not wanted:
         return _Ranking([], np.zeros(0, np.int64), np.zeros(0), [], lambda i: "")
-    name_scores = process.cdist([wanted], names, scorer=fuzz.WRatio, dtype=np.float32, workers=1)[0]
-    path_scores = process.cdist([wanted], folders, scorer=fuzz.WRatio, dtype=np.float32, workers=1)[0] * PATH_WEIGHT
+    name_scores = fuzzy_scores(wanted, names)
+    path_scores = fuzzy_scores(wanted, folders) * PATH_WEIGHT
     combined = np.maximum(name_scores, path_scores).astype(np.float64)
     matched = np.flatnonzero(combined >= NAME_MIN_SCORE)
-    items = [records[i] for i in matched]
+    items = [records[i] for i in matched.tolist()]
     scores = combined[matched] / 100.0
     from_name = name_scores[matched] >= path_scores[matched]
     order = order_by_values(scores, [str(r.get("path", "")) for r in items], descending)
     strengths = rank_strengths(order, np.ones(len(items), bool))
     return _Ranking(items, order, strengths, [float(s) for s in scores],
                     lambda i: f"{'name' if from_name[i] else 'path'} match {scores[i]:.2f}")
+
+
+def fuzzy_scores(query: str, texts: Sequence[str]) -> Floats:
+    """0-100 similarity of a normalised query to each normalised text, tolerant of typos, word order and extra
+    words. Like rapidfuzz's WRatio, but without its partial *token* ratios, which give any text sharing one word
+    with the query 85.5 and so cannot tell "sunset beach 0012" from "beach beach 0359" for "sunst beach"."""
+    def scores(scorer: Callable[..., float]) -> Floats:
+        return process.cdist([query], texts, scorer=scorer, dtype=np.float32, workers=-1)[0].astype(np.float64)
+
+    lengths = np.fromiter((len(text) for text in texts), dtype=np.float64, count=len(texts))
+    longer = np.maximum(lengths, len(query)) / np.maximum(np.minimum(lengths, len(query)), 1.0)
+    # A query found inside a much longer text counts less the longer the text (WRatio's scaling).
+    partial_scale = np.where(longer < PARTIAL_MIN_LENGTH_RATIO, 0.0, np.where(longer <= 8.0, 0.9, 0.6))
+    best = np.maximum(scores(fuzz.ratio), TOKEN_SCALE * scores(fuzz.token_set_ratio))
+    best = np.maximum(best, TOKEN_SCALE * scores(fuzz.token_sort_ratio))
+    if partial_scale.any():
+        best = np.maximum(best, partial_scale * scores(fuzz.partial_ratio))
+    return best
 
 
 _SEPARATORS = re.compile(r"[\s_\-./\\]+")
@@ -758,7 +787,7 @@ def _size_reason(record: Record, value: float) -> str:
 def _duration_reason(record: Record, value: float) -> str:
     if math.isnan(value):
         return "length unknown"
-    minutes, seconds = divmod(int(round(value)), 60)
+    minutes, seconds = divmod(round(value), 60)
     hours, minutes = divmod(minutes, 60)
     return f"length {hours}:{minutes:02d}:{seconds:02d}" if hours else f"length {minutes}:{seconds:02d}"
 
@@ -783,7 +812,7 @@ def _proportion_reason(record: Record, value: float) -> str:
 def _date_reason(record: Record, value: float) -> str:
     if math.isnan(value):
         return "date unknown"
-    day = datetime.fromtimestamp(value, tz=timezone.utc).strftime("%Y-%m-%d")
+    day = datetime.fromtimestamp(value, tz=UTC).strftime("%Y-%m-%d")
     return f"dated {day}" if parse_metadata_date(_metadata(record).get("date")) is not None else f"modified {day}"
 
 

@@ -1,0 +1,569 @@
+"""The Music tab: a paged library table, search and every sort key, and a player with playlist and radio.
+
+The player is a plain ``<audio>`` element in a ``gr.HTML`` whose ``js_on_load`` reports the element's own events
+back to Python (``playing`` → start, ``ended`` → full play, ``error`` → decode error). Play events go through
+``plays.play_path``, the same code the ``/play`` endpoint runs; radio draws come from ``radio.draw_next`` over the
+recommendation scores ``search --sort recommendation`` uses.
+"""
+from __future__ import annotations
+
+import html
+import logging
+import math
+import os
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any, Literal
+
+import gradio as gr
+import pandas as pd
+
+from anagnorisis import search
+from anagnorisis.playback import PlaybackError, ensure_cover, file_url, playable_file
+from anagnorisis.plays import PlayEventError, play_path
+from anagnorisis.radio import draw_next, radio_seed
+from anagnorisis.search import SearchRequest
+from anagnorisis.store.records import public_record
+from anagnorisis.ui.browse import (
+    RATED_CHOICES,
+    Filters,
+    Page,
+    build_request,
+    file_name,
+    new_seed,
+    rating_text,
+    run_page,
+    sort_choices,
+)
+from anagnorisis.ui.context import AppContext
+from anagnorisis.ui.images import Loader
+
+log = logging.getLogger(__name__)
+
+KIND = "music"
+PAGE_SIZE = 25  # table rows per page
+DEFAULT_RADIO_TEMPERATURE = 1.0  # SPEC §4: T = 1 draws in proportion to the score
+MAX_LOAD_ATTEMPTS = 20  # tracks tried in a row when files vanish or do not decode, before the player gives up
+HEADERS = ["#", "Cover", "Artist", "Title", "Album", "Year", "Length", "Rating", "Model rating", "Plays", "Skips",
+           "Last played", "Why here"]
+TEXT_COLUMN: Literal["str"] = "str"
+DATATYPES: list[Literal["number", "html", "str"]] = ["number", "html", *[TEXT_COLUMN] * (len(HEADERS) - 2)]
+IDLE_HTML = '<div class="music-idle">Nothing playing. Click a track, <b>Play as playlist</b> or <b>Radio</b>.</div>'
+
+
+# ---------------------------------------------------------------------------------------------- the library table
+
+
+@dataclass
+class View:
+    """The table's page: its records, the request that produced it (the current sorted/filtered list) and total."""
+
+    results: list[dict[str, Any]] = field(default_factory=list)
+    request: SearchRequest | None = None
+    total: int = 0
+
+
+def length_text(seconds: Any) -> str:
+    if not isinstance(seconds, (int, float)) or not math.isfinite(seconds) or seconds < 0:
+        return ""
+    minutes, rest = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{rest:02d}" if hours else f"{minutes}:{rest:02d}"
+
+
+def when_text(iso: str | None) -> str:
+    """An ISO-8601 UTC time as 'YYYY-MM-DD HH:MM UTC'."""
+    if not iso:
+        return ""
+    try:
+        moment = datetime.fromisoformat(iso)
+    except ValueError:
+        return iso
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def model_rating_text(record: dict[str, Any]) -> str:
+    value = record.get("model_rating")
+    if value is None:
+        return ""
+    return f"{value:.1f}" + (" (stale)" if record.get("model_rating_stale") else "")
+
+
+def title_of(record: dict[str, Any]) -> str:
+    return str((record.get("metadata") or {}).get("title") or os.path.splitext(file_name(record))[0])
+
+
+def cover_cell(ctx: AppContext, record: dict[str, Any]) -> str:
+    cover = ensure_cover(ctx.session.previews_dir, record)
+    if cover is None:
+        return '<span class="music-no-cover" title="no cover art">♪</span>'
+    return (f'<img src="{html.escape(file_url(cover))}" alt="cover" width="40" height="40" '
+            'style="width:40px;height:40px;object-fit:cover">')
+
+
+def table_row(ctx: AppContext, record: dict[str, Any], position: int) -> list[Any]:
+    meta = record.get("metadata") or {}
+    user = record.get("user_rating")
+    return [
+        position, cover_cell(ctx, record), str(meta.get("artist") or ""), title_of(record),
+        str(meta.get("album") or ""), str(meta.get("year") or ""), length_text(meta.get("duration")),
+        "" if user is None else f"{user:g}", model_rating_text(record), str(record.get("full_plays") or 0),
+        str(record.get("skips") or 0), when_text(record.get("last_played")), str(record.get("reason") or ""),
+    ]
+
+
+def table_frame(ctx: AppContext, view: View) -> pd.DataFrame:
+    offset = view.request.offset if view.request is not None else 0
+    rows = [table_row(ctx, record, offset + i + 1) for i, record in enumerate(view.results)]
+    return pd.DataFrame(rows, columns=HEADERS)
+
+
+def with_fresh_values(ctx: AppContext, view: View) -> View:
+    """The page with ratings and plays as the session has them now (after a rating or a play event)."""
+    if not view.results:
+        return view
+    wanted = {record.get("content_hash") for record in view.results}
+    cached = {record["content_hash"]: record for record in ctx.session.records(KIND)
+              if record["content_hash"] in wanted}
+    keys = ("user_rating", "rated_at", "full_plays", "skips", "last_played")
+    results = [{**record, **{key: cached[record["content_hash"]].get(key) for key in keys}}
+               if record.get("content_hash") in cached else record for record in view.results]
+    return replace(view, results=results)
+
+
+def search_page(ctx: AppContext, query: str, mode: str, sort: str, order: str, temperature: float, seed: int,
+                page: int, folder: str, rated: str, rmin: float, rmax: float, mmin: float, mmax: float,
+                ext: str) -> tuple[pd.DataFrame, str, View, int]:
+    """Handler: run the search and fill the table."""
+    filters = Filters(folder or "", rated or "all", float(rmin), float(rmax), float(mmin), float(mmax), ext or "")
+    request = build_request(KIND, query, mode, sort, order, temperature, seed, page, filters, page_size=PAGE_SIZE)
+    result: Page = run_page(ctx, request)
+    view = View(result.results, replace(request, offset=(result.page - 1) * PAGE_SIZE), result.total)
+    return table_frame(ctx, view), result.summary(), view, result.page
+
+
+# ---------------------------------------------------------------------------------------------- the player
+
+
+@dataclass
+class Player:
+    """What is playing: the list being played (a playlist snapshot, or the radio's draws so far) and where."""
+
+    mode: str = ""  # "playlist", "radio", or "" when stopped
+    tracks: list[tuple[str, str]] = field(default_factory=list)  # (path, content hash) in play order
+    position: int = -1
+    nonce: int = 0  # counts loads: a browser event names the load it belongs to, so late events are ignored
+    transcoded: bool = False  # the current load is the cached transcode (the original failed or is unplayable)
+    finished: bool = True  # the current track ended, was skipped or failed: Next counts no skip
+    temperature: float = DEFAULT_RADIO_TEMPERATURE
+    seed: int = 0
+    draws: int = 0
+    scope: SearchRequest | None = None  # radio: the filters of the scored set
+    message: str = ""
+
+    def current(self) -> tuple[str, str] | None:
+        return self.tracks[self.position] if self.mode and 0 <= self.position < len(self.tracks) else None
+
+
+PlayerUpdate = tuple[Any, Any, Any, Any, Player]  # player html, now-playing text, slider, saved text, state
+
+
+def player_html(ctx: AppContext, record: dict[str, Any], url: str, nonce: int) -> str:
+    """The player's content: cover, tags and the <audio> element (every tag value escaped)."""
+    meta = record.get("metadata") or {}
+    cover = ensure_cover(ctx.session.previews_dir, record)
+    art = (f'<img class="music-cover" src="{html.escape(file_url(cover))}" alt="cover">' if cover
+           else '<div class="music-cover music-no-cover">♪</div>')
+    album = " · ".join(str(part) for part in (meta.get("album"), meta.get("year")) if part)
+    details = " · ".join(part for part in (str(meta.get("genre") or ""), length_text(meta.get("duration")),
+                                           file_name(record)) if part)
+    lines = [f'<div class="music-title">{html.escape(title_of(record))}</div>',
+             f'<div class="music-artist">{html.escape(str(meta.get("artist") or "Unknown artist"))}</div>',
+             f'<div class="music-album">{html.escape(album)}</div>' if album else "",
+             f'<div class="music-details">{html.escape(details)}</div>']
+    audio = (f'<audio controls autoplay preload="auto" src="{html.escape(url)}" '
+             f'data-hash="{html.escape(str(record["content_hash"]))}" data-nonce="{nonce}"></audio>')
+    return f'<div class="music-now">{art}<div class="music-tags">{"".join(lines)}</div></div>{audio}'
+
+
+def now_text(player: Player, record: dict[str, Any] | None) -> str:
+    if record is None:
+        return player.message or "Stopped."
+    where = (f"track {player.position + 1} of {len(player.tracks)} · playlist" if player.mode == "playlist"
+             else f"radio at temperature {player.temperature:g} · track {player.position + 1}")
+    plays = (f"{record.get('full_plays') or 0} full plays · {record.get('skips') or 0} skips"
+             + (f" · last played {when_text(record.get('last_played'))}" if record.get("last_played") else ""))
+    note = f" · {player.message}" if player.message else ""
+    return f"**Now playing** {where}{note}\n\n{rating_text(record)} · {plays}"
+
+
+def slider_for(record: dict[str, Any] | None) -> Any:
+    rating = record.get("user_rating") if record else None
+    return gr.update(value=rating if rating is not None else 0)
+
+
+def stopped(player: Player, message: str) -> PlayerUpdate:
+    player = replace(player, mode="", finished=True, message=message)
+    return f'<div class="music-idle">{html.escape(message)}</div>', "", gr.update(), "", player
+
+
+def load_current(ctx: AppContext, player: Player) -> PlayerUpdate:
+    """Give the browser the current track; a vanished or undecodable file is passed over without penalty."""
+    for _attempt in range(MAX_LOAD_ATTEMPTS):
+        track = player.current()
+        if track is None:
+            return stopped(player, player.message or "End of the list.")
+        record = ctx.session.record_by_path(KIND, track[0])
+        try:
+            if record is None:
+                raise PlaybackError("it is no longer in the library")
+            path = playable_file(ctx.session.previews_dir, record, transcode=player.transcoded)
+        except (PlaybackError, OSError) as error:
+            log.warning("passing over %s without penalty: %s", track[0], error)
+            reason = "it does not decode" if record is not None else str(error)
+            message = f"passed over {os.path.basename(track[0])}: {reason}"
+            player = step_forward(ctx, replace(player, finished=True, message=message))
+            continue
+        player = replace(player, nonce=player.nonce + 1, finished=False)
+        shown = player_html(ctx, record, file_url(path), player.nonce)
+        return shown, now_text(player, record), slider_for(record), "", player
+    return stopped(player, "Stopped: too many tracks in a row could not be played.")
+
+
+def step_forward(ctx: AppContext, player: Player) -> Player:
+    """The next position: the next of the playlist, or (radio) forward in its history, else a new draw."""
+    player = replace(player, transcoded=False)
+    if player.position + 1 < len(player.tracks):
+        return replace(player, position=player.position + 1)
+    if player.mode != "radio":
+        return replace(player, mode="", position=len(player.tracks), message="End of the list.")
+    drawn = draw_radio_track(ctx, player)
+    if drawn is None:
+        return replace(player, mode="", message="The radio has nothing to play: no track passes the filters.")
+    return replace(player, tracks=[*player.tracks, drawn], position=len(player.tracks), draws=player.draws + 1)
+
+
+def radio_pool(ctx: AppContext, scope: SearchRequest | None) -> list[dict[str, Any]]:
+    """The scored set of the radio: the present tracks passing the filters it was started with."""
+    records = ctx.session.records(KIND)
+    if scope is None:
+        return list(records)
+    return search.apply_filters(records, search.validate_request(scope))  # type: ignore[return-value]
+
+
+def draw_radio_track(ctx: AppContext, player: Player) -> tuple[str, str] | None:
+    pool = radio_pool(ctx, player.scope)
+    recent = [content_hash for _path, content_hash in player.tracks]
+    index = draw_next(pool, KIND, temperature=player.temperature, seed=radio_seed(player.seed, player.draws),
+                      recent=recent)
+    return None if index is None else (str(pool[index]["path"]), str(pool[index]["content_hash"]))
+
+
+def record_event(ctx: AppContext, path: str, event: str) -> None:
+    try:
+        play_path(ctx.session, path, event)
+    except PlayEventError as error:  # the file left the library while it played: nothing to count
+        log.warning("play event %s not recorded: %s", event, error)
+
+
+def whole_list(ctx: AppContext, view: View) -> list[tuple[str, str]]:
+    """Every track of the current sorted/filtered list, in its order (all pages)."""
+    if view.request is None:
+        return []
+    request = replace(view.request, offset=0, limit=max(view.total, len(ctx.session.records(KIND))))
+    try:
+        result = ctx.session.search(request)
+    except (search.UsageError, search.SearchError):
+        return []
+    return [(str(record["path"]), str(record["content_hash"])) for record in result.results]
+
+
+def play_list(ctx: AppContext, view: View, start: int = 0, content_hash: str | None = None) -> PlayerUpdate:
+    """Handler: play the current sorted/filtered list in order, from position start (0-based).
+
+    With content_hash (the track clicked), start at that track even if the list moved since the page was shown
+    (a recommendation order changes as tracks are played).
+    """
+    tracks = whole_list(ctx, view)
+    if not tracks:
+        return stopped(Player(), "Nothing to play: the list is empty.")
+    positions = [i for i, (_path, known) in enumerate(tracks) if known == content_hash]
+    if positions:
+        start = min(positions, key=lambda i: abs(i - start))
+    player = Player(mode="playlist", tracks=tracks, position=max(0, min(start, len(tracks) - 1)))
+    return load_current(ctx, player)
+
+
+def play_row(ctx: AppContext, view: View, row_number: Any) -> PlayerUpdate:
+    """Handler: a click on a table row plays the list from that track (row_number: the '#' column)."""
+    offset = view.request.offset if view.request is not None else 0
+    try:
+        position = int(float(row_number)) - 1
+    except (TypeError, ValueError):
+        position = offset
+    on_page = position - offset
+    clicked = view.results[on_page]["content_hash"] if 0 <= on_page < len(view.results) else None
+    return play_list(ctx, view, position, clicked)
+
+
+def start_radio(ctx: AppContext, view: View, temperature: float, seed: int) -> PlayerUpdate:
+    """Handler: radio over the tracks passing the current filters, drawn at the temperature."""
+    scope = replace(view.request, query=None, sort=None, offset=0) if view.request else SearchRequest(KIND)
+    player = Player(mode="radio", temperature=max(0.0, float(temperature or 0)), seed=int(seed or 0), scope=scope)
+    return load_current(ctx, step_forward(ctx, player))
+
+
+def next_track(ctx: AppContext, player: Player) -> PlayerUpdate:
+    """Handler: Next. Before the end of the current track it counts a skip."""
+    track = player.current()
+    if track is None:
+        return stopped(player, player.message or "Stopped.")
+    if not player.finished:
+        record_event(ctx, track[0], "skip")
+    return load_current(ctx, step_forward(ctx, replace(player, finished=True, message="")))
+
+
+def previous_track(ctx: AppContext, player: Player) -> PlayerUpdate:
+    """Handler: Previous (no penalty for the track left); at the first track it starts that one again."""
+    if not player.tracks:
+        return stopped(player, "Stopped.")
+    position = max(0, min(player.position, len(player.tracks)) - 1)
+    mode = player.mode or ("radio" if player.scope is not None else "playlist")
+    return load_current(ctx, replace(player, mode=mode, position=position, transcoded=False, message=""))
+
+
+def event_nonce(data: Any) -> int | None:
+    """The load a browser event belongs to (the <audio> element's data-nonce)."""
+    value = (data or {}).get("nonce")
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def track_started(ctx: AppContext, player: Player, data: Any) -> str:
+    """Handler: the browser started playing a track: last played is now.
+
+    Found by the hash the browser names, not by the current position: a short track may already have ended
+    (and the player moved on) by the time this event is handled.
+    """
+    content_hash = str((data or {}).get("hash") or "")
+    path = next((path for path, known in reversed(player.tracks) if known == content_hash), None)
+    if path is None:
+        return gr.update()  # type: ignore[return-value]
+    record_event(ctx, path, "start")
+    track = player.current()
+    if track is None or event_nonce(data) != player.nonce:
+        return gr.update()  # type: ignore[return-value]
+    return now_text(player, ctx.session.record_by_path(KIND, track[0]))
+
+
+def track_ended(ctx: AppContext, player: Player, data: Any) -> PlayerUpdate:
+    """Handler: the track played to its end: a full play, then the next of the list or a new radio draw."""
+    track = player.current()
+    if track is None or player.finished or event_nonce(data) != player.nonce:
+        return gr.update(), gr.update(), gr.update(), gr.update(), player
+    record_event(ctx, track[0], "full")
+    return load_current(ctx, step_forward(ctx, replace(player, finished=True, message="")))
+
+
+def track_failed(ctx: AppContext, player: Player, data: Any) -> PlayerUpdate:
+    """Handler: the browser could not decode the track: try the cached transcode once, else pass over it unpenalised."""
+    track = player.current()
+    if track is None or player.finished or event_nonce(data) != player.nonce:
+        return gr.update(), gr.update(), gr.update(), gr.update(), player
+    record_event(ctx, track[0], "error")  # validated, records nothing (SPEC §5)
+    if not player.transcoded:
+        return load_current(ctx, replace(player, transcoded=True))
+    message = f"passed over {os.path.basename(track[0])}: the browser cannot play it"
+    return load_current(ctx, step_forward(ctx, replace(player, finished=True, message=message)))
+
+
+def rate_current(ctx: AppContext, player: Player, value: float | None) -> str:
+    """Handler: commit the slider's rating for the current track; 'saved' only after the commit."""
+    track = player.current()
+    if track is None:
+        return "Play a track to rate it."
+    fresh = ctx.session.rate(KIND, track[0], None if value is None else float(value))
+    return "saved: rating cleared" if fresh["user_rating"] is None else f"saved {fresh['user_rating']:g}"
+
+
+# ---------------------------------------------------------------------------------------------- the named endpoint
+
+
+def play_endpoint(ctx: AppContext, path: str, event: str) -> dict[str, Any]:
+    """`/play`: record a play event (start, full, skip, error) for a file; returns {record, event, recorded}."""
+    try:
+        done = play_path(ctx.session, path, event)
+    except PlayEventError as error:
+        raise gr.Error(str(error)) from None
+    return {**done, "record": public_record(done["record"])}
+
+
+# ---------------------------------------------------------------------------------------------- wiring
+
+PLAYER_JS = """
+// gr.HTML has no media events of its own: report the <audio> element's events (captured, since they do not
+// bubble) as the component's play (started), end (played to the end) and stop (could not be decoded).
+const started = new Set();
+const tell = (type, audio) => trigger(type, {nonce: audio.dataset.nonce, hash: audio.dataset.hash,
+                                             code: audio.error ? audio.error.code : null});
+element.addEventListener('playing', (event) => {
+  const audio = event.target;
+  if (audio.tagName !== 'AUDIO' || started.has(audio.dataset.nonce)) return;
+  started.add(audio.dataset.nonce);
+  tell('play', audio);
+}, true);
+const report = (type) => (event) => { if (event.target.tagName === 'AUDIO') tell(type, event.target); };
+element.addEventListener('ended', report('end'), true);
+element.addEventListener('error', report('stop'), true);
+"""
+
+TOGGLE_JS = """
+() => {
+  const audio = document.querySelector('#music-player audio');
+  if (audio) { if (audio.paused) { audio.play(); } else { audio.pause(); } }
+}
+"""
+
+PLAYER_CSS = """
+.music-now { display: flex; gap: 14px; align-items: center; margin-bottom: 8px; }
+.music-cover { width: 120px; height: 120px; object-fit: cover; border-radius: 6px; flex: none; }
+.music-no-cover { display: flex; align-items: center; justify-content: center; font-size: 48px;
+                  background: var(--background-fill-secondary); }
+.music-title { font-size: 1.3em; font-weight: 600; }
+.music-artist { font-size: 1.05em; }
+.music-album, .music-details { opacity: 0.75; }
+audio { width: 100%; }
+.music-idle { padding: 12px 0; opacity: 0.75; }
+"""
+
+
+def render(ctx: AppContext) -> Loader:
+    """Build the tab and wire its events."""
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3):
+            player_view = gr.HTML(IDLE_HTML, js_on_load=PLAYER_JS, css_template=PLAYER_CSS, elem_id="music-player")
+            now = gr.Markdown(elem_id="music-now")
+        with gr.Column(scale=2):
+            with gr.Row():
+                previous = gr.Button("◀◀ Previous", min_width=90, elem_id="music-previous")
+                play_pause = gr.Button("Play / pause", min_width=90, elem_id="music-play")
+                following = gr.Button("Next ▶▶", min_width=90, elem_id="music-next")
+            slider = gr.Slider(0, 10, value=0, step=0.5, label="Your rating of this track (0–10)",
+                               elem_id="music-rating")
+            with gr.Row():
+                saved = gr.Markdown(elem_id="music-saved")
+                clear = gr.Button("Clear rating", scale=0, elem_id="music-clear-rating")
+            with gr.Row():
+                playlist_button = gr.Button("▶ Play as playlist", variant="primary", elem_id="music-playlist")
+                radio_button = gr.Button("Radio", elem_id="music-radio")
+                radio_temperature = gr.Number(
+                    value=DEFAULT_RADIO_TEMPERATURE, minimum=0, label="Radio temperature",
+                    info="Radio draws by recommendation from the tracks passing the filters: 0 plays the top "
+                         "score, 1 draws in proportion to it, higher mixes more.",
+                    elem_id="music-radio-temperature")
+    with gr.Row():
+        query = gr.Textbox(label="Search", placeholder="a file name, a description of the sound, or a file path",
+                           scale=4, elem_id="music-query")
+        mode = gr.Dropdown(["auto", "name", "meaning", "similar"], value="auto", label="Mode", scale=1,
+                           elem_id="music-mode")
+        sort = gr.Dropdown(sort_choices(KIND), value="date", label="Sort", scale=1, elem_id="music-sort")
+        order = gr.Radio(["desc", "asc"], value="desc", label="Order", scale=1)
+    with gr.Row():
+        temperature = gr.Number(value=0, minimum=0, label="Temperature (0 = sorted)", scale=1)
+        seed = gr.Number(value=0, precision=0, label="Seed", scale=1)
+        reshuffle = gr.Button("Reshuffle", scale=1)
+        go = gr.Button("Search", variant="primary", scale=1, elem_id="music-search")
+    with gr.Accordion("Filters", open=False):
+        with gr.Row():
+            folder = gr.Textbox(label="Folder")
+            rated = gr.Radio(list(RATED_CHOICES), value="all", label="Rated")
+            ext = gr.Textbox(label="Extensions (e.g. mp3,flac)")
+        with gr.Row():
+            rmin = gr.Slider(0, 10, value=0, step=0.5, label="Your rating from")
+            rmax = gr.Slider(0, 10, value=10, step=0.5, label="to")
+            mmin = gr.Slider(0, 10, value=0, step=0.5, label="Model rating from")
+            mmax = gr.Slider(0, 10, value=10, step=0.5, label="to")
+    summary = gr.Markdown(elem_id="music-summary")
+    table = gr.Dataframe(headers=HEADERS, datatype=DATATYPES, interactive=False, wrap=True, max_height=720,
+                         column_widths=["50px", "64px"], label="Library", elem_id="music-table")
+    with gr.Row():
+        previous_page = gr.Button("◀ Page")
+        page = gr.Number(value=1, precision=0, minimum=1, label="Page")
+        next_page = gr.Button("Page ▶")
+    view = gr.State(View())
+    player = gr.State(Player())
+
+    search_inputs = [query, mode, sort, order, temperature, seed, page, folder, rated, rmin, rmax, mmin, mmax, ext]
+    search_outputs = [table, summary, view, page]
+    player_outputs = [player_view, now, slider, saved, player]
+    private: dict[str, Any] = {"api_visibility": "private"}
+
+    def do_search(*values: Any) -> Any:
+        return search_page(ctx, *values)
+
+    def from_first_page(*values: Any) -> Any:
+        first = list(values)
+        first[6] = 1  # the page number
+        return search_page(ctx, *first)
+
+    def refreshed(current: View) -> tuple[pd.DataFrame, View]:
+        fresh = with_fresh_values(ctx, current)
+        return table_frame(ctx, fresh), fresh
+
+    go.click(from_first_page, search_inputs, search_outputs, **private)
+    query.submit(from_first_page, search_inputs, search_outputs, **private)
+    for control in (sort, order, rated, mode):
+        control.change(from_first_page, search_inputs, search_outputs, **private)
+    reshuffle.click(lambda: new_seed(), None, seed, **private).then(do_search, search_inputs, search_outputs, **private)
+    previous_page.click(lambda p: max(1, int(p or 1) - 1), page, page, **private).then(
+        do_search, search_inputs, search_outputs, **private)
+    next_page.click(lambda p: int(p or 1) + 1, page, page, **private).then(
+        do_search, search_inputs, search_outputs, **private)
+
+    def on_row(current: View, event: gr.SelectData) -> PlayerUpdate:
+        return play_row(ctx, current, event.row_value[0] if event.row_value else None)
+
+    def after_play(event: Any) -> None:
+        event.then(refreshed, view, [table, view], show_progress="hidden", **private)
+
+    after_play(table.select(on_row, view, player_outputs, **private))
+    after_play(playlist_button.click(lambda current: play_list(ctx, current), view, player_outputs, **private))
+    after_play(radio_button.click(lambda current, t, s: start_radio(ctx, current, t, s or new_seed()),
+                                  [view, radio_temperature, seed], player_outputs, **private))
+    after_play(following.click(lambda p: next_track(ctx, p), player, player_outputs, **private))
+    after_play(previous.click(lambda p: previous_track(ctx, p), player, player_outputs, **private))
+
+    def play_if_idle(current_player: Player, current: View) -> PlayerUpdate:
+        if current_player.current() is not None:  # the browser toggles the playing track (TOGGLE_JS)
+            return gr.update(), gr.update(), gr.update(), gr.update(), current_player
+        return play_list(ctx, current)
+
+    play_pause.click(None, None, None, js=TOGGLE_JS, **private)
+    after_play(play_pause.click(play_if_idle, [player, view], player_outputs, **private))
+
+    def on_start(current_player: Player, event: gr.EventData) -> str:
+        return track_started(ctx, current_player, getattr(event, "_data", None))
+
+    def on_end(current_player: Player, event: gr.EventData) -> PlayerUpdate:
+        return track_ended(ctx, current_player, getattr(event, "_data", None))
+
+    def on_error(current_player: Player, event: gr.EventData) -> PlayerUpdate:
+        return track_failed(ctx, current_player, getattr(event, "_data", None))
+
+    # the browser reports these by itself: no loading overlay over the player while they are handled
+    quiet: dict[str, Any] = {**private, "show_progress": "hidden"}
+    after_play(player_view.play(on_start, player, now, **quiet))
+    after_play(player_view.end(on_end, player, player_outputs, **quiet))
+    after_play(player_view.stop(on_error, player, player_outputs, **quiet))
+
+    after_play(slider.release(lambda p, value: rate_current(ctx, p, value), [player, slider], saved,
+                              trigger_mode="always_last", **private))
+    after_play(clear.click(lambda p: rate_current(ctx, p, None), player, saved, **private))
+
+    def play(path: str, event: str) -> dict[str, Any]:
+        return play_endpoint(ctx, path, event)
+
+    gr.api(play, api_name="play")
+    return Loader(from_first_page, search_inputs, search_outputs)

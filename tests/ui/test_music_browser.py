@@ -1,0 +1,143 @@
+"""The Music tab in headless Chromium: play a list, skip with Next, let tracks finish, rate the current track.
+
+Every format of the issue (ogg, flac, mp3, opus, m4a, wav) is played to its end by the browser itself, and a
+file that turned to garbage after the scan is passed over without penalty.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.media import write_mp3
+from tests.ui.browser import browser_page, screenshot
+from tests.ui.music_library import Track, make_tracks, start_music_app
+
+pytestmark = pytest.mark.browser
+
+
+def wait_until(condition: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def plays(app: Any, path: Path) -> tuple[int, int, Any] | None:
+    """(full plays, skips, last played) of the file at path as stored, or None when it has no plays row."""
+    row = app.context.session.store.read(lambda c: c.execute(
+        "SELECT p.full_plays, p.skips, p.last_played FROM plays p JOIN files f USING (content_hash)"
+        " WHERE f.display_path = ?", [str(path)]).fetchone())
+    return tuple(row) if row else None
+
+
+def rating(app: Any, path: Path) -> float | None:
+    row = app.context.session.store.read(lambda c: c.execute(
+        "SELECT r.rating FROM ratings r JOIN files f USING (content_hash) WHERE f.display_path = ?",
+        [str(path)]).fetchone())
+    return row[0] if row else None
+
+
+@pytest.fixture(scope="module")
+def music_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, str, list[Track], Path]]:
+    """One app for the module (the tests below do not depend on each other's plays)."""
+    folder = tmp_path_factory.mktemp("music-app")
+    library = folder / "music"
+    tracks = make_tracks(library)
+    broken = write_mp3(library / "broken.mp3", seconds=1.0, tags={"title": "Broken", "date": "2021-06"})
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GRADIO_TEMP_DIR", str(folder / "gradio-tmp"))
+        app, url = start_music_app(folder / "data", library)
+        broken.write_bytes(b"\0" * broken.stat().st_size)  # scanned whole, then damaged: the browser cannot play it
+        try:
+            yield app, url, tracks, broken
+        finally:
+            app.close()
+            time.sleep(0.2)
+
+
+def test_skip_full_plays_and_rating_in_the_browser(music_app: tuple[Any, str, list[Track], Path],
+                                                    tmp_path: Path) -> None:
+    app, url, tracks, broken = music_app
+    long_song, finishing = tracks[0], tracks[1:]
+    with browser_page(tmp_path) as page:
+        page.goto(url)
+        page.get_by_role("tab", name="Music").click()
+        page.wait_for_function("document.querySelector('#music-table').innerText.includes('Wave Tune')",
+                               timeout=30_000)
+        assert page.locator("#music-table img[alt=cover]").count() == 4  # the tracks with embedded art
+
+        page.click("#music-playlist")
+        page.wait_for_function("document.querySelector('#music-now').innerText.includes('track 1 of 7')",
+                               timeout=15_000)
+        assert "Long Song" in page.inner_text("#music-player")
+        assert page.locator("#music-player img.music-cover").count() == 1
+        wait_until(lambda: (plays(app, long_song.path) or (0, 0, None))[2], what="last played of the long song")
+        page.wait_for_function("!document.querySelector('#music-player audio').paused", timeout=10_000)
+
+        slider = page.locator("#music-rating input[type=range]")
+        box = slider.bounding_box()
+        assert box is not None
+        slider.click(position={"x": box["width"] * 0.8, "y": box["height"] / 2})
+        page.wait_for_function("document.querySelector('#music-saved').innerText.startsWith('saved')",
+                               timeout=15_000)
+        shown = float(page.locator("#music-rating input[type=number]").input_value())
+        assert 7 <= shown <= 9 and page.inner_text("#music-saved") == f"saved {shown:g}"
+        assert rating(app, long_song.path) == shown
+
+        page.click("#music-next")  # 20 s track, seconds in: a skip
+        page.wait_for_function("document.querySelector('#music-player').innerText.includes('Short Two')",
+                               timeout=15_000)
+        assert plays(app, long_song.path)[:2] == (0, 1)
+
+        # the rest play to their end one after another (1 s each); the broken file is passed over
+        page.wait_for_function("document.querySelector('#music-player').innerText.includes('End of the list')",
+                               timeout=45_000)
+        screenshot(page, "music-tab-played")
+        for track in finishing:
+            full_plays, skips, last_played = wait_until(lambda t=track: plays(app, t.path), what=track.title)
+            assert (full_plays, skips) == (1, 0) and last_played is not None, track.title
+        assert plays(app, broken) is None  # a decode error is skipped without penalty
+        assert plays(app, long_song.path)[:2] == (0, 1)
+        page.wait_for_function(
+            "document.querySelector('[data-testid=cell-0-10]').innerText.trim() === '1'", timeout=10_000)
+
+
+def test_the_radio_keeps_drawing_and_never_repeats_the_track_just_played(
+        music_app: tuple[Any, str, list[Track], Path], tmp_path: Path) -> None:
+    app, url, tracks, broken = music_app
+    for track, value in zip(tracks, (0, 9, 8, 7, 6, 5), strict=True):  # the 20 s track all but never comes up
+        app.context.session.rate("music", str(track.path), value)
+    app.context.session.rate("music", str(broken), 0)
+    full_before = sum((plays(app, t.path) or (0, 0, None))[0] for t in tracks)
+    with browser_page(tmp_path) as page:
+        page.goto(url)
+        page.get_by_role("tab", name="Music").click()
+        page.wait_for_function("document.querySelector('#music-table').innerText.includes('Wave Tune')",
+                               timeout=30_000)
+        page.click("#music-radio")
+        loads: dict[str, str] = {}  # each load of the player (its nonce) and the title it showed
+        deadline = time.monotonic() + 30
+        while len(loads) < 5 and time.monotonic() < deadline:
+            nonce, title = page.evaluate(  # one read, so the pair belongs to one render
+                "() => { const p = document.querySelector('#music-player');"
+                " const a = p.querySelector('audio'), t = p.querySelector('.music-title');"
+                " return [a ? a.dataset.nonce : '', t ? t.innerText : '']; }")
+            if nonce and title:
+                loads.setdefault(nonce, title)
+            time.sleep(0.05)
+        assert len(loads) >= 5, loads
+        assert "radio at temperature 1" in page.inner_text("#music-now")
+    titles = [loads[nonce] for nonce in sorted(loads, key=int)]
+    assert all(a != b for a, b in pairwise(titles)), titles
+    assert "Long Song" not in titles
+    full_after = wait_until(lambda: sum((plays(app, t.path) or (0, 0, None))[0] for t in tracks) >= full_before + 4
+                            and sum((plays(app, t.path) or (0, 0, None))[0] for t in tracks), what="full plays")
+    assert full_after >= full_before + 4
