@@ -1,0 +1,408 @@
+"""The Text tab: documents with their first lines, search by name and meaning, a reader, an editor, the rating.
+
+The reader shows a document rendered (Markdown and HTML, sanitised by ``textview``) and raw; after a meaning
+search it marks the passage that matches the query best (chunked as the encoder chunks, SPEC §2) and scrolls to
+it. The editor saves atomically in the file's own encoding (``library.edit``); the rating follows the new
+content. Binary files never enter the library: the scanner skips them, and the tab lists them with the reason.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from collections import OrderedDict
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import gradio as gr
+import numpy as np
+import pandas as pd
+
+from anagnorisis.kinds.registry import MediaError
+from anagnorisis.kinds.text import BINARY
+from anagnorisis.library.edit import READ_ONLY, Document, EditRefused, library_is_writable, open_document, save_text
+from anagnorisis.playback import file_url
+from anagnorisis.search import SearchRequest
+from anagnorisis.textview import Passage, best_passage, render_document, render_raw
+from anagnorisis.ui.browse import (
+    RATED_CHOICES, Filters, Page, build_request, file_name, human_size, new_seed, rating_text, run_page,
+    sort_choices,
+)
+from anagnorisis.ui.context import AppContext
+from anagnorisis.ui.images import Loader
+
+log = logging.getLogger(__name__)
+
+KIND = "text"
+PAGE_SIZE = 20  # documents per page of the list
+PREVIEW_LINES = 3  # first non-empty lines shown per document in the list
+PREVIEW_CHARS = 220  # ... cut to this many characters
+PREVIEW_HEAD_BYTES = 16 * 1024  # read from the start of a file to find its first lines
+PREVIEW_CACHE_SIZE = 2048  # previews kept in memory, keyed by content hash
+# The reader shows at most this much of a document (a browser would choke on a 60 MB log); larger ones are shown
+# cut and cannot be edited here.
+DISPLAY_CHARS = 1_000_000
+# The best passage is looked for in the first this many characters: about 130 chunks of MiniLM, a few seconds
+# on a CPU. (The file's place in the results comes from its stored vector, whatever its length.)
+PASSAGE_SEARCH_CHARS = 100_000
+PASSAGE_CACHE_SIZE = 64
+HEADERS = ["#", "Name", "First lines", "Rating", "Size", "Why here"]
+FORMATS = {".md": "markdown", ".markdown": "markdown", ".html": "html", ".htm": "html"}
+EMPTY_READER = '<div class="text-empty">Select a document.</div>'
+
+_previews: OrderedDict[str, str] = OrderedDict()
+_passages: OrderedDict[tuple[str, str, str], Passage | None] = OrderedDict()
+
+
+@dataclass
+class View:
+    """The list's page, the request behind it, and (after a meaning search) the query's vector."""
+
+    results: list[dict[str, Any]] = field(default_factory=list)
+    request: SearchRequest | None = None
+    total: int = 0
+    mode: str | None = None
+    query_vector: np.ndarray | None = None
+
+
+@dataclass
+class Opened:
+    """The document in the reader."""
+
+    path: str
+    content_hash: str
+    encoding: str
+    newline: str
+    fmt: str
+    editable: bool
+    note: str = ""
+
+
+# ---------------------------------------------------------------------------------------------- the list
+
+
+def first_lines(record: dict[str, Any]) -> str:
+    """The first few non-empty lines of a document (HTML: of its visible text), cached by content hash."""
+    key = str(record.get("content_hash"))
+    if key in _previews:
+        _previews.move_to_end(key)
+        return _previews[key]
+    preview = _read_first_lines(record)
+    _previews[key] = preview
+    while len(_previews) > PREVIEW_CACHE_SIZE:
+        _previews.popitem(last=False)
+    return preview
+
+
+def _read_first_lines(record: dict[str, Any]) -> str:
+    from anagnorisis.embed.sentence import html_to_text
+
+    encoding = str((record.get("metadata") or {}).get("encoding") or "utf-8")
+    try:
+        with open(os.fsencode(record["path"]), "rb") as file:
+            head = file.read(PREVIEW_HEAD_BYTES)
+        text = head.decode(encoding, errors="replace").lstrip("\ufeff")
+    except (OSError, LookupError) as error:
+        return f"(cannot read: {getattr(error, 'strerror', None) or error})"
+    if document_format(record["path"]) != "plain":  # Markdown may hold raw HTML too: show what a reader sees
+        text = html_to_text(text)
+    lines = [line.strip() for line in text.splitlines() if line.strip()][:PREVIEW_LINES]
+    preview = " ⏎ ".join(lines)
+    return preview if len(preview) <= PREVIEW_CHARS else preview[: PREVIEW_CHARS - 1] + "…"
+
+
+def document_format(path: str) -> str:
+    return FORMATS.get(os.path.splitext(path)[1].lower(), "plain")
+
+
+def table_frame(view: View) -> pd.DataFrame:
+    offset = view.request.offset if view.request is not None else 0
+    rows = [[offset + i + 1, file_name(record), first_lines(record), rating_text(record),
+             human_size(record.get("size")), str(record.get("reason") or "")]
+            for i, record in enumerate(view.results)]
+    return pd.DataFrame(rows, columns=HEADERS)
+
+
+def skipped_files(ctx: AppContext) -> str:
+    """The files of text roots the scanner skipped, each with its reason (binary files say so)."""
+    rows = ctx.session.store.read(lambda c: c.execute(
+        "SELECT path_bytes, reason FROM scan_issues WHERE kind = ? ORDER BY path_bytes", [KIND]).fetchall())
+    if not rows:
+        return "No files were skipped."
+    lines = [f"- `{bytes(path).decode('utf-8', 'replace')}` — **{_label(reason)}**" for path, reason in rows]
+    return f"{len(rows)} file(s) not shown:\n\n" + "\n".join(lines)
+
+
+def _label(reason: str) -> str:
+    return "binary file" if reason.startswith(BINARY) else reason
+
+
+def search_page(ctx: AppContext, query: str, mode: str, sort: str, order: str, temperature: float, seed: int,
+                page: int, folder: str, rated: str, rmin: float, rmax: float, mmin: float, mmax: float,
+                ext: str) -> tuple[pd.DataFrame, str, View, int, str]:
+    """Handler: run the search and fill the list."""
+    filters = Filters(folder or "", rated or "all", float(rmin), float(rmax), float(mmin), float(mmax), ext or "")
+    request = build_request(KIND, query, mode, sort, order, temperature, seed, page, filters, page_size=PAGE_SIZE)
+    result: Page = run_page(ctx, request)
+    view = View(result.results, replace(request, offset=(result.page - 1) * PAGE_SIZE), result.total, result.mode)
+    if result.mode == "meaning" and request.query:
+        view.query_vector = query_vector(ctx, request.query)
+    return table_frame(view), result.summary(), view, result.page, skipped_files(ctx)
+
+
+def query_vector(ctx: AppContext, query: str) -> np.ndarray | None:
+    encode = ctx.session.text_encoder(KIND)
+    if encode is None:
+        return None
+    return np.asarray(encode(query), dtype=np.float32).reshape(-1)
+
+
+# ---------------------------------------------------------------------------------------------- the reader
+
+ReaderUpdate = tuple[str, Any, str, str, str, Any, str, "Opened | None"]
+# details, slider, saved, rendered, raw, editor, save message, opened
+
+
+def open_row(ctx: AppContext, view: View, row_number: Any) -> ReaderUpdate:
+    """Handler: a click on a list row opens that document (row_number: the '#' column)."""
+    offset = view.request.offset if view.request is not None else 0
+    try:
+        position = int(float(row_number)) - 1 - offset
+    except (TypeError, ValueError):
+        position = -1
+    if not 0 <= position < len(view.results):
+        return nothing_open("Select a document.")
+    return open_record(ctx, view, view.results[position])
+
+
+def nothing_open(message: str) -> ReaderUpdate:
+    return (message, gr.update(value=0), "", EMPTY_READER, EMPTY_READER,
+            gr.update(value="", interactive=False), "", None)
+
+
+def open_record(ctx: AppContext, view: View, record: dict[str, Any]) -> ReaderUpdate:
+    """The reader's content for one document: details, rating, rendered and raw views, the editor."""
+    path = str(record["path"])
+    try:
+        document = open_document(path)
+    except MediaError as error:
+        label = "Binary file — not shown" if str(error).startswith(BINARY) else f"Cannot show this file: {error}"
+        return nothing_open(f"### {file_name(record)}\n\n**{label}**\n\n`{path}`")
+    except OSError as error:
+        return nothing_open(f"### {file_name(record)}\n\n**Cannot read this file:** {error.strerror or error}")
+    fmt = document_format(path)
+    shown = document.text[:DISPLAY_CHARS]
+    passage = find_passage(ctx, view, document, shown, fmt)
+    resolve = local_resolver(ctx, path)
+    editable = library_is_writable(path) and len(document.text) <= DISPLAY_CHARS
+    note = "" if editable else (f"Editing is off: the {READ_ONLY}." if not library_is_writable(path)
+                                else "Editing is off: the document is too large for the editor.")
+    opened = Opened(path, document.content_hash, document.encoding, document.newline, fmt, editable, note)
+    rating = record.get("user_rating")
+    return (details_markdown(record, document, passage, len(document.text) > DISPLAY_CHARS),
+            gr.update(value=rating if rating is not None else 0), "" if rating is not None else "not rated yet",
+            render_document(shown, fmt, passage, resolve), render_raw(shown, passage),
+            gr.update(value=document.text if editable else shown, interactive=editable), note, opened)
+
+
+def find_passage(ctx: AppContext, view: View, document: Document, shown: str, fmt: str) -> Passage | None:
+    """After a meaning search: the passage of the document closest to the query (cached), else None."""
+    if view.query_vector is None or view.mode != "meaning" or view.request is None or not view.request.query:
+        return None
+    key = (document.content_hash, str(view.request.query), fmt)
+    if key in _passages:
+        return _passages[key]
+    encoder, _status = ctx.session.encoder(KIND)
+    if not hasattr(encoder, "chunk_text") or not hasattr(encoder, "chunk_scores"):
+        return None
+    try:
+        passage = best_passage(shown[:PASSAGE_SEARCH_CHARS], fmt, view.query_vector, encoder)
+    except Exception as error:  # noqa: BLE001 - the reader still opens without a highlight
+        log.warning("no best passage for %s: %s", document.path, error)
+        passage = None
+    _passages[key] = passage
+    while len(_passages) > PASSAGE_CACHE_SIZE:
+        _passages.popitem(last=False)
+    return passage
+
+
+def local_resolver(ctx: AppContext, document_path: str) -> Any:
+    """Relative links and images of a document → the app's URL for that file, when it lies under a library
+    root (the only files served); anything else is dropped by the sanitiser."""
+    from anagnorisis.store.roots import list_roots
+
+    roots = [os.path.realpath(root.path) for root in list_roots(ctx.session.store)]
+    folder = os.path.dirname(document_path)
+
+    def resolve(relative: str) -> str | None:
+        target = os.path.realpath(os.path.join(folder, relative))
+        if not (any(target.startswith(root.rstrip(os.sep) + os.sep) for root in roots) and os.path.isfile(target)):
+            return None
+        try:
+            return file_url(target)
+        except UnicodeEncodeError:  # a name that is not UTF-8 cannot go into a URL
+            return None
+
+    return resolve
+
+
+def details_markdown(record: dict[str, Any], document: Document, passage: Passage | None, cut: bool) -> str:
+    meta = record.get("metadata") or {}
+    lines = [
+        f"### {meta.get('title') or file_name(record)}",
+        f"`{record.get('display_path') or record['path']}`",
+        f"**Rating:** {rating_text(record)}",
+        f"**Size:** {human_size(record.get('size'))} · **Encoding:** {document.encoding} · "
+        f"**Lines:** {meta.get('lines', '?')} · **Words:** {meta.get('words', '?')}",
+    ]
+    if record.get("reason"):
+        lines.append(f"**Why here:** {record['reason']}")
+    if passage is not None:
+        lines.append(f"**Best passage** (marked): cosine {passage.score:.3f} · file score (smooth max over "
+                     f"passages) {passage.file_score:.3f}")
+    if cut:
+        lines.append(f"*Showing the first {DISPLAY_CHARS:,} characters of {len(document.text):,}.*")
+    return "\n\n".join(lines)
+
+
+def rate(ctx: AppContext, opened: Opened | None, value: float | None) -> str:
+    """Handler: commit the slider's value; 'saved' appears only after the commit."""
+    if opened is None:
+        return "Open a document first."
+    fresh = ctx.session.rate(KIND, opened.path, None if value is None else float(value))
+    return "saved: rating cleared" if fresh["user_rating"] is None else f"saved {fresh['user_rating']:g}"
+
+
+def save(ctx: AppContext, view: View, opened: Opened | None, text: str) -> tuple[str, str, str, str, Opened | None]:
+    """Handler: write the editor's text (atomic, the file's encoding); the rating follows the new content."""
+    if opened is None:
+        return "Open a document first.", gr.update(), gr.update(), gr.update(), opened  # type: ignore[return-value]
+    try:
+        saved = save_text(ctx.session.store, opened.path, text or "", encoding=opened.encoding,
+                          newline=opened.newline, expected_hash=opened.content_hash)
+    except (EditRefused, MediaError) as error:
+        return str(error), gr.update(), gr.update(), gr.update(), opened  # type: ignore[return-value]
+    if not saved.changed:
+        return "Nothing to save: the text is unchanged.", gr.update(), gr.update(), gr.update(), opened  # type: ignore[return-value]
+    ctx.session.invalidate(KIND)
+    ctx.start_embed([KIND])  # the new content needs its vector for meaning search
+    record = ctx.session.record_by_path(KIND, opened.path) or {"path": opened.path}
+    kept = record.get("user_rating")
+    message = f"saved ({saved.encoding})" + (f"; your rating {kept:g} stays with the new text" if kept is not None
+                                             else "")
+    update = open_record(ctx, replace(view, query_vector=None), record)
+    return message, update[0], update[3], update[4], update[7]
+
+
+# ---------------------------------------------------------------------------------------------- wiring
+
+SCROLL_TO_PASSAGE_JS = """
+() => {
+  const mark = document.querySelector('#text-rendered #best-chunk');
+  if (mark) mark.scrollIntoView({block: 'center'});
+  const raw = document.querySelector('#text-raw #best-chunk');
+  if (raw) raw.scrollIntoView({block: 'center'});
+}
+"""
+
+READER_CSS = """
+.text-rendered, .text-raw, .text-plain { max-height: 620px; overflow: auto; padding: 6px 10px; }
+.text-raw, .text-plain { white-space: pre-wrap; word-break: break-word; font-family: var(--font-mono); }
+.text-rendered img { max-width: 100%; }
+mark.best-chunk { background: #ffe066; color: #111; padding: 0 1px; }
+.text-empty { opacity: 0.7; padding: 12px 0; }
+"""
+
+
+def render(ctx: AppContext) -> Loader:
+    """Build the tab and wire its events."""
+    with gr.Row():
+        query = gr.Textbox(label="Search", placeholder="file name, what a document is about, or a file path",
+                           scale=4, elem_id="text-query")
+        mode = gr.Dropdown(["auto", "name", "meaning", "similar"], value="auto", label="Mode", scale=1,
+                           elem_id="text-mode")
+        sort = gr.Dropdown(sort_choices(KIND), value="date", label="Sort", scale=1, elem_id="text-sort")
+        order = gr.Radio(["desc", "asc"], value="desc", label="Order", scale=1)
+    with gr.Row():
+        temperature = gr.Number(value=0, minimum=0, label="Temperature (0 = sorted)", scale=1)
+        seed = gr.Number(value=0, precision=0, label="Seed", scale=1)
+        reshuffle = gr.Button("Reshuffle", scale=1)
+        go = gr.Button("Search", variant="primary", scale=1, elem_id="text-search")
+    with gr.Accordion("Filters", open=False):
+        with gr.Row():
+            folder = gr.Textbox(label="Folder")
+            rated = gr.Radio(list(RATED_CHOICES), value="all", label="Rated")
+            ext = gr.Textbox(label="Extensions (e.g. md,txt)")
+        with gr.Row():
+            rmin = gr.Slider(0, 10, value=0, step=0.5, label="Your rating from")
+            rmax = gr.Slider(0, 10, value=10, step=0.5, label="to")
+            mmin = gr.Slider(0, 10, value=0, step=0.5, label="Model rating from")
+            mmax = gr.Slider(0, 10, value=10, step=0.5, label="to")
+    summary = gr.Markdown(elem_id="text-summary")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=5):
+            table = gr.Dataframe(headers=HEADERS, datatype=["number", "str", "str", "str", "str", "str"],
+                                 interactive=False, wrap=True, max_height=640,
+                                 column_widths=["44px", "18%", "44%", "14%", "10%", "14%"],
+                                 label="Documents", elem_id="text-table")
+            with gr.Row():
+                previous_page = gr.Button("◀ Page")
+                page = gr.Number(value=1, precision=0, minimum=1, label="Page")
+                next_page = gr.Button("Page ▶")
+            with gr.Accordion("Skipped files (binary or unreadable)", open=False):
+                skipped = gr.Markdown(elem_id="text-skipped")
+        with gr.Column(scale=6):
+            details = gr.Markdown("Select a document.", elem_id="text-details")
+            slider = gr.Slider(0, 10, value=0, step=0.5, label="Your rating (0–10)", elem_id="text-rating")
+            with gr.Row():
+                saved = gr.Markdown(elem_id="text-saved")
+                clear = gr.Button("Clear rating", scale=0, elem_id="text-clear-rating")
+            with gr.Tabs():
+                with gr.Tab("Rendered", elem_id="text-tab-rendered"):
+                    rendered = gr.HTML(EMPTY_READER, css_template=READER_CSS, elem_id="text-rendered")
+                with gr.Tab("Raw", elem_id="text-tab-raw"):
+                    raw = gr.HTML(EMPTY_READER, css_template=READER_CSS, elem_id="text-raw")
+                with gr.Tab("Edit", elem_id="text-tab-edit"):
+                    editor = gr.Textbox(lines=18, max_lines=40, interactive=False, show_label=False,
+                                        elem_id="text-editor")
+                    save_button = gr.Button("Save", variant="primary", elem_id="text-save")
+                    save_result = gr.Markdown(elem_id="text-save-result")
+    view = gr.State(View())
+    opened = gr.State(None)
+
+    search_inputs = [query, mode, sort, order, temperature, seed, page, folder, rated, rmin, rmax, mmin, mmax, ext]
+    search_outputs = [table, summary, view, page, skipped]
+    reader = [details, slider, saved, rendered, raw, editor, save_result, opened]
+    private: dict[str, Any] = {"api_visibility": "private"}
+
+    def do_search(*values: Any) -> Any:
+        return search_page(ctx, *values)
+
+    def from_first_page(*values: Any) -> Any:
+        listed = list(values)
+        listed[6] = 1  # the page number
+        return search_page(ctx, *listed)
+
+    go.click(from_first_page, search_inputs, search_outputs, **private)
+    query.submit(from_first_page, search_inputs, search_outputs, **private)
+    for control in (sort, order, rated, mode):
+        control.change(from_first_page, search_inputs, search_outputs, **private)
+    reshuffle.click(lambda: new_seed(), None, seed, **private).then(do_search, search_inputs, search_outputs, **private)
+    previous_page.click(lambda p: max(1, int(p or 1) - 1), page, page, **private).then(
+        do_search, search_inputs, search_outputs, **private)
+    next_page.click(lambda p: int(p or 1) + 1, page, page, **private).then(
+        do_search, search_inputs, search_outputs, **private)
+
+    def on_row(current: View, event: gr.SelectData) -> ReaderUpdate:
+        return open_row(ctx, current, event.row_value[0] if event.row_value else None)
+
+    table.select(on_row, view, reader, **private).then(None, None, None, js=SCROLL_TO_PASSAGE_JS, **private)
+    slider.release(lambda o, value: rate(ctx, o, value), [opened, slider], saved, trigger_mode="always_last",
+                   **private)
+    clear.click(lambda o: rate(ctx, o, None), opened, saved, **private)
+
+    def on_save(current: View, document: Opened | None, text: str) -> Any:
+        return save(ctx, current, document, text)
+
+    save_button.click(on_save, [view, opened, editor], [save_result, details, rendered, raw, opened],
+                      **private).then(do_search, search_inputs, search_outputs, **private)
+    return Loader(from_first_page, search_inputs, search_outputs)

@@ -1,0 +1,489 @@
+"""The Videos tab: a paged grid of preview frames, search and sort, a player that goes on to the next video.
+
+The player is a plain ``<video>`` element in a ``gr.HTML`` whose ``js_on_load`` reports the element's events back
+to Python (``playing`` → start, ``ended`` → a full play and the next video, ``error`` → the cached MP4, else pass
+over). Play events go through ``plays.play_path``, as the music player's do. A video the browser cannot play as it
+is gets remuxed or transcoded (``videoplay``) in a background job; the player says "preparing…" with the progress
+(the status line shows it too) until the MP4 is in the cache.
+"""
+from __future__ import annotations
+
+import html
+import logging
+import math
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+from PIL import Image
+
+from anagnorisis import search
+from anagnorisis.playback import file_url
+from anagnorisis.plays import PlayEventError, play_path
+from anagnorisis.search import SearchRequest
+from anagnorisis.ui.browse import (
+    QUERY_ORDER, RATED_CHOICES, Filters, Page, build_request, file_name, human_size, new_seed, rating_text,
+    run_page, sort_choices,
+)
+from anagnorisis.ui.context import AppContext
+from anagnorisis.ui.images import Loader
+from anagnorisis.videoplay import VideoError, ensure_frame, needs_preparing, playable_path, url_safe_path
+
+log = logging.getLogger(__name__)
+
+KIND = "videos"
+PAGE_SIZE = 24  # preview frames per page: four rows of six
+FRAME_WORKERS = 4  # preview frames made at once for a page (FFmpeg decodes with the GIL released)
+MAX_LOAD_ATTEMPTS = 20  # videos tried in a row when files vanish or do not decode, before the player gives up
+POLL_SECONDS = 0.5  # how often the player asks whether a video being prepared is ready
+IDLE_HTML = '<div class="video-idle">Nothing playing. Click a preview to play it.</div>'
+
+
+@dataclass
+class View:
+    """The grid's page, the request that produced it (the current order) and the total."""
+
+    results: list[dict[str, Any]] = field(default_factory=list)
+    request: SearchRequest | None = None
+    total: int = 0
+
+
+@dataclass
+class Player:
+    """What is playing: the current order's videos as (path, content hash), and where in it."""
+
+    tracks: list[tuple[str, str]] = field(default_factory=list)
+    position: int = -1
+    nonce: int = 0  # counts loads: a browser event names the load it belongs to, so late events are ignored
+    finished: bool = True  # ended, skipped or failed: Next counts no skip
+    forced: bool = False  # the current load is the cached MP4 because the browser failed on the original
+    preparing: str = ""  # the job making the current video playable, while it runs
+    message: str = ""
+    reasons: dict[str, str] = field(default_factory=dict)  # content hash -> why it ranks where it does
+
+    def current(self) -> tuple[str, str] | None:
+        return self.tracks[self.position] if 0 <= self.position < len(self.tracks) else None
+
+
+PlayerUpdate = tuple[Any, Any, Any, Any, "Player", Any]  # player html, details, slider, saved, state, timer
+
+
+# ---------------------------------------------------------------------------------------------- the grid
+
+
+def length_text(seconds: Any) -> str:
+    if not isinstance(seconds, (int, float)) or not math.isfinite(seconds) or seconds < 0:
+        return "?"
+    minutes, rest = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{rest:02d}" if hours else f"{minutes}:{rest:02d}"
+
+
+def resolution_text(record: dict[str, Any]) -> str:
+    meta = record.get("metadata") or {}
+    return f"{meta.get('width', '?')}×{meta.get('height', '?')}"
+
+
+def placeholder_frame(previews_dir: Path) -> Path:
+    """A dark tile shown for a video whose frames do not decode."""
+    target = Path(previews_dir) / "frames" / "unavailable.jpg"
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(target.name + ".partial")
+        Image.new("RGB", (160, 90), (40, 40, 40)).save(partial, "JPEG")
+        os.replace(partial, target)
+    return target
+
+
+def gallery_items(ctx: AppContext, results: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    previews = ctx.session.previews_dir
+    with ThreadPoolExecutor(FRAME_WORKERS) as pool:
+        frames = list(pool.map(lambda record: ensure_frame(previews, record), results))
+    items = []
+    for record, frame in zip(results, frames):
+        meta = record.get("metadata") or {}
+        caption = (f"{file_name(record)} · {length_text(meta.get('duration'))} · {resolution_text(record)}"
+                   f" · {rating_text(record)}" + ("" if frame else " · no preview: the video does not decode"))
+        items.append((str(frame or placeholder_frame(previews)), caption))
+    return items
+
+
+def search_page(ctx: AppContext, query: str, mode: str, sort: str, order: str, temperature: float, seed: int,
+                page: int, folder: str, rated: str, rmin: float, rmax: float, mmin: float, mmax: float,
+                ext: str) -> tuple[list[tuple[str, str]], str, View, int]:
+    """Handler: run the search and fill the grid."""
+    filters = Filters(folder or "", rated or "all", float(rmin), float(rmax), float(mmin), float(mmax), ext or "")
+    request = build_request(KIND, query, mode, sort, order, temperature, seed, page, filters, page_size=PAGE_SIZE)
+    result: Page = run_page(ctx, request)
+    view = View(result.results, replace(request, offset=(result.page - 1) * PAGE_SIZE), result.total)
+    return gallery_items(ctx, result.results), result.summary(), view, result.page
+
+
+def whole_list(ctx: AppContext, view: View) -> list[tuple[str, str]]:
+    """Every video of the current sorted/filtered list, in its order (all pages): what autoplay goes through."""
+    if view.request is None:
+        return [(str(r["path"]), str(r["content_hash"])) for r in view.results]
+    request = replace(view.request, offset=0, limit=max(view.total, len(ctx.session.records(KIND)), 1))
+    try:
+        result = ctx.session.search(request)
+    except (search.UsageError, search.SearchError):
+        return [(str(r["path"]), str(r["content_hash"])) for r in view.results]
+    return [(str(record["path"]), str(record["content_hash"])) for record in result.results]
+
+
+# ---------------------------------------------------------------------------------------------- the player
+
+
+def details_markdown(record: dict[str, Any], player: Player) -> str:
+    meta = record.get("metadata") or {}
+    plays = (f"{record.get('full_plays') or 0} full plays · {record.get('skips') or 0} skips"
+             + (f" · last played {record['last_played'][:16].replace('T', ' ')} UTC" if record.get("last_played")
+                else ""))
+    lines = [
+        f"### {file_name(record)}",
+        f"`{record.get('display_path') or record['path']}`",
+        f"**Rating:** {rating_text(record)} · {plays}",
+        f"**Length:** {length_text(meta.get('duration'))} · **Resolution:** {resolution_text(record)} · "
+        f"**Codec:** {meta.get('codec', '?')} in {meta.get('format', '?')} · **Size:** {human_size(record.get('size'))}",
+        f"Video {player.position + 1} of {len(player.tracks)} in the current order",
+    ]
+    reason = player.reasons.get(str(record.get("content_hash")))
+    if reason:
+        lines.insert(4, f"**Why here:** {reason}")
+    if player.message:
+        lines.append(f"*{player.message}*")
+    return "\n\n".join(lines)
+
+
+def video_html(record: dict[str, Any], url: str, nonce: int) -> str:
+    return (f'<video controls autoplay playsinline preload="auto" src="{html.escape(url)}" '
+            f'data-hash="{html.escape(str(record["content_hash"]))}" data-nonce="{nonce}"></video>')
+
+
+def message_html(text: str, css: str = "video-idle") -> str:
+    return f'<div class="{css}">{html.escape(text)}</div>'
+
+
+def slider_for(record: dict[str, Any] | None) -> Any:
+    rating = record.get("user_rating") if record else None
+    return gr.update(value=rating if rating is not None else 0)
+
+
+def idle(player: Player, message: str) -> PlayerUpdate:
+    return message_html(message), message, gr.update(), "", replace(player, finished=True, preparing=""), \
+        gr.update(active=False)
+
+
+def prepare_job_name(content_hash: str) -> str:
+    return f"prepare video {content_hash[:8]}"
+
+
+def load_current(ctx: AppContext, player: Player, *, pass_over: bool = False) -> PlayerUpdate:
+    """Give the browser the current video, or start preparing it. With pass_over (autoplay), a video that cannot
+    be read is passed over without penalty; a video the user chose shows why it cannot play."""
+    for _attempt in range(MAX_LOAD_ATTEMPTS):
+        track = player.current()
+        if track is None:
+            return idle(player, player.message or "End of the list.")
+        record = ctx.session.record_by_path(KIND, track[0])
+        try:
+            if record is None:
+                raise VideoError(f"{track[0]} is no longer in the library")
+            if player.forced or needs_preparing(record, ctx.session.previews_dir):
+                return start_preparing(ctx, player, record)
+            path = url_safe_path(ctx.session.previews_dir, record, playable_path(record, ctx.session.previews_dir))
+        except (VideoError, OSError) as error:
+            log.warning("cannot play %s: %s", track[0], error)
+            if not pass_over:
+                return cannot_play(player, record, track[0], error)
+            player = replace(player, position=player.position + 1, forced=False,
+                             message=f"passed over {os.path.basename(track[0])}: {error}")
+            continue
+        return show_video(player, record, path)
+    return idle(player, "Stopped: too many videos in a row could not be played.")
+
+
+def cannot_play(player: Player, record: dict[str, Any] | None, path: str, error: BaseException) -> PlayerUpdate:
+    text = f"Cannot play {os.path.basename(path)}: {error}"
+    details = details_markdown(record, replace(player, message=text)) if record else text
+    return (message_html(text, "video-error"), details, slider_for(record), "",
+            replace(player, finished=True, preparing="", message=""), gr.update(active=False))
+
+
+def show_video(player: Player, record: dict[str, Any], path: Path) -> PlayerUpdate:
+    player = replace(player, nonce=player.nonce + 1, finished=False, preparing="")
+    return (video_html(record, file_url(path), player.nonce), details_markdown(record, player), slider_for(record),
+            "", replace(player, message=""), gr.update(active=False))
+
+
+def start_preparing(ctx: AppContext, player: Player, record: dict[str, Any]) -> PlayerUpdate:
+    """Remux or transcode in the background; the timer polls until the MP4 is ready."""
+    name = prepare_job_name(str(record["content_hash"]))
+    title = file_name(record)
+    force = player.forced
+
+    def work(job: Any) -> str:
+        def progress(done: float, total: float) -> None:
+            job.progress(int(100 * done / total) if total else 0, 100, title)
+
+        return str(playable_path(record, ctx.session.previews_dir, progress, force=force))
+
+    ctx.jobs.start(name, work)
+    player = replace(player, preparing=name, finished=True)
+    return (message_html(f"Preparing {title} for the browser… 0%", "video-preparing"),
+            details_markdown(record, player), slider_for(record), "", player, gr.update(active=True))
+
+
+def poll(ctx: AppContext, player: Player) -> PlayerUpdate:
+    """Handler (timer): the progress of the video being prepared, then the video itself once it is ready."""
+    unchanged = (gr.update(), gr.update(), gr.update(), gr.update(), player)
+    if not player.preparing:
+        return (*unchanged, gr.update(active=False))
+    job = ctx.jobs.get(player.preparing)
+    track = player.current()
+    if job is None or track is None:
+        return idle(player, "Stopped.")
+    if job.state == "running":
+        share = f"{job.done}%" if job.total else "…"
+        return (message_html(f"Preparing {os.path.basename(track[0])} for the browser… {share}", "video-preparing"),
+                gr.update(), gr.update(), gr.update(), player, gr.update())
+    record = ctx.session.record_by_path(KIND, track[0])
+    if job.state != "done" or record is None:
+        return cannot_play(player, record, track[0], VideoError(job.error or "preparing it failed"))
+    return show_video(player, record, Path(str(job.result)))
+
+
+def play_from(ctx: AppContext, view: View, index: int | None) -> PlayerUpdate:
+    """Handler: a click on a preview plays it, then the rest of the current order."""
+    if index is None or not 0 <= index < len(view.results):
+        return idle(Player(), "Click a preview to play it.")
+    tracks = whole_list(ctx, view)
+    clicked = str(view.results[index]["content_hash"])
+    offset = view.request.offset if view.request is not None else 0
+    matches = [i for i, (_path, known) in enumerate(tracks) if known == clicked]
+    if not matches:
+        tracks = [(str(view.results[index]["path"]), clicked)]
+        matches = [0]
+    position = min(matches, key=lambda i: abs(i - (offset + index)))
+    reasons = {str(r["content_hash"]): str(r["reason"]) for r in view.results if r.get("reason")}
+    return load_current(ctx, Player(tracks=tracks, position=position, reasons=reasons))
+
+
+def record_event(ctx: AppContext, path: str, event: str) -> None:
+    try:
+        play_path(ctx.session, path, event)
+    except PlayEventError as error:  # the file left the library while it played: nothing to count
+        log.warning("play event %s not recorded: %s", event, error)
+
+
+def event_nonce(data: Any) -> int | None:
+    try:
+        return int((data or {}).get("nonce"))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
+def video_started(ctx: AppContext, player: Player, data: Any) -> str:
+    """Handler: the browser started playing: last played is now (found by the hash the browser names)."""
+    content_hash = str((data or {}).get("hash") or "")
+    path = next((path for path, known in player.tracks if known == content_hash), None)
+    if path is None:
+        return gr.update()  # type: ignore[return-value]
+    record_event(ctx, path, "start")
+    track = player.current()
+    if track is None or event_nonce(data) != player.nonce:
+        return gr.update()  # type: ignore[return-value]
+    record = ctx.session.record_by_path(KIND, track[0])
+    return details_markdown(record, player) if record else gr.update()  # type: ignore[return-value]
+
+
+def video_ended(ctx: AppContext, player: Player, data: Any, autoplay: bool) -> PlayerUpdate:
+    """Handler: played to the end: a full play, then (autoplay) the next video of the current order."""
+    track = player.current()
+    if track is None or player.finished or event_nonce(data) != player.nonce:
+        return gr.update(), gr.update(), gr.update(), gr.update(), player, gr.update()
+    record_event(ctx, track[0], "full")
+    player = replace(player, finished=True, message="")
+    if not autoplay:
+        record = ctx.session.record_by_path(KIND, track[0])
+        return gr.update(), details_markdown(record, player) if record else gr.update(), gr.update(), \
+            gr.update(), player, gr.update()
+    return load_current(ctx, replace(player, position=player.position + 1, forced=False), pass_over=True)
+
+
+def video_failed(ctx: AppContext, player: Player, data: Any) -> PlayerUpdate:
+    """Handler: the browser could not decode the video: make the MP4 once, else pass over it unpenalised."""
+    track = player.current()
+    if track is None or player.finished or event_nonce(data) != player.nonce:
+        return gr.update(), gr.update(), gr.update(), gr.update(), player, gr.update()
+    record_event(ctx, track[0], "error")  # validated, records nothing (SPEC §5)
+    if not player.forced:
+        return load_current(ctx, replace(player, forced=True, finished=True))
+    message = f"passed over {os.path.basename(track[0])}: the browser cannot play it"
+    return load_current(ctx, replace(player, position=player.position + 1, forced=False, finished=True,
+                                     message=message), pass_over=True)
+
+
+def next_video(ctx: AppContext, player: Player) -> PlayerUpdate:
+    """Handler: Next. Before the end of the current video it counts a skip."""
+    track = player.current()
+    if track is None:
+        return idle(player, player.message or "Stopped.")
+    if not player.finished:
+        record_event(ctx, track[0], "skip")
+    return load_current(ctx, replace(player, position=player.position + 1, forced=False, finished=True,
+                                     message=""), pass_over=True)
+
+
+def previous_video(ctx: AppContext, player: Player) -> PlayerUpdate:
+    """Handler: Previous (no penalty for the video left)."""
+    if not player.tracks:
+        return idle(player, "Stopped.")
+    position = max(0, min(player.position, len(player.tracks)) - 1)
+    return load_current(ctx, replace(player, position=position, forced=False, finished=True, message=""),
+                        pass_over=True)
+
+
+def rate_current(ctx: AppContext, player: Player, value: float | None) -> str:
+    """Handler: commit the slider's rating for the current video; 'saved' only after the commit."""
+    track = player.current()
+    if track is None:
+        return "Play a video to rate it."
+    fresh = ctx.session.rate(KIND, track[0], None if value is None else float(value))
+    return "saved: rating cleared" if fresh["user_rating"] is None else f"saved {fresh['user_rating']:g}"
+
+
+# ---------------------------------------------------------------------------------------------- wiring
+
+PLAYER_JS = """
+// gr.HTML has no media events of its own: report the <video> element's events (captured, since they do not
+// bubble) as the component's play (started), end (played to the end) and stop (could not be decoded).
+const started = new Set();
+const tell = (type, video) => trigger(type, {nonce: video.dataset.nonce, hash: video.dataset.hash,
+                                             code: video.error ? video.error.code : null});
+element.addEventListener('playing', (event) => {
+  const video = event.target;
+  if (video.tagName !== 'VIDEO' || started.has(video.dataset.nonce)) return;
+  started.add(video.dataset.nonce);
+  tell('play', video);
+}, true);
+element.addEventListener('ended', (event) => { if (event.target.tagName === 'VIDEO') tell('end', event.target); }, true);
+element.addEventListener('error', (event) => { if (event.target.tagName === 'VIDEO') tell('stop', event.target); }, true);
+"""
+
+PLAYER_CSS = """
+video { width: 100%; max-height: 520px; background: #000; border-radius: 6px; }
+.video-idle, .video-preparing { padding: 24px 0; opacity: 0.8; }
+.video-error { padding: 24px 0; color: #c0392b; font-weight: 600; }
+"""
+
+
+def render(ctx: AppContext) -> Loader:
+    """Build the tab and wire its events."""
+    with gr.Row():
+        query = gr.Textbox(label="Search", placeholder="file name, a description of what is seen, or a file path",
+                           scale=4, elem_id="videos-query")
+        mode = gr.Dropdown(["auto", "name", "meaning", "similar"], value="auto", label="Mode", scale=1,
+                           elem_id="videos-mode")
+        sort = gr.Dropdown(sort_choices(KIND), value="date", label="Sort", scale=1, elem_id="videos-sort")
+        order = gr.Radio(["desc", "asc"], value="desc", label="Order", scale=1)
+    with gr.Row():
+        temperature = gr.Number(value=0, minimum=0, label="Temperature (0 = sorted)", scale=1)
+        seed = gr.Number(value=0, precision=0, label="Seed", scale=1)
+        reshuffle = gr.Button("Reshuffle", scale=1)
+        go = gr.Button("Search", variant="primary", scale=1, elem_id="videos-search")
+    with gr.Accordion("Filters", open=False):
+        with gr.Row():
+            folder = gr.Textbox(label="Folder")
+            rated = gr.Radio(list(RATED_CHOICES), value="all", label="Rated")
+            ext = gr.Textbox(label="Extensions (e.g. mp4,mkv)")
+        with gr.Row():
+            rmin = gr.Slider(0, 10, value=0, step=0.5, label="Your rating from")
+            rmax = gr.Slider(0, 10, value=10, step=0.5, label="to")
+            mmin = gr.Slider(0, 10, value=0, step=0.5, label="Model rating from")
+            mmax = gr.Slider(0, 10, value=10, step=0.5, label="to")
+    summary = gr.Markdown(elem_id="videos-summary")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3):
+            gallery = gr.Gallery(columns=4, height=560, allow_preview=False, object_fit="cover", fit_columns=False,
+                                 label="Videos", elem_id="videos-gallery")
+            with gr.Row():
+                previous_page = gr.Button("◀ Page")
+                page = gr.Number(value=1, precision=0, minimum=1, label="Page")
+                next_page = gr.Button("Page ▶")
+        with gr.Column(scale=3):
+            player_view = gr.HTML(IDLE_HTML, js_on_load=PLAYER_JS, css_template=PLAYER_CSS, elem_id="videos-player")
+            details = gr.Markdown(elem_id="videos-details")
+            with gr.Row():
+                previous = gr.Button("⏮ Previous", elem_id="videos-previous")
+                following = gr.Button("⏭ Next", elem_id="videos-next")
+                autoplay = gr.Checkbox(value=True, label="Autoplay next", elem_id="videos-autoplay")
+            slider = gr.Slider(0, 10, value=0, step=0.5, label="Your rating of this video (0–10)",
+                               elem_id="videos-rating")
+            with gr.Row():
+                saved = gr.Markdown(elem_id="videos-saved")
+                clear = gr.Button("Clear rating", scale=0, elem_id="videos-clear-rating")
+                similar = gr.Button("Similar videos", scale=0, elem_id="videos-similar")
+    view = gr.State(View())
+    player = gr.State(Player())
+    timer = gr.Timer(POLL_SECONDS, active=False)
+
+    search_inputs = [query, mode, sort, order, temperature, seed, page, folder, rated, rmin, rmax, mmin, mmax, ext]
+    search_outputs = [gallery, summary, view, page]
+    player_outputs = [player_view, details, slider, saved, player, timer]
+    private: dict[str, Any] = {"api_visibility": "private"}
+
+    def do_search(*values: Any) -> Any:
+        return search_page(ctx, *values)
+
+    def from_first_page(*values: Any) -> Any:
+        listed = list(values)
+        listed[6] = 1  # the page number
+        return search_page(ctx, *listed)
+
+    go.click(from_first_page, search_inputs, search_outputs, **private)
+    query.submit(from_first_page, search_inputs, search_outputs, **private)
+    for control in (sort, order, rated, mode):
+        control.change(from_first_page, search_inputs, search_outputs, **private)
+    reshuffle.click(lambda: new_seed(), None, seed, **private).then(do_search, search_inputs, search_outputs, **private)
+    previous_page.click(lambda p: max(1, int(p or 1) - 1), page, page, **private).then(
+        do_search, search_inputs, search_outputs, **private)
+    next_page.click(lambda p: int(p or 1) + 1, page, page, **private).then(
+        do_search, search_inputs, search_outputs, **private)
+
+    def on_select(current: View, event: gr.SelectData) -> PlayerUpdate:
+        return play_from(ctx, current, event.index)
+
+    gallery.select(on_select, view, player_outputs, **private)
+    following.click(lambda p: next_video(ctx, p), player, player_outputs, **private)
+    previous.click(lambda p: previous_video(ctx, p), player, player_outputs, **private)
+    timer.tick(lambda p: poll(ctx, p), player, player_outputs, show_progress="hidden", **private)
+
+    def on_start(current: Player, event: gr.EventData) -> str:
+        return video_started(ctx, current, getattr(event, "_data", None))
+
+    def on_end(current: Player, keep_going: bool, event: gr.EventData) -> PlayerUpdate:
+        return video_ended(ctx, current, getattr(event, "_data", None), bool(keep_going))
+
+    def on_error(current: Player, event: gr.EventData) -> PlayerUpdate:
+        return video_failed(ctx, current, getattr(event, "_data", None))
+
+    player_view.play(on_start, player, details, **private)
+    player_view.end(on_end, [player, autoplay], player_outputs, **private)
+    player_view.stop(on_error, player, player_outputs, **private)
+    slider.release(lambda p, value: rate_current(ctx, p, value), [player, slider], saved,
+                   trigger_mode="always_last", **private)
+    clear.click(lambda p: rate_current(ctx, p, None), player, saved, **private)
+
+    def similar_to(current: Player) -> tuple[Any, Any, Any]:
+        track = current.current()
+        if track is None:
+            return gr.update(), gr.update(), gr.update()
+        return track[0], "similar", QUERY_ORDER
+
+    similar.click(similar_to, player, [query, mode, sort], **private).then(
+        from_first_page, search_inputs, search_outputs, **private)
+    return Loader(from_first_page, search_inputs, search_outputs)
