@@ -40,9 +40,10 @@ Vectors = npt.NDArray[np.float32]
 Positions = npt.NDArray[np.int64]
 Mask = npt.NDArray[np.bool_]
 
-# Exact top-10 is memory-bound: on 2 shared cores we measured 100k × 768 float32 at 7-14 ms p50 and 200k at
-# 25 ms or more (bench/results/search*.md, "exact p50 by size"), so from 100k rows the exact path would eat most of
-# the 20 ms bar (SPEC §9). Below it exact search is fast enough, perfectly accurate and needs no build at all.
+# Exact top-10 is memory-bound: 100k × 768 float32 takes ≈ 6.5-13 ms p50 on 2 idle cores (STACK-NOTES, our first
+# runs) and 200k twice that, past the 20 ms bar (SPEC §9) once anything else runs; with other jobs on the cores
+# we measured 36-49 ms at 100k and 68-97 ms at 200k (bench/results/search.md, "exact p50 by size"). Below 100k
+# rows exact search is fast enough, perfectly accurate and needs no build; above, IVF-SQ8 answers in 2-12 ms.
 ANN_MIN_ITEMS = 100_000
 # Allowed subsets up to this many rows are searched exactly (a gather + matmul of ≤ 30 MB at 768-d, a few ms)
 # instead of through the ANN index, whose recall drops when only a small fraction of each probed list is allowed.
@@ -54,8 +55,8 @@ REBUILD_GROWTH_FACTOR = 2.0
 ANN_DROP_FRACTION = 0.5
 # Share of the inverted lists a query scans. Recall is bounded by how many true neighbours sit in the scanned
 # lists: on real MiniLM embeddings with few near-copies (bench, 100k rows) scanning 6 % of the lists gave
-# recall@10 0.90-0.94 and 12 % gave 0.95-0.97; at 1M, 10 % of 1,024 lists is ≈ 100k SQ8 codes, ≈ 10 ms on 2
-# busy cores, half the 20 ms bar.
+# recall@10 0.90-0.94 and 12 % gave 0.95-0.97; at 1M, 10 % of 1,024 lists is ≈ 100k SQ8 codes: p50 11-12 ms
+# on 2 busy cores (bench/results/search.md), recall@10 0.985 and 1.0 on the two 1M sets.
 PROBE_FRACTION = 0.1
 MIN_PROBES = 32  # small indexes: 32 lists of a 256-list (100k) index is still only 12 % of the codes
 # Candidates needing a re-rank read from a file: up to this many by pread calls, beyond by a temporary mapping

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -93,7 +94,10 @@ class Session:
                 hashes, vectors = load_vectors(self.store, encoder.model_id)
                 if not hashes:
                     return None
-                index = VectorIndex(vectors.shape[1], kind=kind, model_id=encoder.model_id)
+                # Rows move to a file under the data dir once the ANN index serves, so a 1M library keeps
+                # only the quantised codes in RAM.
+                storage = self.data_dir / "index" / re.sub(r"[^A-Za-z0-9._-]+", "_", f"{kind}-{encoder.model_id}")
+                index = VectorIndex(vectors.shape[1], kind=kind, model_id=encoder.model_id, storage_dir=storage)
                 index.add(hashes, vectors)
                 self._indexes[key] = index
                 return index
