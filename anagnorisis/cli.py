@@ -46,6 +46,7 @@ class Context:
     cwd: str = field(default_factory=os.getcwd)  # the caller's folder: relative paths resolve against it
     _store: Store | None = None
     owns_store: bool = True  # False when the running app lends its store to a forwarded command
+    session: Any = None  # the running app's Session (cached records and indexes), lent with its store
 
     @property
     def data_dir(self) -> Path:
@@ -179,6 +180,8 @@ def _record_of(ctx: Context, kind: str, path_bytes: bytes) -> dict[str, Any]:
     from anagnorisis.store.records import public_record, records_for_paths
 
     found = records_for_paths(ctx.store, kind, [path_bytes])
+    if found and ctx.session is not None:
+        ctx.session.note_rating(kind, found[0])
     return public_record(found[0]) if found else {}
 
 
@@ -276,8 +279,9 @@ def cmd_search(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
         rated=True if args.rated else False if args.unrated else None,
         rating=args.rating, model_rating=args.model_rating, ext=args.ext,
     )
+    session = ctx.session or Session(ctx.settings, ctx.store)
     try:
-        result = Session(ctx.settings, ctx.store).search(request).to_dict()
+        result = session.search(request).to_dict()
     except search.UsageError as error:
         raise UsageError(str(error)) from None
     except search.SearchError as error:
@@ -395,6 +399,167 @@ def build_parser() -> argparse.ArgumentParser:
 EXTRA_PARSERS: list[Callable[[Any, argparse.ArgumentParser], None]] = []
 
 
+# ---------------------------------------------------------------- the taste model: train, predict, models
+
+
+def _positive(value: float | int | None, flag: str) -> None:
+    if value is not None and value <= 0:
+        raise UsageError(f"{flag} must be positive, got {value}")
+
+
+def _metrics_table(metrics: dict[str, dict[str, float]], winner: str) -> list[str]:
+    lines = [f"  {'model':<8}{'MAE':>8}{'SROCC':>9}{'pairwise':>10}"]
+    for name in ("mean", "knn", "ridge", "mlp"):
+        if name in metrics:
+            m = metrics[name]
+            mark = "  <- chosen" if name == winner else ""
+            lines.append(f"  {name:<8}{m['mae']:>8.3f}{m['srocc']:>9.3f}{m['pairwise_accuracy']:>10.3f}{mark}")
+    return lines
+
+
+class _TrainProgress:
+    """Stage lines and an epoch bar with the MLP's train/validation loss, on stderr."""
+
+    def __init__(self, stderr: TextIO) -> None:
+        self.stderr = stderr
+        self.bar: Any = None
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        from tqdm import tqdm
+
+        if event.get("type") == "stage":
+            self.close()
+            print(f"train: {event['message']}", file=self.stderr, flush=True)
+        elif event.get("type") == "loss":
+            if self.bar is None:
+                self.bar = tqdm(desc="mlp epochs", unit="epoch", file=self.stderr, leave=False)
+            self.bar.set_postfix(train=f"{event['train_loss']:.3f}", validation=f"{event['val_loss']:.3f}",
+                                 refresh=False)
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def cmd_train(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
+    from anagnorisis.taste.service import TasteError, train_kind
+
+    kind = check_kind(args.kind)
+    _positive(args.seconds, "--seconds")
+    _positive(args.epochs, "--epochs")
+    progress = _TrainProgress(ctx.stderr)
+    try:
+        document = train_kind(ctx.store, ctx.settings, kind, seconds=args.seconds, epochs=args.epochs,
+                              on_event=progress)
+    except TasteError as error:
+        raise CommandFailed(str(error)) from None
+    finally:
+        progress.close()
+    ctx.say(f"{kind} model v{document['model_version']}: {document['winner']} won, trained on "
+            f"{document['n_ratings']} ratings and {document['n_preferences']} A/B choices "
+            f"({document['embedding_model']}) in {document['seconds']:.1f} s"
+            + (" (stopped early)" if document["stopped_early"] else ""))
+    for line in _metrics_table(document["metrics"], document["winner"]):
+        ctx.say(line)
+    ctx.say(f"why: {document['reason']}")
+    ctx.say(f"next: `python -m anagnorisis predict {kind}` rates every {kind} file with it")
+    return document
+
+
+def cmd_predict(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
+    from tqdm import tqdm
+
+    from anagnorisis.taste.service import TasteError, predict_kind
+
+    kind = check_kind(args.kind)
+    bars: list[Any] = []
+
+    def progress(done: int, total: int) -> None:
+        if not bars:
+            bars.append(tqdm(total=total, desc=f"predict {kind}", unit="file", file=ctx.stderr, leave=False))
+        bars[0].n = done
+        bars[0].refresh()
+
+    try:
+        document = predict_kind(ctx.store, ctx.settings, kind, progress=progress)
+    except TasteError as error:
+        raise CommandFailed(str(error)) from None
+    finally:
+        for bar in bars:
+            bar.close()
+    ctx.say(f"{kind} model v{document['model_version']} rated {document['predicted']} files in "
+            f"{document['seconds']:.1f} s" + (f"; {document['not_embedded']} files have no "
+                                               f"{document['embedding_model']} embedding yet"
+                                               if document["not_embedded"] else ""))
+    return document
+
+
+def _models_versions(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
+    from anagnorisis.taste.service import active_version, model_versions
+
+    kind = check_kind(args.kind)
+    versions = model_versions(ctx.store, kind)
+    if not versions:
+        ctx.say(f"no {kind} model trained yet (`python -m anagnorisis train {kind}`)")
+    for v in versions:
+        m = v["metrics"] or {}
+        quality = (f"SROCC {m['srocc']:.3f}, MAE {m['mae']:.2f}" if m else "no cross-validation")
+        ctx.say(f"{'*' if v['active'] else ' '} v{v['version']:<4} {v['created_at']}  {v['winner']:<6} "
+                f"{v['n_ratings']} ratings, {quality}, {v['predicted']} predictions, {v['embedding_model']}")
+    return {"kind": kind, "active_version": active_version(ctx.store, kind), "versions": versions}
+
+
+def _models_rollback(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
+    from anagnorisis.taste.service import TasteError, rollback
+
+    kind = check_kind(args.kind)
+    try:
+        version = int(args.version.lstrip("vV"))
+    except ValueError:
+        raise UsageError(f"VERSION must be a number like 3, got {args.version!r}") from None
+    try:
+        document = rollback(ctx.store, kind, version)
+    except TasteError as error:
+        raise CommandFailed(str(error)) from None
+    ctx.say(f"{kind} model v{version} is active again (was v{document['previous_version']}); "
+            f"run `python -m anagnorisis predict {kind}` if it has not rated every file yet")
+    return document
+
+
+# `models` subcommands: the taste model's versions here; other modules may add theirs (e.g. `list`, `download`)
+# with a parser in _add_models_parsers and an entry in this table.
+MODELS_SUBCOMMANDS: dict[str, Callable[[Context, argparse.Namespace], dict[str, Any]]] = {
+    "versions": _models_versions,
+    "rollback": _models_rollback,
+}
+
+
+def cmd_models(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
+    return MODELS_SUBCOMMANDS[args.models_command](ctx, args)
+
+
+def _add_taste_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
+    train = commands.add_parser("train", parents=[common], help="train the taste model of a kind (does not predict)")
+    train.add_argument("kind")
+    train.add_argument("--seconds", type=float, help="time budget; the best model so far is kept when it ends")
+    train.add_argument("--epochs", type=int, help="train the MLP for exactly this many epochs")
+    predict = commands.add_parser("predict", parents=[common], help="the current model rates every file of a kind")
+    predict.add_argument("kind")
+    models = commands.add_parser("models", parents=[common], help="models: taste model versions and rollback")
+    models_commands = models.add_subparsers(dest="models_command", required=True, parser_class=_Parser)
+    versions = models_commands.add_parser("versions", parents=[common], help="trained taste model versions of a kind")
+    versions.add_argument("kind")
+    back = models_commands.add_parser("rollback", parents=[common], help="make an older taste model version active")
+    back.add_argument("kind")
+    back.add_argument("version")
+
+
+COMMANDS.update({"train": cmd_train, "predict": cmd_predict, "models": cmd_models})
+EXTRA_PARSERS.append(_add_taste_parsers)
+
+
 def _setup_logging(data_dir: Path | None) -> None:
     """Warnings to stderr; everything to <data-dir>/logs/anagnorisis.log (one file handler, for the current dir)."""
     root = logging.getLogger("anagnorisis")
@@ -458,6 +623,7 @@ def run(
     stdin: TextIO | None = None,
     stderr: TextIO | None = None,
     store: Store | None = None,
+    session: Any = None,
     allow_forward: bool = True,
 ) -> int:
     """Parse and run one command; returns the exit status.
@@ -487,7 +653,7 @@ def run(
 
         settings = settings.with_stored(stored_settings(store))
     ctx = Context(settings, json_output=bool(args.json), stdout=stdout, stderr=stderr, stdin=stdin,
-                  cwd=args.cwd or os.getcwd(), _store=store, owns_store=store is None)
+                  cwd=args.cwd or os.getcwd(), _store=store, owns_store=store is None, session=session)
     try:
         result = COMMANDS[args.command](ctx, args)
     except UsageError as error:
@@ -505,6 +671,8 @@ def run(
 
 # Commands that never forward: they start the app or only read files.
 LOCAL_COMMANDS = {"serve"}
+# Commands after which the running app reloads its cached records (ratings patch the cache themselves).
+READ_ONLY_COMMANDS = {"search", "export", "rate", "unrate", "next", "why", "serve"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -67,11 +67,15 @@ class Session:
             raise FileNotFoundError(f"{path} is not an indexed {kind} file; scan the library first")
         set_rating(self.store, record["content_hash"], rating)
         fresh = self.record_by_path(kind, path) or record
+        self.note_rating(kind, fresh)
+        return fresh
+
+    def note_rating(self, kind: str, fresh: Record) -> None:
+        """Patch the cached records sharing fresh's content with its rating (no reload of the whole kind)."""
         with self._lock:
             for cached in self._records.get(kind, []):
-                if cached["content_hash"] == record["content_hash"]:
+                if cached["content_hash"] == fresh["content_hash"]:
                     cached["user_rating"], cached["rated_at"] = fresh["user_rating"], fresh["rated_at"]
-        return fresh
 
     # ------------------------------------------------------------ encoders and vectors
 

@@ -18,7 +18,6 @@ import nh3
 import numpy as np
 from markdown_it import MarkdownIt
 
-from anagnorisis.embed.sentence import smooth_max
 
 # Tags that may stay (their text stays either way, except CLEARED_TAGS). No media, frames, forms, links to
 # style sheets, <base>, <meta>, SVG or MathML: each of those can load something or run something.
@@ -227,6 +226,8 @@ def best_chunk(text: str, query_vector: np.ndarray, encoder: ChunkingEncoder) ->
     scores = np.asarray(encoder.chunk_scores(chunks, np.asarray(query_vector, dtype=np.float32)), dtype=np.float64)
     best = int(np.argmax(scores))
     chunk = chunks[best]
+    from anagnorisis.embed.sentence import smooth_max  # imported here: it brings torch, too slow for app start
+
     return Passage(chunk.start_char, chunk.end_char, float(scores[best]), smooth_max(scores), chunk.text)
 
 

@@ -170,11 +170,9 @@ def _named_endpoints(ctx: AppContext) -> None:
 
     def call(*argv: str) -> dict[str, Any]:
         try:
-            document = ctx.run_command(*argv)
+            return ctx.run_command(*argv)
         except CommandError as error:
             raise gr.Error(str(error)) from None
-        ctx.session.invalidate()
-        return document
 
     def rate(path: str, rating: float) -> dict[str, Any]:
         return call("rate", path, str(rating))
@@ -194,7 +192,7 @@ def _named_endpoints(ctx: AppContext) -> None:
             if value:
                 argv += [flag, str(value)]
         argv += ["--rated"] if rated else ["--unrated"] if unrated else []
-        return ctx.run_command(*argv)
+        return call(*argv)
 
     gr.api(rate, api_name="rate")
     gr.api(unrate, api_name="unrate")

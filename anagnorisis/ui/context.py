@@ -51,7 +51,7 @@ class AppContext:
         from anagnorisis.cli import run
 
         out, err = io.StringIO(), io.StringIO()
-        code = run(["--json", *argv], stdout=out, stderr=err, store=self.session.store)
+        code = run(["--json", *argv], stdout=out, stderr=err, store=self.session.store, session=self.session)
         text = out.getvalue().strip()
         document = json.loads(text) if text else {}
         if code != 0:

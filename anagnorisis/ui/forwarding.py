@@ -22,10 +22,13 @@ def install_cli_route(app: Any, token: str) -> None:
     context = app.context
 
     def run_here(argv: list[str], stdout: TextIO, stderr: TextIO) -> int:
+        from anagnorisis.cli import READ_ONLY_COMMANDS
+
         try:
-            return run(argv, stdout=stdout, stderr=stderr, store=context.session.store)
+            return run(argv, stdout=stdout, stderr=stderr, store=context.session.store, session=context.session)
         finally:
-            context.session.invalidate()
+            if not READ_ONLY_COMMANDS & set(argv):
+                context.session.invalidate()
 
     async def forwarded(request: Request) -> Any:
         if not _is_loopback_client(request):

@@ -1,0 +1,391 @@
+"""Training the taste model (SPEC §6): cross-validate every candidate, pick the winner, say why.
+
+Order of work, cheapest first, so that Stop at any moment leaves a usable model: the mean and kNN
+baselines, ridge (closed form), a ridge learning curve, then the MLP ensemble, whose fold networks
+and final members train together and stream their losses. Pure numpy/torch: no database, no UI.
+
+Every candidate is scored on the same k folds (evaluate.cross_validated_metrics: MAE over all
+held-out ratings, SROCC and pairwise accuracy within each fold's held-out set). The winner is the
+best non-baseline that beats kNN on SROCC and pairwise accuracy and the mean on MAE; if none does,
+a baseline wins and the reason says so.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from anagnorisis.taste.evaluate import Metrics, cross_validated_metrics, srocc
+from anagnorisis.taste.folds import CvSplits, repeats_for
+from anagnorisis.taste.linear import InputScaler, as_preferences, preferences_within, rated_rows, solve_ridge
+from anagnorisis.taste.mlp import EpochReport, MlpConfig, MlpEnsemble, threads_for
+from anagnorisis.taste.models import KnnModel, MeanModel, RidgeModel, TasteModel
+from anagnorisis.taste.neighbours import NeighbourLists, nearest_rated, neighbour_mean, unit_rows
+
+log = logging.getLogger(__name__)
+
+Event = dict[str, Any]
+EventSink = Callable[[Event], None]
+
+# With neither a budget nor epochs, training stops at this many seconds (best model kept), which
+# keeps `train` on 10k x 384 ratings within SPEC §9's 10 s on a 2-core CPU.
+DEFAULT_BUDGET_SECONDS = 7.0
+# The MLP must beat ridge's CV SROCC by more than this to be chosen over it: it starts from ridge,
+# so an MLP that never left ridge scores the same up to float32 rounding, and such a tie should
+# keep the simpler model.
+SIMPLER_MODEL_MARGIN = 0.002
+# Ratings subsets of the learning curve (plus all ratings).
+LEARNING_CURVE_SIZES = (10, 25, 50, 100, 200, 500, 1000, 2000, 5000)
+MIN_RATINGS_FOR_CV = 4
+# The learning curve scores on a fifth of the ratings; below this there are too few to rank.
+MIN_RATINGS_FOR_CURVE = 25
+
+
+@dataclass
+class TrainResult:
+    """The fitted winner and the report of how it was chosen."""
+
+    model: TasteModel
+    winner: str
+    reason: str
+    metrics: dict[str, Metrics]
+    n_ratings: int
+    stopped_early: bool
+    seconds: float
+    cv_predictions: dict[str, np.ndarray] = field(default_factory=dict)  # out-of-fold, per candidate
+    cv_actual: np.ndarray = field(default_factory=lambda: np.zeros(0))  # the ratings they predict
+    learning_curve: list[tuple[int, float]] = field(default_factory=list)  # (ratings, held-out SROCC)
+    learning_curve_model: str = "ridge"
+    candidates: dict[str, TasteModel] = field(default_factory=dict)  # every candidate, fit on all
+    budget_reached: bool = False
+    mlp_epochs: int = 0
+    mlp_best_epoch: int = 0
+
+    def scatter(self) -> tuple[np.ndarray, np.ndarray]:
+        """(actual, predicted) ratings of the winner's cross-validation, for a scatter plot."""
+        return self.cv_actual, self.cv_predictions.get(self.winner, np.zeros(0))
+
+    def summary(self) -> dict[str, Any]:
+        """The JSON-friendly part of the report (the CLI's `train --json` keys and a few more)."""
+        return {
+            "winner": self.winner,
+            "reason": self.reason,
+            "n_ratings": self.n_ratings,
+            "metrics": {name: dict(values) for name, values in self.metrics.items()},
+            "stopped_early": self.stopped_early,
+            "budget_reached": self.budget_reached,
+            "seconds": round(self.seconds, 3),
+            "learning_curve": [list(point) for point in self.learning_curve],
+            "learning_curve_model": self.learning_curve_model,
+            "mlp_epochs": self.mlp_epochs,
+            "mlp_best_epoch": self.mlp_best_epoch,
+        }
+
+
+def train_taste(
+    X: np.ndarray,
+    y: np.ndarray,
+    prefs: object = None,
+    *,
+    budget_seconds: float | None = None,
+    epochs: int | None = None,
+    seed: int = 0,
+    folds: int = 5,
+    repeats: int | None = None,
+    on_event: EventSink | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    device: str = "auto",
+    mlp_config: MlpConfig | None = None,
+    learning_curve: bool = True,
+) -> TrainResult:
+    """Cross-validate mean, kNN, ridge and the MLP ensemble on (X, y, prefs) and return the winner.
+
+    y is NaN for rows known only from A/B choices (prefs: rows of winner, loser, tie). The budget
+    bounds the whole call; `epochs` fixes the MLP's epochs instead of early stopping. `repeats`
+    k-fold splits are averaged (None: more for fewer ratings, see folds.repeats_for). Events go to
+    `on_event` as they happen; `should_stop()` ends training early with the best model so far.
+    """
+    run = _TrainingRun(X, y, prefs, seed=seed, folds=folds, repeats=repeats, on_event=on_event,
+                       should_stop=should_stop)
+    if budget_seconds is None and epochs is None:
+        budget_seconds = DEFAULT_BUDGET_SECONDS
+    deadline = None if budget_seconds is None else run.started + float(budget_seconds)
+    with threads_for(run.n_ratings, run.X.shape[1]):
+        run.cross_validate_baselines()
+        run.cross_validate_ridge()
+        if learning_curve:
+            run.compute_learning_curve()
+        run.train_mlp(mlp_config or MlpConfig(), epochs=epochs, deadline=deadline, device=device)
+        return run.result()
+
+
+class _TrainingRun:
+    """The state of one train_taste call, stage by stage."""
+
+    def __init__(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        prefs: object,
+        *,
+        seed: int,
+        folds: int,
+        repeats: int | None,
+        on_event: EventSink | None,
+        should_stop: Callable[[], bool] | None,
+    ) -> None:
+        self.started = time.perf_counter()
+        self.X = np.ascontiguousarray(X, dtype=np.float32)
+        self.y = np.asarray(y, dtype=np.float64).ravel()
+        if self.X.ndim != 2 or len(self.X) != len(self.y):
+            raise ValueError(f"X must be (n, d) with one row per rating; got {self.X.shape} and {self.y.shape}")
+        self.rated = rated_rows(self.y)
+        self.n_ratings = int(self.rated.sum())
+        if self.n_ratings == 0:
+            raise ValueError("no ratings to train on: rate a few files first")
+        self.prefs = as_preferences(prefs, len(self.y))
+        self.seed = seed
+        self.folds = min(folds, self.n_ratings) if self.n_ratings >= MIN_RATINGS_FOR_CV else 0
+        self.splits = CvSplits.make(self.n_ratings, self.folds, repeats or repeats_for(self.n_ratings), seed)
+        self.rated_index = np.flatnonzero(self.rated)
+        self._neighbours: NeighbourLists | None = None
+        self.scaler = InputScaler.fit(self.X)
+        self.emit = on_event or (lambda event: None)
+        self.should_stop = should_stop or (lambda: False)
+        self.stopped = False
+        self.budget_reached = False
+        self.metrics: dict[str, Metrics] = {}
+        self.oof: dict[str, np.ndarray] = {}
+        self.candidates: dict[str, TasteModel] = {}
+        self.fold_ridges: list[Any] = []
+        self.curve: list[tuple[int, float]] = []
+        self.mlp_epochs = self.mlp_best_epoch = 0
+
+    # -- stages -----------------------------------------------------------------------------
+
+    def cross_validate_baselines(self) -> None:
+        repeated = f", repeated {self.splits.repeats} times" if self.splits.repeats > 1 else ""
+        self._stage(f"{self.n_ratings} ratings, {len(self.prefs)} A/B choices, "
+                    f"{self.folds}-fold cross-validation{repeated}")
+        self._cross_validate("mean", MeanModel)
+        if not self._stop_requested():
+            self._cross_validate_knn()
+
+    def cross_validate_ridge(self) -> None:
+        if self._stop_requested():
+            return
+        self._cross_validate("ridge", lambda: RidgeModel(scaler=self.scaler))
+
+    def compute_learning_curve(self) -> None:
+        """SROCC of ridge on a fixed fifth of the ratings, trained on nested subsets of the rest."""
+        if self._stop_requested() or self.n_ratings < MIN_RATINGS_FOR_CURVE or "ridge" not in self.candidates:
+            return
+        order = np.random.default_rng(self.seed + 7).permutation(np.flatnonzero(self.rated))
+        held_out, pool = order[: self.n_ratings // 5], order[self.n_ratings // 5:]
+        sizes = [s for s in LEARNING_CURVE_SIZES if s < len(pool)] + [len(pool)]
+        Xs_held_out = self.scaler.transform(self.X[held_out])
+        # One alpha per rating, ridge's own on all ratings: searching alpha again at every size
+        # would double the curve's cost for a picture that barely changes.
+        ridge = self.candidates["ridge"].solution  # type: ignore[attr-defined]
+        relative_alpha = [ridge.alpha / max(ridge.n, 1)]
+        for size in sizes:
+            rows = pool[:size]
+            solution = solve_ridge(self.scaler.transform(self.X[rows]), self.y[rows], relative_alphas=relative_alpha)
+            self.curve.append((size, srocc(self.y[held_out], solution.predict(Xs_held_out))))
+        self.emit({"type": "learning_curve", "model": "ridge", "points": [list(p) for p in self.curve]})
+
+    def train_mlp(self, config: MlpConfig, *, epochs: int | None, deadline: float | None, device: str) -> None:
+        if self._stop_requested() or "ridge" not in self.candidates:
+            return
+        self._stage(f"training the MLP ensemble ({config.members} members + {self.splits.networks} fold networks)")
+        model = MlpEnsemble(config, device=device, seed=self.seed)
+        report = model.fit_with_folds(
+            self.X, self.y, self.prefs, self.splits, scaler=self.scaler,
+            fold_ridges=self.fold_ridges or None,
+            full_ridge=self.candidates["ridge"].solution,  # type: ignore[attr-defined]
+            epochs=epochs, deadline=deadline, on_epoch=self._emit_epoch, should_stop=self.should_stop,
+            neighbours=self.neighbours(),
+        )
+        self.stopped = self.stopped or report.stopped
+        self.budget_reached = report.budget_reached
+        self.mlp_epochs, self.mlp_best_epoch = report.epochs, report.best_epoch
+        self.candidates["mlp"] = model
+        if self.splits.networks and report.oof_predictions is not None:
+            self._record_metrics("mlp", report.oof_predictions)
+
+    # -- the result -------------------------------------------------------------------------
+
+    def result(self) -> TrainResult:
+        winner, reason = choose_winner(self.metrics, self.n_ratings)
+        self._stage(f"winner: {winner}. {reason}")
+        return TrainResult(
+            model=self.candidates[winner],
+            winner=winner,
+            reason=reason,
+            metrics=self.metrics,
+            n_ratings=self.n_ratings,
+            stopped_early=self.stopped,
+            seconds=time.perf_counter() - self.started,
+            cv_predictions=self.oof,
+            cv_actual=self.y[self.rated],
+            learning_curve=self.curve,
+            candidates=self.candidates,
+            budget_reached=self.budget_reached,
+            mlp_epochs=self.mlp_epochs,
+            mlp_best_epoch=self.mlp_best_epoch,
+        )
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def neighbours(self) -> NeighbourLists:
+        """Every row's nearest rated rows, computed once for kNN's CV and the MLP's neighbour input."""
+        if self._neighbours is None:
+            self._neighbours = nearest_rated(self.X, unit_rows(self.X[self.rated]))
+        return self._neighbours
+
+    def _cross_validate(self, name: str, make: Callable[[], TasteModel]) -> None:
+        """Out-of-fold predictions of a candidate (each fold's ratings hidden as NaN), then a fit on all."""
+        self._stage(f"cross-validating {name}")
+        if self.splits.networks:
+            oof = np.empty((self.splits.repeats, self.n_ratings))
+            for network in range(self.splits.networks):
+                held_out = self.splits.held_out(network)
+                model = self._fit_without(make(), self.rated_index[held_out])
+                oof[self.splits.repeat_of(network), held_out] = model.predict(self.X[self.rated_index[held_out]])[0]
+                if name == "ridge":
+                    self.fold_ridges.append(model.solution)  # type: ignore[attr-defined]
+            self._record_metrics(name, oof)
+        self.candidates[name] = make().fit(self.X, self.y, self.prefs)
+
+    def _cross_validate_knn(self) -> None:
+        """kNN's out-of-fold predictions from the shared neighbour lists: the same answers as
+        KnnModel fitted on each fold's training ratings, for one similarity pass instead of one per fold."""
+        self._stage("cross-validating knn")
+        if self.splits.networks:
+            lists = self.neighbours().rows(self.rated_index)
+            y_rated = self.y[self.rated]
+            oof = np.empty((self.splits.repeats, self.n_ratings))
+            for network in range(self.splits.networks):
+                held_out = self.splits.held_out(network)
+                training = ~held_out
+                mean, _ = neighbour_mean(lists.rows(np.flatnonzero(held_out)), y_rated, training)
+                oof[self.splits.repeat_of(network), held_out] = np.where(
+                    np.isnan(mean), y_rated[training].mean(), mean)
+            self._record_metrics("knn", oof)
+        self.candidates["knn"] = KnnModel().fit(self.X, self.y, self.prefs)
+
+    def _fit_without(self, model: TasteModel, held_out: np.ndarray) -> TasteModel:
+        y = self.y.copy()
+        y[held_out] = np.nan
+        allowed = np.ones(len(y), dtype=bool)
+        allowed[held_out] = False  # a choice touching a held-out item would leak its rating
+        return model.fit(self.X, y, preferences_within(self.prefs, allowed))
+
+    def _record_metrics(self, name: str, oof: np.ndarray) -> None:
+        """Metrics of out-of-fold predictions (repeats, ratings), averaged over the repeated splits."""
+        y_rated = self.y[self.rated]
+        per_split = [cross_validated_metrics(y_rated, oof[r], self.splits.fold_of[r], seed=self.seed)
+                     for r in range(self.splits.repeats)]
+        self.metrics[name] = Metrics(
+            mae=float(np.mean([m["mae"] for m in per_split])),
+            srocc=float(np.mean([m["srocc"] for m in per_split])),
+            pairwise_accuracy=float(np.mean([m["pairwise_accuracy"] for m in per_split])),
+        )
+        self.oof[name] = oof.mean(axis=0)
+        self.emit({"type": "metrics", "candidate": name, **self.metrics[name], "seconds": self._elapsed()})
+
+    def _emit_epoch(self, report: EpochReport) -> None:
+        self.emit({"type": "loss", "candidate": "mlp", "epoch": report.epoch, "train_loss": report.train_loss,
+                   "val_loss": report.val_loss, "seconds": self._elapsed()})
+
+    def _stage(self, message: str) -> None:
+        log.info("taste training: %s", message)
+        self.emit({"type": "stage", "message": message, "seconds": self._elapsed()})
+
+    def _stop_requested(self) -> bool:
+        if not self.stopped and self.should_stop():
+            self.stopped = True
+            self._stage("stopped: keeping the best model so far")
+        return self.stopped
+
+    def _elapsed(self) -> float:
+        return round(time.perf_counter() - self.started, 3)
+
+
+def beats_baselines(candidate: Metrics, knn: Metrics, mean: Metrics) -> bool:
+    """SPEC §6: better than kNN on SROCC and pairwise accuracy, and than the mean on MAE."""
+    return (
+        candidate["srocc"] > knn["srocc"]
+        and candidate["pairwise_accuracy"] > knn["pairwise_accuracy"]
+        and candidate["mae"] < mean["mae"]
+    )
+
+
+def choose_winner(metrics: dict[str, Metrics], n_ratings: int | None = None) -> tuple[str, str]:
+    """The best non-baseline that beats both baselines, else the better baseline; and why, with numbers."""
+    if "mean" not in metrics:
+        return "mean", "too few ratings to cross-validate; predicting their mean"
+    if "knn" not in metrics:
+        return "mean", "stopped before kNN could be evaluated; predicting the mean rating"
+    knn, mean = metrics["knn"], metrics["mean"]
+    contenders = [name for name in ("ridge", "mlp") if name in metrics and beats_baselines(metrics[name], knn, mean)]
+    if contenders:
+        best = _best_contender(contenders, metrics)
+        return best, _winning_reason(best, metrics, contenders)
+    return _best_baseline(metrics, n_ratings)
+
+
+def _best_contender(contenders: Sequence[str], metrics: dict[str, Metrics]) -> str:
+    """Highest SROCC; the simpler model (listed first) keeps a tie within SIMPLER_MODEL_MARGIN."""
+    best = contenders[0]
+    for name in contenders[1:]:
+        if metrics[name]["srocc"] > metrics[best]["srocc"] + SIMPLER_MODEL_MARGIN:
+            best = name
+    return best
+
+
+def _winning_reason(best: str, metrics: dict[str, Metrics], contenders: Sequence[str]) -> str:
+    m, knn, mean = metrics[best], metrics["knn"], metrics["mean"]
+    reason = (
+        f"{best} won on cross-validation: SROCC {m['srocc']:.3f} vs kNN {knn['srocc']:.3f}, "
+        f"pairwise accuracy {m['pairwise_accuracy']:.3f} vs kNN {knn['pairwise_accuracy']:.3f}, "
+        f"MAE {m['mae']:.2f} vs the mean's {mean['mae']:.2f}"
+    )
+    others = [name for name in ("ridge", "mlp") if name in metrics and name != best]
+    for other in others:
+        o = metrics[other]
+        if other in contenders:
+            reason += f"; {other} also beat both baselines but scored SROCC {o['srocc']:.3f}"
+            if o["srocc"] > m["srocc"]:
+                reason += f" (within {SIMPLER_MODEL_MARGIN}, so the simpler {best} is kept)"
+        else:
+            reason += f"; {other} did not beat both baselines (SROCC {o['srocc']:.3f}, MAE {o['mae']:.2f})"
+    return reason
+
+
+def _best_baseline(metrics: dict[str, Metrics], n_ratings: int | None) -> tuple[str, str]:
+    """kNN, unless cross-validation shows it misorders the ratings beyond noise.
+
+    A recommender has to order files and the mean orders nothing, so the mean wins only against
+    a kNN whose SROCC is below chance by more than two standard errors (about 2 / sqrt(n)) and
+    whose pairwise accuracy is below one half: with 50 ratings CV cannot confirm a small edge.
+    """
+    knn, mean = metrics["knn"], metrics["mean"]
+    tried = ", ".join(
+        f"{name} SROCC {metrics[name]['srocc']:.3f} / pairwise {metrics[name]['pairwise_accuracy']:.3f} / "
+        f"MAE {metrics[name]['mae']:.2f}"
+        for name in ("ridge", "mlp") if name in metrics
+    ) or "no other model was evaluated"
+    noise = 2.0 / math.sqrt(max(n_ratings - 1, 1)) if n_ratings else 0.0
+    misorders = knn["srocc"] < -noise and knn["pairwise_accuracy"] < 0.5
+    name = "mean" if misorders else "knn"
+    why = (f"kNN orders the ratings worse than chance (SROCC {knn['srocc']:.3f})" if misorders
+           else "it orders files by their nearest rated neighbours, while the mean orders nothing")
+    return name, (
+        f"no model beat both baselines (kNN: SROCC {knn['srocc']:.3f}, pairwise {knn['pairwise_accuracy']:.3f}; "
+        f"mean: MAE {mean['mae']:.2f}); {tried}. Falling back to the {name} baseline: {why}"
+    )

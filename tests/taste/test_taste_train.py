@@ -1,0 +1,185 @@
+"""train_taste: cross-validation, the winner and why, streamed events, Stop keeping the best so far."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from anagnorisis.taste.evaluate import Metrics, mae, pairwise_accuracy, srocc
+from anagnorisis.taste.folds import CvSplits, repeats_for
+from anagnorisis.taste.models import CANDIDATE_NAMES, KnnModel, TasteModel
+from anagnorisis.taste.train import TrainResult, choose_winner, train_taste
+from tests.taste.taste_data import PlantedRatings, planted_ratings
+
+
+@pytest.fixture(scope="module")
+def trained(planted: PlantedRatings) -> TrainResult:
+    return train_taste(planted.X, planted.y, seed=0)
+
+
+def held_out_scores(model: TasteModel, data: PlantedRatings) -> dict[str, float]:
+    prediction = model.predict(data.X_held_out)[0]
+    return {"srocc": srocc(data.y_held_out, prediction),
+            "pairwise_accuracy": pairwise_accuracy(data.y_held_out, prediction),
+            "mae": mae(data.y_held_out, prediction)}
+
+
+def test_the_chosen_model_beats_knn_and_the_mean_on_held_out_data(
+    trained: TrainResult, planted: PlantedRatings
+) -> None:
+    chosen = held_out_scores(trained.model, planted)
+    knn = held_out_scores(trained.candidates["knn"], planted)
+    mean = held_out_scores(trained.candidates["mean"], planted)
+    assert trained.winner in ("ridge", "mlp")
+    assert chosen["srocc"] > knn["srocc"]
+    assert chosen["pairwise_accuracy"] > knn["pairwise_accuracy"]
+    assert chosen["mae"] < mean["mae"]
+
+
+def test_the_report_has_every_candidates_metrics_and_says_why_the_winner_won(trained: TrainResult) -> None:
+    assert set(trained.metrics) == set(CANDIDATE_NAMES)
+    for metrics in trained.metrics.values():
+        assert set(metrics) == {"mae", "srocc", "pairwise_accuracy"}
+    assert trained.metrics["mean"]["srocc"] == 0.0  # constant within every fold
+    assert trained.winner in trained.reason and "kNN" in trained.reason
+    assert f"{trained.metrics[trained.winner]['srocc']:.3f}" in trained.reason
+    assert trained.n_ratings == 300 and not trained.stopped_early
+
+
+def test_cross_validation_predictions_line_up_with_the_ratings_for_a_scatter(trained: TrainResult) -> None:
+    actual, predicted = trained.scatter()
+    assert actual.shape == predicted.shape == (300,)
+    assert srocc(actual, predicted) > 0.5
+
+
+def test_the_learning_curve_improves_with_more_ratings(trained: TrainResult) -> None:
+    sizes = [n for n, _ in trained.learning_curve]
+    assert sizes == sorted(sizes) and sizes[-1] == 240  # a fifth of the 300 ratings is held out
+    assert trained.learning_curve[-1][1] > trained.learning_curve[0][1]
+
+
+def test_events_stream_while_training_runs() -> None:
+    data = planted_ratings(n_rated=300, seed=1)
+    arrivals: list[tuple[float, dict]] = []
+    started = time.perf_counter()
+    result = train_taste(data.X, data.y, epochs=40,
+                         on_event=lambda event: arrivals.append((time.perf_counter(), event)))
+    finished = time.perf_counter()
+    losses = [(at, event) for at, event in arrivals if event["type"] == "loss"]
+    assert len(losses) == 40 == result.mlp_epochs
+    assert [event["epoch"] for _, event in losses] == list(range(1, 41))
+    assert all(event["candidate"] == "mlp" and event["train_loss"] > 0 and event["val_loss"] > 0
+               for _, event in losses)
+    # The first loss arrives well before the call returns, and the stream is spread over the training.
+    assert losses[0][0] - started < 0.6 * (finished - started)
+    assert losses[-1][0] - losses[0][0] > 0.3 * (finished - started)
+    kinds = [event["type"] for _, event in arrivals]
+    assert kinds.index("metrics") < kinds.index("loss")  # baselines are reported before the MLP trains
+    assert {event["candidate"] for _, event in arrivals if event["type"] == "metrics"} == set(CANDIDATE_NAMES)
+
+
+def test_stop_returns_early_with_a_usable_best_model_so_far(planted: PlantedRatings) -> None:
+    epochs_seen: list[int] = []
+
+    def record(event: dict) -> None:
+        if event["type"] == "loss":
+            epochs_seen.append(event["epoch"])
+
+    result = train_taste(planted.X, planted.y, epochs=500, on_event=record,
+                         should_stop=lambda: len(epochs_seen) >= 3)
+    assert result.stopped_early
+    assert result.mlp_epochs <= 4  # not the 500 asked for
+    assert "mlp" in result.metrics  # the MLP's best epoch so far was evaluated and kept
+    rating, uncertainty = result.model.predict(planted.X_held_out)
+    assert np.all(np.isfinite(rating)) and np.all(np.isfinite(uncertainty))
+    assert srocc(planted.y_held_out, rating) > 0.5
+
+
+def test_stop_before_anything_trained_still_gives_a_model(planted: PlantedRatings) -> None:
+    result = train_taste(planted.X, planted.y, should_stop=lambda: True)
+    assert result.stopped_early and result.winner == "mean"
+    assert np.all(np.isfinite(result.model.predict(planted.X_held_out)[0]))
+
+
+def test_a_budget_in_seconds_bounds_the_training(planted: PlantedRatings) -> None:
+    result = train_taste(planted.X, planted.y, budget_seconds=0.5, mlp_config=None)
+    assert result.seconds < 3.0  # budget + one epoch + the packaging, on a loaded machine
+    assert result.winner in CANDIDATE_NAMES
+
+
+def test_a_handful_of_ratings_trains_without_cross_validation() -> None:
+    data = planted_ratings(n_rated=3, n_held_out=10)
+    result = train_taste(data.X, data.y)
+    assert result.winner == "mean" and result.n_ratings == 3
+    assert np.all(np.isfinite(result.model.predict(data.X_held_out)[0]))
+
+
+def test_training_without_ratings_is_refused() -> None:
+    with pytest.raises(ValueError, match="no ratings"):
+        train_taste(np.zeros((2, 4), np.float32), np.array([np.nan, np.nan]))
+
+
+def test_ab_choices_between_unrated_items_shape_the_trained_model() -> None:
+    data = planted_ratings(n_rated=120, n_held_out=2, seed=2)
+    X = np.vstack([data.X, data.X_held_out])
+    y = np.concatenate([data.y, [np.nan, np.nan]])
+    winner, loser = 120, 121
+    plain = train_taste(X, y, seed=0).model.predict(X[[winner, loser]])[0]
+    if plain[0] > plain[1]:
+        winner, loser = loser, winner
+    result = train_taste(X, y, [(winner, loser, 0)] * 5, seed=0)
+    assert result.model.predict(X[[winner, loser]])[0][0] > result.model.predict(X[[winner, loser]])[0][1]
+
+
+def metrics(mae_: float, srocc_: float, pairs: float) -> Metrics:
+    return Metrics(mae=mae_, srocc=srocc_, pairwise_accuracy=pairs)
+
+
+def test_a_model_that_does_not_beat_both_baselines_is_not_chosen_and_the_report_says_so() -> None:
+    winner, reason = choose_winner({
+        "mean": metrics(2.0, 0.0, 0.5),
+        "knn": metrics(1.5, 0.40, 0.65),
+        "ridge": metrics(1.4, 0.45, 0.64),  # better SROCC than kNN, worse pairwise accuracy
+        "mlp": metrics(2.1, 0.50, 0.70),  # worse MAE than the mean
+    })
+    assert winner == "knn"
+    assert "no model beat both baselines" in reason
+
+
+def test_the_best_contender_wins_and_a_near_tie_keeps_the_simpler_model() -> None:
+    base: dict[str, Metrics] = {"mean": metrics(2.0, 0.0, 0.5), "knn": metrics(1.5, 0.4, 0.6)}
+    assert choose_winner({**base, "ridge": metrics(1.2, 0.6, 0.7), "mlp": metrics(1.1, 0.7, 0.75)})[0] == "mlp"
+    assert choose_winner({**base, "ridge": metrics(1.2, 0.6, 0.7), "mlp": metrics(1.2, 0.6001, 0.7)})[0] == "ridge"
+
+
+def test_when_knn_misorders_the_ratings_the_mean_is_the_fallback() -> None:
+    winner, reason = choose_winner({"mean": metrics(2.0, 0.0, 0.5), "knn": metrics(2.2, -0.05, 0.48),
+                                    "ridge": metrics(2.1, -0.1, 0.45)})
+    assert winner == "mean" and "worse than chance" in reason
+
+
+def test_a_knn_below_chance_only_within_noise_is_still_preferred_to_the_mean() -> None:
+    scores = {"mean": metrics(2.0, 0.0, 0.5), "knn": metrics(2.1, -0.1, 0.47)}
+    assert choose_winner(scores, n_ratings=50)[0] == "knn"  # -0.1 is well within 2 / sqrt(49)
+    assert choose_winner(scores, n_ratings=5000)[0] == "mean"
+
+
+def test_knn_cross_validation_matches_a_knn_fitted_on_each_fold() -> None:
+    data = planted_ratings(n_rated=120, seed=3)
+    result = train_taste(data.X, data.y, repeats=1, learning_curve=False, epochs=1)
+    splits = CvSplits.make(120, 5, 1, seed=0)
+    expected = np.empty(120)
+    for fold in range(5):
+        held_out = splits.held_out(fold)
+        model = KnnModel().fit(data.X[~held_out], data.y[~held_out])
+        expected[held_out] = model.predict(data.X[held_out])[0]
+    assert np.allclose(result.cv_predictions["knn"], expected, atol=1e-6)
+
+
+def test_few_ratings_are_cross_validated_over_several_splits() -> None:
+    assert [repeats_for(n) for n in (10, 50, 100, 200, 250, 10_000)] == [5, 5, 3, 2, 1, 1]
+    data = planted_ratings(n_rated=50, seed=4)
+    events: list[dict] = []
+    train_taste(data.X, data.y, epochs=2, learning_curve=False, on_event=events.append)
+    assert any("repeated 5 times" in event.get("message", "") for event in events)
