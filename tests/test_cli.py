@@ -69,12 +69,27 @@ def test_the_rate_record_has_every_spec_key(cli: Cli, photos: list[Path]) -> Non
         ("scan", "podcasts"),
         ("library", "add", "podcasts", "/tmp"),
         ("frobnicate",),
+        ("search", "images", "--sort", "loudness"),
+        ("search", "images", "sunset", "--sort", "date"),
+        ("search", "images", "--sort", "length"),
+        ("search", "podcasts"),
+        ("search", "images", "--rating", "3:11"),
+        ("search", "images", "--mode", "telepathy"),
     ],
 )
 def test_usage_errors_exit_2_with_a_json_error(cli: Cli, photos: list[Path], args: tuple[str, ...]) -> None:
     result = cli("--json", *(arg.format(photo=photos[0]) for arg in args))
     assert result.code == 2
     assert result.json["error"]["code"] == "usage" and result.json["error"]["message"]
+
+
+def test_a_query_is_never_read_as_a_sort_key_and_sort_words_are_normalised(cli: Cli, photos: list[Path]) -> None:
+    by_name = cli.json("search", "images", "rating", "--mode", "name")
+    assert by_name["mode"] == "name" and by_name["sort"] is None
+    spaced = cli.json("search", "images", "--sort", "unrated first")
+    assert spaced["sort"] == "unrated-first" and spaced["total"] == 30
+    page = cli.json("search", "images", "--sort", "file_size", "--offset", "24", "--limit", "24")
+    assert page["sort"] == "file-size" and len(page["results"]) == 6
 
 
 def test_json_output_is_exactly_one_object_even_from_a_subprocess(cli: Cli, photos: list[Path]) -> None:
