@@ -23,9 +23,11 @@ def test_a_normal_run_connects_to_nothing_but_loopback(tmp_path: Path) -> None:
     for key in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "GRADIO_ANALYTICS_ENABLED", "HF_HUB_DISABLE_TELEMETRY"):
         env.pop(key, None)  # the app must keep itself offline, not rely on the test's environment
     library = tmp_path / "library"
+    topics = ["gardening and tomatoes", "sailing boats", "baking bread", "chess openings", "jazz piano", "rust"]
+    for index in range(6):
+        write_text(library / f"note {index}.txt", f"Note {index} about {topics[index]}.\n")
     for index in range(3):
         write_jpeg(library / f"p{index}.jpg", color=(index * 80, 10, 10))
-        write_text(library / f"note {index}.txt", f"Note {index} about gardening and tomatoes.\n")
         write_wav(library / f"t{index}.wav", freq=300 + 50 * index)
 
     def cli(*args: str) -> dict:
@@ -51,11 +53,15 @@ def test_a_normal_run_connects_to_nothing_but_loopback(tmp_path: Path) -> None:
                 assert app.poll() is None and time.monotonic() < deadline
                 time.sleep(0.25)
         deadline = time.monotonic() + 120
-        while cli("search", "text", "tomatoes in the garden", "--mode", "meaning")["total"] < 3:  # forwarded
+        while cli("search", "text", "tomatoes in the garden", "--mode", "meaning")["not_indexed"]:  # forwarded
             assert time.monotonic() < deadline, "the app's background embedding did not finish"
             time.sleep(1)
+        for index, path in enumerate(sorted(library.glob("*.txt"))):
+            cli("rate", str(path), str(index + 2))
         cli("rate", str(library / "p0.jpg"), "7")
-        time.sleep(3)  # the app's own background scan and embed
+        trained = cli("train", "text", "--seconds", "3")  # forwarded: trains inside the app
+        assert trained["n_ratings"] == 6
+        cli("predict", "text")
     finally:
         app.terminate()
         app.wait(timeout=30)

@@ -1,0 +1,462 @@
+"""The Train tab: teach the taste model a kind's ratings, watch the losses live, read the report, roll back.
+
+Start runs `train_and_save` on a thread and streams its events (stage messages, the MLP's train/validation
+loss per epoch) through a queue into a generator handler, so the loss plot grows while training runs. Stop
+asks the training to end; it keeps the best model so far, which is saved like any other. After a training the
+tab starts a background predict of every file of that kind (its progress is on the status line) and the
+session caches are refreshed when it is done.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+import time
+import weakref
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import gradio as gr
+import numpy as np
+import pandas as pd
+
+from anagnorisis.config import KINDS
+from anagnorisis.jobs import Job, Jobs
+from anagnorisis.taste.service import (
+    TasteError, TrainOutcome, model_versions, predict_kind, rollback, train_and_save,
+)
+from anagnorisis.ui.context import AppContext
+
+log = logging.getLogger(__name__)
+
+# The stream sends the browser at most this many updates per second: enough to see the curve grow, few enough
+# that a fast training on hundreds of epochs does not flood the websocket.
+YIELD_EVERY_SECONDS = 0.25
+QUEUE_POLL_SECONDS = 0.1
+BUDGET_MODES = ("seconds", "epochs")
+DEFAULT_BUDGET = {"seconds": 10, "epochs": 200}
+# Column types of each plot's data: Gradio picks an axis's scale from them (an empty untyped frame would make
+# every axis categorical for good), so even the empty frames are typed.
+LOSS_COLUMNS = {"epoch": "int64", "loss": "float64", "series": "str"}
+SCATTER_COLUMNS = {"your rating": "float64", "predicted": "float64"}
+HISTOGRAM_COLUMNS = {"rating": "str", "files": "int64"}
+CURVE_COLUMNS = {"ratings": "int64", "SROCC": "float64"}
+CANDIDATE_ROLES = {"mean": "baseline", "knn": "baseline", "ridge": "candidate", "mlp": "candidate"}
+METRICS_HEADERS = ["model", "role", "MAE", "SROCC", "pairwise accuracy"]
+VERSIONS_HEADERS = ["version", "active", "trained (UTC)", "winner", "ratings", "SROCC", "MAE", "pairwise",
+                    "predictions", "embedding model"]
+
+
+# ---------------------------------------------------------------- plain data the handlers produce
+
+
+@dataclass
+class TrainReport:
+    """What the tab shows after a training."""
+
+    document: dict[str, Any]
+    markdown: str
+    metrics: list[list[Any]]
+    scatter: pd.DataFrame
+    histogram: pd.DataFrame
+    curve: pd.DataFrame
+
+
+@dataclass
+class TrainUpdate:
+    """One yield of the training stream: the status, the losses so far, and at the end the report."""
+
+    status: str
+    losses: pd.DataFrame
+    at: float  # time.monotonic() when yielded
+    running: bool = True
+    report: TrainReport | None = None
+    first: bool = False  # the first update of a run: the previous run's report is cleared
+
+
+@dataclass
+class _Live:
+    """Loss points and the last stage message, gathered from the training's events."""
+
+    rows: list[tuple[int, float, str]] = field(default_factory=list)
+    stage: str = "starting…"
+    epoch: int = 0
+
+    def take(self, event: dict[str, Any]) -> None:
+        if event.get("type") == "loss":
+            self.epoch = int(event["epoch"])
+            self.rows.append((self.epoch, float(event["train_loss"]), "training"))
+            self.rows.append((self.epoch, float(event["val_loss"]), "validation"))
+        elif event.get("type") == "stage":
+            self.stage = str(event["message"])
+
+    def losses(self) -> pd.DataFrame:
+        return typed_frame(self.rows, LOSS_COLUMNS)
+
+    def status(self) -> str:
+        if not self.rows:
+            return f"Training: {self.stage}"
+        epoch = [row for row in self.rows if row[0] == self.epoch]
+        losses = ", ".join(f"{series} loss {loss:.3f}" for _, loss, series in epoch)
+        return f"Training: {self.stage} · epoch {self.epoch} · {losses}"
+
+
+# ---------------------------------------------------------------- the report
+
+
+def typed_frame(rows: list[tuple[Any, ...]], columns: dict[str, str]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=list(columns)).astype(columns)
+
+
+def placeholder_losses() -> pd.DataFrame:
+    """The loss plot's first value: no points, but both series named.
+
+    Gradio fixes a plot's colour legend from the value it mounts with and later updates only swap the data, so a
+    series missing at mount would never be drawn.
+    """
+    return typed_frame([(0, float("nan"), "training"), (0, float("nan"), "validation")], LOSS_COLUMNS)
+
+
+def metrics_rows(metrics: dict[str, dict[str, float]], winner: str) -> list[list[Any]]:
+    rows = []
+    for name in ("mean", "knn", "ridge", "mlp"):
+        if name in metrics:
+            m = metrics[name]
+            role = CANDIDATE_ROLES[name] + (" · chosen" if name == winner else "")
+            rows.append([name, role, round(m["mae"], 3), round(m["srocc"], 3), round(m["pairwise_accuracy"], 3)])
+    return rows
+
+
+def rating_histogram(ratings: np.ndarray) -> pd.DataFrame:
+    """How many of your ratings fall in each one-point bin (10 counts in 9–10)."""
+    values = np.asarray(ratings, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    counts = np.bincount(np.clip(np.floor(values), 0, 9).astype(int), minlength=10) if values.size else np.zeros(10)
+    return typed_frame([(f"{low}–{low + 1}", int(count)) for low, count in enumerate(counts)], HISTOGRAM_COLUMNS)
+
+
+def report_markdown(document: dict[str, Any]) -> str:
+    lines = [
+        f"### {document['kind']} model v{document['model_version']}: **{document['winner']}** won",
+        document["reason"],
+        f"Trained on {document['n_ratings']} ratings and {document['n_preferences']} A/B choices "
+        f"({document['embedding_model']} embeddings) in {document['seconds']:.1f} s."
+        + (" **Stopped early**: the best model so far was kept." if document["stopped_early"] else ""),
+        "MAE: mean absolute error in rating points (lower is better). SROCC: how well the order of the "
+        "predictions matches yours (1 is perfect, 0 is chance). Pairwise accuracy: the share of pairs of files "
+        "you rated differently that the model puts in your order. Every number is from cross-validation, "
+        "on ratings the model did not see.",
+    ]
+    if not document.get("learning_curve"):
+        lines.append("The learning curve appears from 25 ratings on.")
+    return "\n\n".join(lines)
+
+
+def build_report(outcome: TrainOutcome) -> TrainReport:
+    document, result = outcome.document, outcome.result
+    actual, predicted = result.scatter()
+    scatter = typed_frame(list(zip(np.asarray(actual, dtype=float), np.asarray(predicted, dtype=float))),
+                          SCATTER_COLUMNS)
+    curve = typed_frame([(int(n), float(q)) for n, q in result.learning_curve], CURVE_COLUMNS)
+    return TrainReport(document=document, markdown=report_markdown(document),
+                       metrics=metrics_rows(document["metrics"], document["winner"]), scatter=scatter,
+                       histogram=rating_histogram(actual), curve=curve)
+
+
+def versions_rows(ctx: AppContext, kind: str) -> list[list[Any]]:
+    rows = []
+    for v in model_versions(ctx.session.store, kind):
+        m = v["metrics"] or {}
+        rows.append([v["version"], "✓" if v["active"] else "", (v["created_at"] or "")[:19].replace("T", " "),
+                     v["winner"], v["n_ratings"], _rounded(m.get("srocc")), _rounded(m.get("mae")),
+                     _rounded(m.get("pairwise_accuracy")), v["predicted"], v["embedding_model"]])
+    return rows
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 3)
+
+
+# ---------------------------------------------------------------- background predict
+
+
+class _PredictQueue:
+    """Kinds waiting for a predict; one `predict` job drains them, so a second training never gets lost."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.kinds: list[str] = []
+
+    def push(self, kind: str) -> None:
+        with self.lock:
+            if kind not in self.kinds:
+                self.kinds.append(kind)
+
+    def pop(self) -> str | None:
+        with self.lock:
+            return self.kinds.pop(0) if self.kinds else None
+
+
+_PREDICT_QUEUES: "weakref.WeakKeyDictionary[Jobs, _PredictQueue]" = weakref.WeakKeyDictionary()
+
+
+def start_predict(ctx: AppContext, kind: str) -> Job:
+    """Predict every file of `kind` in the background (the `predict` job on the status line)."""
+    waiting = _PREDICT_QUEUES.setdefault(ctx.jobs, _PredictQueue())
+    waiting.push(kind)
+
+    def work(job: Job) -> dict[str, Any]:
+        done: dict[str, Any] = {}
+        while not job.should_stop() and (next_kind := waiting.pop()) is not None:
+            job.message = f"{next_kind}: rating every file"
+            document = predict_kind(ctx.session.store, ctx.settings, next_kind, progress=job.progress,
+                                    should_stop=job.should_stop, gpu_lock=ctx.jobs.gpu_lock)
+            ctx.session.invalidate(next_kind)
+            done[next_kind] = document
+            job.message = f"{next_kind}: {document['predicted']} files rated by model v{document['model_version']}"
+        return done
+
+    def then(job: Job) -> None:
+        ctx.session.invalidate()
+        if waiting.kinds:  # pushed after this job's last look: start another
+            ctx.jobs.start("predict", work, on_done=then)
+
+    return ctx.jobs.start("predict", work, on_done=then)
+
+
+# ---------------------------------------------------------------- training
+
+
+class Trainer:
+    """One training at a time per app: its thread, the events it streams, and Stop."""
+
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+        self._busy = threading.Lock()
+        self._stop = threading.Event()
+
+    @property
+    def running(self) -> bool:
+        return self._busy.locked()
+
+    def stop(self) -> str:
+        """Handler: end the training; the best model so far is kept and saved."""
+        if not self.running:
+            return "No training is running."
+        self._stop.set()
+        return "Stopping: the best model so far will be kept…"
+
+    def stream(
+        self, kind: str, mode: str, budget: float | None, *, predict_after: bool = True
+    ) -> Iterator[TrainUpdate]:
+        """Handler: train `kind` within the budget, yielding the losses while it runs and the report at the end."""
+        seconds, epochs = _budget(mode, budget)
+        if not self._busy.acquire(blocking=False):
+            yield TrainUpdate("A training is already running; wait for it or press Stop.", _Live().losses(),
+                              time.monotonic(), running=False)
+            return
+        self._stop.clear()
+        events: queue.Queue[tuple[str, Any]] = queue.Queue()
+        thread = threading.Thread(target=self._train, args=(kind, seconds, epochs, events, predict_after),
+                                  name=f"train-{kind}", daemon=True)
+        thread.start()
+        yield from self._follow(events)
+
+    def _train(self, kind: str, seconds: float | None, epochs: int | None,
+               events: "queue.Queue[tuple[str, Any]]", predict_after: bool) -> None:
+        try:
+            outcome = train_and_save(self.ctx.session.store, self.ctx.settings, kind, seconds=seconds, epochs=epochs,
+                                     on_event=lambda event: events.put(("event", event)),
+                                     should_stop=self._stop.is_set, gpu_lock=self._gpu_turn(events))
+            if predict_after:
+                start_predict(self.ctx, kind)
+            events.put(("done", outcome))
+        except _Cancelled:
+            events.put(("error", "Stopped before training began; nothing was saved."))
+        except TasteError as error:
+            events.put(("error", str(error)))
+        except Exception as error:  # a failed training is reported in the tab, never crashes the app
+            log.exception("training %s failed", kind)
+            events.put(("error", f"Training failed: {error}"))
+        finally:
+            self._busy.release()
+
+    @contextlib.contextmanager
+    def _gpu_turn(self, events: "queue.Queue[tuple[str, Any]]") -> Iterator[None]:
+        """The app's GPU lock (shared with embedding); Stop while waiting for it cancels without training."""
+        lock = self.ctx.jobs.gpu_lock
+        if lock.locked():
+            events.put(("event", {"type": "stage", "message": "waiting for other GPU work (embedding, predict)"}))
+        with lock:
+            if self._stop.is_set():
+                raise _Cancelled
+            yield
+
+    def _follow(self, events: "queue.Queue[tuple[str, Any]]") -> Iterator[TrainUpdate]:
+        """Updates from the training's events: at most one per YIELD_EVERY_SECONDS, the final one at once."""
+        live = _Live()
+        yield TrainUpdate(live.status(), live.losses(), time.monotonic(), first=True)
+        last_yield, changed = time.monotonic(), False
+        while True:
+            for what, payload in _drain(events):
+                if what == "event":
+                    live.take(payload)
+                    changed = True
+                else:
+                    yield _final_update(what, payload, live)
+                    return
+            if changed and time.monotonic() - last_yield >= YIELD_EVERY_SECONDS:
+                yield TrainUpdate(live.status(), live.losses(), time.monotonic())
+                last_yield, changed = time.monotonic(), False
+
+
+def _drain(events: "queue.Queue[tuple[str, Any]]") -> list[tuple[str, Any]]:
+    """Everything queued now (waiting briefly for the first): a busy training may have sent many epochs."""
+    try:
+        batch = [events.get(timeout=QUEUE_POLL_SECONDS)]
+    except queue.Empty:
+        return []
+    with contextlib.suppress(queue.Empty):
+        while True:
+            batch.append(events.get_nowait())
+    return batch
+
+
+def _final_update(what: str, payload: Any, live: _Live) -> TrainUpdate:
+    if what == "error":
+        return TrainUpdate(str(payload), live.losses(), time.monotonic(), running=False)
+    document = payload.document
+    status = (f"Done: model v{document['model_version']} ({document['winner']}) is active; "
+              f"rating every {document['kind']} file in the background.")
+    return TrainUpdate(status, live.losses(), time.monotonic(), running=False, report=build_report(payload))
+
+
+class _Cancelled(Exception):
+    """Stop was pressed before the training got its turn."""
+
+
+def _budget(mode: str, budget: float | None) -> tuple[float | None, int | None]:
+    """(seconds, epochs) for train_and_save; an empty or non-positive budget means the default."""
+    value = float(budget) if budget not in (None, "") else 0.0
+    if value <= 0:
+        return None, None
+    if mode == "epochs":
+        return None, max(1, int(round(value)))
+    return value, None
+
+
+def rollback_to(ctx: AppContext, kind: str, version: float | None) -> tuple[str, list[list[Any]]]:
+    """Handler: make a version active again; predicts with it if it never rated the files."""
+    if version in (None, ""):
+        return "Enter the version to roll back to.", versions_rows(ctx, kind)
+    try:
+        document = rollback(ctx.session.store, kind, int(version))
+    except TasteError as error:
+        return f"Not rolled back: {error}", versions_rows(ctx, kind)
+    ctx.session.invalidate(kind)
+    predicted = next((v["predicted"] for v in model_versions(ctx.session.store, kind)
+                      if v["version"] == document["model_version"]), 0)
+    message = f"{kind} model v{document['model_version']} is active again (was v{document['previous_version']})."
+    if not predicted:
+        start_predict(ctx, kind)
+        message += " It has not rated the files yet: predicting in the background."
+    return message, versions_rows(ctx, kind)
+
+
+def versions_after_predict(ctx: AppContext, kind: str, seen: float | None) -> tuple[Any, float | None]:
+    """Handler (timer): the versions table again once a predict job has finished since last time, else no change."""
+    job = ctx.jobs.get("predict")
+    finished = job.finished if job is not None else None
+    if finished is None or finished == seen:
+        return gr.update(), seen
+    return versions_rows(ctx, kind), finished
+
+
+# ---------------------------------------------------------------- the tab
+
+
+@dataclass
+class Loader:
+    """What the app runs when a page opens, to fill the tab."""
+
+    fn: Any
+    inputs: list[Any]
+    outputs: list[Any]
+
+
+def render(ctx: AppContext) -> Loader:
+    """Build the tab and wire its events."""
+    trainer = Trainer(ctx)
+    gr.Markdown("Teach the taste model your ratings of one kind: it learns from the files' embeddings, "
+                "picks the best of several models by cross-validation, and then rates every file.")
+    with gr.Row():
+        kind = gr.Dropdown(list(KINDS), value=KINDS[0], label="Media kind", scale=1, elem_id="train-kind")
+        mode = gr.Radio(list(BUDGET_MODES), value="seconds", label="Budget in", scale=1, elem_id="train-mode")
+        budget = gr.Number(value=DEFAULT_BUDGET["seconds"], minimum=0, label="Budget (seconds)", scale=1,
+                           elem_id="train-budget")
+        start = gr.Button("Start", variant="primary", scale=1, elem_id="train-start")
+        stop = gr.Button("Stop (keep the best so far)", variant="stop", scale=1, elem_id="train-stop")
+    status = gr.Markdown("Press Start to train.", elem_id="train-status")
+    loss = gr.LinePlot(placeholder_losses(), x="epoch", y="loss", color="series",
+                       title="Training and validation loss (MSE, rating points²)", height=280,
+                       elem_id="train-loss")
+    report = gr.Markdown(elem_id="train-report")
+    metrics = gr.Dataframe(headers=METRICS_HEADERS, value=[], interactive=False, label="Cross-validated metrics",
+                           elem_id="train-metrics")
+    with gr.Row():
+        scatter = gr.ScatterPlot(typed_frame([], SCATTER_COLUMNS), x="your rating", y="predicted",
+                                 title="Predicted vs your rating (cross-validated)", x_lim=[0, 10], y_lim=[0, 10],
+                                 height=300, elem_id="train-scatter")
+        histogram = gr.BarPlot(rating_histogram(np.zeros(0)), x="rating", y="files", title="Your ratings",
+                               y_lim=[0, None], height=300, elem_id="train-histogram")
+        curve = gr.LinePlot(typed_frame([], CURVE_COLUMNS), x="ratings", y="SROCC",
+                            title="Learning curve: quality vs number of ratings", height=300,
+                            elem_id="train-curve")
+    gr.Markdown("### Model versions")
+    versions = gr.Dataframe(headers=VERSIONS_HEADERS, value=[], interactive=False, elem_id="train-versions")
+    with gr.Row():
+        version = gr.Number(value=None, precision=0, label="Version", scale=1, elem_id="train-version")
+        roll = gr.Button("Roll back to this version", scale=1, elem_id="train-rollback")
+        rolled = gr.Markdown(elem_id="train-rollback-result")
+    predict_seen = gr.State(None)
+    # Refreshes the versions' prediction counts when a background predict ends, in seconds.
+    versions_timer = gr.Timer(2.0)
+
+    def as_outputs(update: TrainUpdate, kind_name: str) -> tuple[Any, ...]:
+        skip = gr.update()
+        done = update.report
+        return (
+            update.status,
+            update.losses,
+            done.markdown if done else "" if update.first else skip,
+            done.metrics if done else [] if update.first else skip,
+            done.scatter if done else skip,
+            done.histogram if done else skip,
+            done.curve if done else skip,
+            versions_rows(ctx, kind_name) if not update.running else skip,
+            gr.update(interactive=not update.running),
+        )
+
+    def run(kind_name: str, mode_name: str, amount: float | None) -> Iterator[tuple[Any, ...]]:
+        for update in trainer.stream(kind_name, mode_name, amount):
+            yield as_outputs(update, kind_name)
+
+    def budget_label(mode_name: str) -> Any:
+        return gr.update(label=f"Budget ({mode_name})", value=DEFAULT_BUDGET.get(mode_name, 10))
+
+    outputs = [status, loss, report, metrics, scatter, histogram, curve, versions, start]
+    start.click(run, [kind, mode, budget], outputs, api_visibility="private", show_progress="hidden")
+    stop.click(lambda: trainer.stop(), None, status, api_visibility="private", show_progress="hidden")
+    mode.change(budget_label, mode, budget, api_visibility="private")
+    kind.change(lambda k: versions_rows(ctx, k), kind, versions, api_visibility="private")
+    roll.click(lambda k, v: rollback_to(ctx, k, v), [kind, version], [rolled, versions], api_visibility="private")
+
+    def pick_version(event: gr.SelectData) -> Any:
+        row = getattr(event, "row_value", None)
+        return row[0] if row else gr.update()
+
+    versions.select(pick_version, None, version, api_visibility="private")
+    versions_timer.tick(lambda k, seen: versions_after_predict(ctx, k, seen), [kind, predict_seen],
+                        [versions, predict_seen], api_visibility="private", show_progress="hidden")
+    return Loader(lambda k: versions_rows(ctx, k), [kind], [versions])

@@ -1,0 +1,226 @@
+"""The Train tab: the streaming handler, Stop, the background predict, rollback; and Start in a real browser."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import pytest
+
+from anagnorisis.config import load_settings
+from anagnorisis.session import Session
+from anagnorisis.store.records import present_files
+from anagnorisis.store.vectors import load_vectors
+from anagnorisis.taste.models import load_model
+from anagnorisis.taste.service import model_versions
+from anagnorisis.ui.context import AppContext
+from anagnorisis.ui.train import Trainer, TrainUpdate, rollback_to, versions_rows
+from tests.taste.planted_library import PlantedLibrary, open_library_store, planted_library, rate
+from tests.ui.browser import browser_page, screenshot
+from tests.ui.conftest import RunningApp
+
+N_FILES = 36
+N_RATED = 30
+
+
+@pytest.fixture
+def app_context(data_dir: Path) -> Iterator[tuple[AppContext, PlantedLibrary]]:
+    store = open_library_store(data_dir)
+    settings = load_settings({"data_dir": str(data_dir)})
+    try:
+        library = planted_library(data_dir, N_FILES, store=store)
+        rate(store, library, library.first(N_RATED))
+        yield AppContext(settings, Session(settings, store)), library
+    finally:
+        store.close()
+
+
+@pytest.fixture
+def trainer(app_context: tuple[AppContext, PlantedLibrary]) -> Iterator[Trainer]:
+    """The tab's trainer; a training a failed test left running is stopped, so it cannot hold the GPU turn."""
+    trainer = Trainer(app_context[0])
+    yield trainer
+    trainer.stop()
+    deadline = time.monotonic() + 30
+    while trainer.running and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def loss_updates(updates: list[TrainUpdate]) -> list[TrainUpdate]:
+    return [update for update in updates if len(update.losses)]
+
+
+def test_the_stream_yields_loss_updates_while_training_runs_then_the_report(trainer: Trainer) -> None:
+    updates = list(trainer.stream("images", "epochs", 1500, predict_after=False))
+
+    final = updates[-1]
+    assert final.running is False and final.report is not None, final.status
+    streamed = loss_updates(updates[:-1])
+    assert len(streamed) >= 3, [u.status for u in updates]
+    sizes = [len(u.losses) for u in streamed]
+    assert sizes == sorted(sizes) and sizes[0] < sizes[-1] <= len(final.losses)
+    assert final.at - streamed[0].at > 0.2  # the first losses arrived well before the end, not all at once
+    assert set(final.losses["series"]) == {"training", "validation"}
+    assert "epoch" in streamed[-1].status
+
+    report = final.report
+    assert report.document["model_version"] == 1 and report.document["n_ratings"] == N_RATED
+    assert [row[0] for row in report.metrics] == ["mean", "knn", "ridge", "mlp"]
+    assert sum("chosen" in row[1] for row in report.metrics) == 1
+    assert report.document["winner"] in report.markdown and "won" in report.markdown
+    assert len(report.scatter) == N_RATED
+    assert report.histogram["files"].sum() == N_RATED and len(report.histogram) == 10
+    assert len(report.curve) >= 2 and report.curve["ratings"].is_monotonic_increasing
+
+
+def test_stop_ends_training_early_and_keeps_a_saved_best_so_far_model(
+    app_context: tuple[AppContext, PlantedLibrary], trainer: Trainer,
+) -> None:
+    ctx, library = app_context
+    started = time.monotonic()
+    last = None
+    for update in trainer.stream("images", "epochs", 100_000, predict_after=False):
+        if len(update.losses) and update.running and not trainer._stop.is_set():
+            assert trainer.stop().startswith("Stopping")
+        last = update
+    assert time.monotonic() - started < 30
+    assert last is not None and last.report is not None, last
+    document = last.report.document
+    assert document["stopped_early"] is True
+    assert Path(document["model_file"]).is_file()
+    versions = model_versions(ctx.session.store, "images")
+    assert [(v["version"], v["active"], v["stopped_early"]) for v in versions] == [(1, True, True)]
+    model = load_model(document["model_file"])
+    rating, uncertainty = model.predict(load_vectors_of(ctx, library))
+    assert len(rating) == N_FILES and (uncertainty >= 0).all()
+    assert trainer.stop() == "No training is running."
+
+
+def load_vectors_of(ctx: AppContext, library: PlantedLibrary) -> np.ndarray:
+    return load_vectors(ctx.session.store, library.model_id)[1]
+
+
+def test_after_training_a_background_predict_rates_every_file_and_refreshes_the_records(
+    app_context: tuple[AppContext, PlantedLibrary],
+) -> None:
+    ctx, _library = app_context
+    assert all(r["model_rating"] is None for r in ctx.session.records("images"))  # cached before training
+    final = list(Trainer(ctx).stream("images", "seconds", 3))[-1]
+    assert final.report is not None, final.status
+    job = ctx.jobs.wait("predict", timeout=30)
+    assert job is not None and job.state == "done", job and job.describe()
+    assert "36 files rated by model v1" in ctx.jobs.status_line()
+    records = ctx.session.records("images")  # the cache was invalidated when predict finished
+    assert all(r["model_rating"] is not None and r["model_rating_stale"] is False for r in records)
+
+
+def test_a_second_start_while_training_runs_is_refused(trainer: Trainer) -> None:
+    first = trainer.stream("images", "epochs", 100_000, predict_after=False)
+    while not len(next(first).losses):
+        pass  # until the MLP is training
+    refused = list(trainer.stream("images", "seconds", 1))
+    assert len(refused) == 1 and "already running" in refused[0].status
+    trainer.stop()
+    assert list(first)[-1].report is not None
+
+
+def test_training_waits_for_other_gpu_work_and_stop_meanwhile_saves_nothing(
+    app_context: tuple[AppContext, PlantedLibrary], trainer: Trainer,
+) -> None:
+    ctx, _library = app_context
+    with ctx.jobs.gpu_lock:  # an embed job holds the GPU
+        stream = trainer.stream("images", "seconds", 2, predict_after=False)
+        update = next(stream)
+        while "waiting for other GPU work" not in update.status:
+            update = next(stream)
+        trainer.stop()
+    assert list(stream)[-1].status == "Stopped before training began; nothing was saved."
+    assert model_versions(ctx.session.store, "images") == []
+
+
+def test_too_few_ratings_show_what_to_do_instead_of_a_report(data_dir: Path) -> None:
+    store = open_library_store(data_dir)
+    settings = load_settings({"data_dir": str(data_dir)})
+    try:
+        library = planted_library(data_dir, 8, store=store)
+        rate(store, library, library.first(2))
+        updates = list(Trainer(AppContext(settings, Session(settings, store))).stream("images", "seconds", 2))
+    finally:
+        store.close()
+    assert updates[-1].report is None and updates[-1].running is False
+    assert "rate at least 5" in updates[-1].status
+
+
+def test_rollback_activates_the_older_version_and_predicts_with_it_if_it_never_did(
+    app_context: tuple[AppContext, PlantedLibrary], trainer: Trainer,
+) -> None:
+    ctx, _library = app_context
+    for _ in range(2):
+        assert list(trainer.stream("images", "epochs", 5, predict_after=False))[-1].report is not None
+    assert [row[:2] for row in versions_rows(ctx, "images")] == [[2, "✓"], [1, ""]]
+
+    message, rows = rollback_to(ctx, "images", 1)
+    assert "v1 is active again (was v2)" in message and "predicting" in message
+    assert [row[:2] for row in rows] == [[2, ""], [1, "✓"]]
+    job = ctx.jobs.wait("predict", timeout=30)
+    assert job is not None and job.state == "done"
+    records = present_files(ctx.session.store, "images")
+    assert all(r["model_version"] == 1 and r["model_rating_stale"] is False for r in records)
+
+    message, _rows = rollback_to(ctx, "images", 7)
+    assert message.startswith("Not rolled back") and "no images model version 7" in message
+
+
+@pytest.mark.browser
+def test_start_in_the_browser_streams_the_loss_plot_then_shows_the_report_and_stop_keeps_the_best(
+    running_app: RunningApp, tmp_path: Path,
+) -> None:
+    session = running_app.app.context.session
+    for index, photo in enumerate(running_app.photos[:10]):
+        session.rate("images", str(photo), float(index))
+    with browser_page(tmp_path) as page:
+        page.goto(running_app.url)
+        page.get_by_role("tab", name="Train").click()
+        page.wait_for_selector("#train-start", state="visible", timeout=30_000)
+
+        # A few-second budget: the report comes with every model's metrics, the curves, the histogram.
+        page.fill("#train-budget input", "4")
+        page.click("#train-start")
+        page.wait_for_function("document.querySelector('#train-report').innerText.includes('won')",
+                               timeout=45_000)
+        assert page.locator("#train-loss .mark-line path").count() == 2  # training and validation curves
+        assert page.locator("#train-histogram .mark-rect path").count() == 10
+        assert page.locator("#train-metrics").inner_text().count("baseline") == 2
+        # The background predict rates all 12 photos; the versions table catches up when it ends.
+        page.wait_for_function(
+            "document.querySelector('#train-versions').innerText.split(/\\s+/).includes('12')", timeout=30_000)
+        screenshot(page, "train-tab-report")
+
+        # Live: a long training redraws the loss plot while it runs; Stop keeps the best so far as v2.
+        page.get_by_label("epochs").check()
+        page.wait_for_function("document.querySelector('#train-budget').innerText.includes('Budget (epochs)')",
+                               timeout=15_000)
+        page.fill("#train-budget input", "20000")
+        page.click("#train-start")
+        try:
+            watch_the_loss_plot_grow(page)
+        finally:
+            page.click("#train-stop")  # also when the watch failed: a leftover training would hold the GPU turn
+            page.wait_for_function(
+                "document.querySelector('#train-report').innerText.includes('Stopped early')", timeout=30_000)
+        assert "model v2" in page.inner_text("#train-report")
+    versions = model_versions(session.store, "images")
+    assert [(v["version"], v["active"], v["stopped_early"]) for v in versions] == [(2, True, True), (1, False, False)]
+
+
+def watch_the_loss_plot_grow(page: Any) -> None:
+    """The report is cleared, epochs tick on the status line, and the loss curve is redrawn with new points."""
+    page.wait_for_function("document.querySelector('#train-report').innerText.trim() === ''", timeout=15_000)
+    page.wait_for_function("document.querySelector('#train-status').innerText.includes('epoch')", timeout=30_000)
+    first_curve = page.locator("#train-loss .mark-line path").first.get_attribute("d")
+    page.wait_for_function(
+        "(before) => { const p = document.querySelector('#train-loss .mark-line path');"
+        " return p && p.getAttribute('d') !== before; }", arg=first_curve, timeout=30_000)
+    assert page.inner_text("#train-report").strip() == ""  # still training: no report yet
+    screenshot(page, "train-tab-live")
