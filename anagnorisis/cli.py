@@ -533,6 +533,7 @@ def _models_rollback(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
 MODELS_SUBCOMMANDS: dict[str, Callable[[Context, argparse.Namespace], dict[str, Any]]] = {
     "versions": _models_versions,
     "rollback": _models_rollback,
+    "list": lambda ctx, args: _models_list(ctx, args),
 }
 
 
@@ -554,10 +555,69 @@ def _add_taste_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
     back = models_commands.add_parser("rollback", parents=[common], help="make an older taste model version active")
     back.add_argument("kind")
     back.add_argument("version")
+    _add_models_list(models_commands, common)
 
 
 COMMANDS.update({"train": cmd_train, "predict": cmd_predict, "models": cmd_models})
 EXTRA_PARSERS.append(_add_taste_parsers)
+
+
+def cmd_embed(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
+    """Embed what has no vector yet, kind by kind; SPEC §1 JSON (per kind under `kinds` when no KIND is given)."""
+    from tqdm import tqdm
+
+    from anagnorisis.embed.pipeline import embed_missing
+    from anagnorisis.embed.registry import resolve_encoder
+
+    kinds = [check_kind(args.kind)] if args.kind else list(KINDS)
+    if args.model and not args.kind:
+        raise UsageError("--model needs a KIND: a model embeds one kind")
+    documents: dict[str, dict[str, Any]] = {}
+    for kind in kinds:
+        encoder, status = resolve_encoder(kind, ctx.settings, model=args.model)
+        if not status.available:
+            print(f"note: {status.message}", file=ctx.stderr, flush=True)
+        with tqdm(desc=f"embed {kind}", unit="file", file=ctx.stderr, leave=False) as bar:
+            documents[kind] = embed_missing(ctx.store, kind, encoder, progress=bar)
+        doc = documents[kind]
+        ctx.say(f"{kind}: {doc['embedded']} embedded, {doc['cached']} cached, {len(doc['failed'])} failed "
+                f"with {doc['model']} in {doc['seconds']:.1f} s")
+        for failure in doc["failed"]:
+            ctx.say(f"  skipped {failure['path']}: {failure['reason']}")
+    if args.kind:
+        return documents[kinds[0]]
+    return {"embedded": sum(d["embedded"] for d in documents.values()),
+            "cached": sum(d["cached"] for d in documents.values()),
+            "failed": [failure for d in documents.values() for failure in d["failed"]],
+            "model": {kind: d["model"] for kind, d in documents.items()},
+            "seconds": round(sum(d["seconds"] for d in documents.values()), 3), "kinds": documents}
+
+
+def _models_list(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
+    from anagnorisis.embed.registry import known_models
+
+    rows = known_models(ctx.settings)
+    for row in rows:
+        size = f"{row['approx_size_mb']:>5.0f} MB" if row["approx_size_mb"] else "  built in"
+        state = "downloaded" if row["downloaded"] else "not downloaded"
+        used = " (configured)" if row.get("configured") else ""
+        damage = row.get("problem") if row.get("problem") not in (None, "not downloaded") else None
+        ctx.say(f"{row['kind']:<7} {row['id']:<45} {size}  {state}{used}  {damage or row.get('note') or ''}")
+    return {"models": rows}
+
+
+def _add_embed_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
+    embed = commands.add_parser("embed", parents=[common], help="compute missing embeddings")
+    embed.add_argument("kind", nargs="?")
+    embed.add_argument("--model", help="model id or folder to embed with (default: the configured one)")
+
+
+def _add_models_list(models_commands: Any, common: argparse.ArgumentParser) -> None:
+    models_commands.add_parser("list", parents=[common], help="known models, sizes, downloaded or not")
+
+
+COMMANDS["embed"] = cmd_embed
+EXTRA_PARSERS.append(_add_embed_parsers)
 
 
 def _setup_logging(data_dir: Path | None) -> None:

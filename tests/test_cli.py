@@ -130,3 +130,19 @@ def test_a_sigkilled_rate_stdin_loses_no_acknowledged_rating(cli: Cli, photos: l
     found = _ratings_in(cli)
     for path, rating in expected.items():
         assert found.get(path) == rating, f"acknowledged rating of {path} lost"
+
+
+def test_embed_computes_missing_vectors_once_and_reports_the_model(cli: Cli, photos: list[Path]) -> None:
+    first = cli.json("embed", "images")
+    assert (first["embedded"], first["cached"], first["failed"]) == (30, 0, [])
+    assert first["model"] == "basic-image-v1", "no SigLIP here: the basic features serve"
+    again = cli.json("embed")
+    assert again["kinds"]["images"]["cached"] == 30 and again["embedded"] == 0
+    assert cli("--json", "embed", "--model", "basic").code == 2
+
+
+def test_models_list_names_every_kind_and_the_fallbacks(cli: Cli) -> None:
+    rows = cli.json("models", "list")["models"]
+    assert {row["kind"] for row in rows} == {"images", "music", "text", "videos"}
+    assert any(row["id"] == "basic-image-v1" and row["downloaded"] for row in rows)
+    assert all({"id", "kind", "approx_size_mb", "downloaded"} <= set(row) for row in rows)

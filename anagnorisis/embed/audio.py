@@ -121,14 +121,13 @@ def _windows_from_pyav(path: Path | str, sample_rate: int, window_seconds: float
                 raise AudioError("the file has no audio stream")
             stream = container.streams.audio[0]
             duration = _stream_seconds(container, stream)
-            long_enough = duration is not None and duration > 1.5 * window_seconds * max_windows
-            if long_enough:
+            if duration is not None and duration > 1.5 * window_seconds * max_windows:
                 windows = [
                     _decode_span(container, stream, start, window_seconds, sample_rate)
                     for start in window_starts(duration, window_seconds, max_windows)
                 ]
                 if all(window.size for window in windows):
-                    return _checked(AudioWindows(windows, float(duration), sample_rate))
+                    return _checked(AudioWindows(windows, duration, sample_rate))
                 container.seek(0)
             samples = _decode_span(container, stream, 0.0, SEQUENTIAL_LIMIT_SECONDS, sample_rate)
             return _cut_windows(samples, sample_rate, window_seconds, max_windows)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Protocol, Sequence, TypeVar, runtime_checkable
+from typing import Generator, Iterable, Iterator, Protocol, Sequence, TypeVar, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -59,9 +59,18 @@ class EncodeBatch:
 class Encoder(Protocol):
     """What scan/embed/search/train need from a model; `model_id` keys the stored vectors."""
 
-    model_id: str
-    dim: int
-    has_text_tower: bool
+    @property
+    def model_id(self) -> str:
+        """Keys the stored vectors: vectors of two model ids never meet in one search or training set."""
+        ...
+
+    @property
+    def dim(self) -> int:
+        ...
+
+    @property
+    def has_text_tower(self) -> bool:
+        ...
 
     def encode_files(self, paths: Sequence[Path]) -> EncodeBatch:
         """Vectors of the good files; a bad file becomes a failure with a reason and the batch goes on."""
@@ -121,7 +130,7 @@ def merge_batches(batches: Iterable[EncodeBatch], dim: int) -> EncodeBatch:
     return EncodeBatch(paths, np.ascontiguousarray(vectors, dtype=np.float32), failures)
 
 
-def iter_encode_files(encoder: Encoder, paths: Sequence[Path], batch_size: int = 64) -> Iterator[EncodeBatch]:
+def iter_encode_files(encoder: Encoder, paths: Sequence[Path], batch_size: int = 64) -> Generator[EncodeBatch, None, None]:
     """Batches of an encoder's output; encoders with a streaming pipeline of their own override this."""
     own = getattr(encoder, "iter_encode_files", None)
     if own is not None:

@@ -133,8 +133,9 @@ class ClapEncoder:
         except Exception as error:  # noqa: BLE001 - any loading failure is reported the same way
             raise ModelLoadError(f"cannot load audio model {self.model_id} from {self._source}: {error}; repair with: {repair}") from error
         tokenizer = getattr(processor, "tokenizer", None)
-        assert_plausible_tokenizer(tokenizer, model.config.text_config.vocab_size, self.model_id, repair)
-        model = model.to(self._choice.device).eval()
+        config: Any = model.config
+        assert_plausible_tokenizer(tokenizer, config.text_config.vocab_size, self.model_id, repair)
+        model = model.to(self._choice.device).eval()  # type: ignore[arg-type]
         fused = bool(model.config.audio_config.enable_fusion)
         log.info("loaded %s (%s) on %s", self.model_id, "fused" if fused else "unfused", self._choice.describe())
         return _Loaded(model, processor.feature_extractor, tokenizer, fused, int(model.config.projection_dim))

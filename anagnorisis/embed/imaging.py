@@ -1,28 +1,27 @@
-"""Decoding images for the encoders, in worker processes or threads with a bounded look-ahead.
+"""Decoding images for the encoders, in worker processes or threads (workers.py) with a bounded look-ahead.
 
-Everything a worker runs lives here and imports only Pillow and numpy, so spawning a worker is cheap and the
+Everything a worker runs lives here and imports only Pillow and numpy, so starting a worker is cheap and the
 GPU benchmark runs where duckdb, av and gradio are missing. JPEGs are decoded with DCT scaling
 (`Image.draft`): a 1920×1080 photo decodes at 1/4 or 1/8 size, several times faster than in full.
 """
 from __future__ import annotations
 
-import multiprocessing
+import contextlib
+import functools
 import os
+import tempfile
 from collections import deque
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence, TypeVar
+from typing import Generator, Iterator, Sequence
 
 import numpy as np
 from PIL import Image
 
 from anagnorisis.embed.base import describe_error
+from anagnorisis.embed.workers import WorkerPool, chunks_of, default_workers  # noqa: F401 - encoders import them from here
 
-Item = TypeVar("Item")
-Result = TypeVar("Result")
-
+CRASHED = "the image decoder crashed or hung on this file"
 # EXIF tag of the orientation a camera recorded; 1 means upright, 2-8 name the flip/rotation that rights it.
 EXIF_ORIENTATION = 0x0112
 _ORIENTATION_FIX = {
@@ -95,7 +94,7 @@ def fit_geometry(image: Image.Image, geometry: ImageGeometry) -> Image.Image:
         left, top = (size[0] - geometry.width) // 2, (size[1] - geometry.height) // 2
         return resized.crop((left, top, left + geometry.width, top + geometry.height))
     image = image.copy()
-    image.thumbnail((geometry.width, geometry.height), geometry.resample)
+    image.thumbnail((geometry.width, geometry.height), Image.Resampling(geometry.resample))
     return image
 
 
@@ -111,130 +110,128 @@ def decode_for_model(paths: Sequence[str], geometry: ImageGeometry) -> list[np.n
     return results
 
 
+# ---------------------------------------------------------------- pixels handed over in shared memory
+
+
+@dataclass(frozen=True)
+class SlotSpec:
+    """A file of `slots` fixed-size pixel slots (slots, height, width, 3) that workers decode into."""
+
+    path: str
+    slots: int
+    height: int
+    width: int
+
+
+_ATTACHED: dict[str, np.ndarray] = {}
+
+
+def _attach(spec: SlotSpec) -> np.ndarray:
+    """The slot file mapped into this worker (only the latest one is kept mapped)."""
+    if spec.path not in _ATTACHED:
+        _ATTACHED.clear()
+        _ATTACHED[spec.path] = np.memmap(spec.path, np.uint8, "r+", shape=(spec.slots, spec.height, spec.width, 3))
+    return _ATTACHED[spec.path]
+
+
+def decode_into_slots(items: Sequence[tuple[str, int]], spec: SlotSpec, geometry: ImageGeometry) -> list[tuple[int, str | None]]:
+    """Worker task: decode each (path, slot) into its slot; per item (slot, None) or (slot, reason)."""
+    slots = _attach(spec)
+    results: list[tuple[int, str | None]] = []
+    for path, slot in items:
+        try:
+            slots[slot] = np.asarray(fit_geometry(open_rgb(path, geometry.draft_size), geometry), dtype=np.uint8)
+            results.append((slot, None))
+        except Exception as error:  # noqa: BLE001 - any decoder error makes this one file bad, not the batch
+            results.append((slot, image_reason(error)))
+    return results
+
+
+def _crashed_in_slot(item: tuple[str, int]) -> tuple[int, str | None]:
+    return item[1], CRASHED
+
+
+class SlotBuffer:
+    """Shared memory the parent reads decoded pixels from: no pickling of pixels through a pipe, whose reader
+    thread would wait for the GIL while the model's Python code runs (and stall every worker writing to it).
+
+    A file in /dev/shm (RAM) when it has room, else in the temporary folder; removed on close.
+    """
+
+    def __init__(self, slots: int, height: int, width: int) -> None:
+        size = slots * height * width * 3
+        fd, path = tempfile.mkstemp(prefix="anagnorisis-pixels-", dir=_shared_folder(size))
+        try:
+            os.ftruncate(fd, size)
+        finally:
+            os.close(fd)
+        self.spec = SlotSpec(path, slots, height, width)
+        self.array = np.memmap(path, np.uint8, "r+", shape=(slots, height, width, 3))
+        self.free: deque[int] = deque(range(slots))
+
+    def take(self, count: int) -> list[int]:
+        if count > len(self.free):
+            raise RuntimeError(f"pixel slots exhausted: {count} wanted, {len(self.free)} free")
+        return [self.free.popleft() for _ in range(count)]
+
+    def close(self) -> None:
+        del self.array
+        with contextlib.suppress(OSError):
+            os.unlink(self.spec.path)
+
+
+def _shared_folder(size: int) -> str:
+    # Containers often give /dev/shm only 64 MB: a file bigger than what is free there would fault on write.
+    try:
+        stats = os.statvfs("/dev/shm")
+        if stats.f_bavail * stats.f_frsize > 2 * size:
+            return "/dev/shm"
+    except OSError:
+        pass
+    return tempfile.gettempdir()
+
+
+Decoded = tuple[Path, "np.ndarray | str"]
+
+
+def decoded_images(
+    pool: "WorkerPool", paths: Sequence[Path], geometry: ImageGeometry, files_per_task: int, in_flight: int
+) -> Generator[Decoded, None, None]:
+    """(path, pixels or reason) per file, in order, decoded by the pool with at most `in_flight` tasks queued.
+
+    With a process pool the pixels are a view into shared memory, valid until the iterator is advanced:
+    copy them out before asking for the next file.
+    """
+    if pool.kind != "process" or geometry.mode == "keep":
+        decode = functools.partial(decode_for_model, geometry=geometry)
+        chunks = pool.ordered(decode, chunks_of([str(p) for p in paths], files_per_task), in_flight, image_reason_for_crash)
+        yield from zip(paths, (result for chunk in chunks for result in chunk))
+        return
+    buffer = SlotBuffer((in_flight + 1) * files_per_task, geometry.height, geometry.width)
+    try:
+        yield from _from_slots(pool, paths, geometry, files_per_task, in_flight, buffer)
+    finally:
+        buffer.close()
+
+
+def _from_slots(
+    pool: "WorkerPool", paths: Sequence[Path], geometry: ImageGeometry, per_task: int, in_flight: int, buffer: SlotBuffer
+) -> Iterator[Decoded]:
+    def tasks() -> Iterator[list[tuple[str, int]]]:
+        for chunk in chunks_of([str(p) for p in paths], per_task):
+            yield list(zip(chunk, buffer.take(len(chunk))))  # slots are taken only when the task is submitted
+
+    decode = functools.partial(decode_into_slots, spec=buffer.spec, geometry=geometry)
+    results = (item for chunk in pool.ordered(decode, tasks(), in_flight, _crashed_in_slot) for item in chunk)
+    for path, (slot, reason) in zip(paths, results):
+        yield path, reason if reason is not None else buffer.array[slot]
+        buffer.free.append(slot)
+
+
+def image_reason_for_crash(path: str) -> str:
+    return CRASHED
+
+
 def image_reason(error: BaseException) -> str:
     """The reason shown for a file whose picture could not be decoded."""
     return f"cannot decode image: {describe_error(error)}"
-
-
-# ---------------------------------------------------------------- workers with a bounded look-ahead
-
-
-def default_workers() -> int:
-    """Every core: decoding, not the model, limits image indexing (STACK-NOTES: 869 vs 7,400 images/s)."""
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
-
-
-# Modules the fork server imports once, so every worker forked from it starts with them loaded.
-WORKER_PRELOAD = ["numpy", "PIL.Image", "anagnorisis.embed.imaging"]
-
-
-def _process_context() -> multiprocessing.context.BaseContext:
-    if "forkserver" not in multiprocessing.get_all_start_methods():  # Windows
-        return multiprocessing.get_context("spawn")
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(WORKER_PRELOAD)
-    return context
-
-
-class WorkerPool:
-    """Runs `fn(chunk) -> list of per-item results` over chunks, in order, with at most `in_flight` chunks queued.
-
-    kind: "process" (real parallel decoding; a worker killed by a crashing decoder is replaced and the file
-    that crashed it is reported), "thread" (Pillow releases the GIL while decoding) or "inline" (tests).
-    Workers are not forked from the caller (it may hold CUDA and torch threads, which a fork copies broken):
-    they come from a fork server that imported only this module, so each starts in milliseconds.
-    """
-
-    def __init__(self, workers: int | None = None, kind: str = "process") -> None:
-        if kind not in ("process", "thread", "inline"):
-            raise ValueError(f"unknown worker kind {kind!r}")
-        self.workers = max(1, workers or default_workers())
-        self.kind = kind
-        self._executor: Executor | None = None
-
-    def _pool(self) -> Executor:
-        if self._executor is None:
-            if self.kind == "process":
-                self._executor = ProcessPoolExecutor(self.workers, mp_context=_process_context())
-            else:
-                self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="decode")
-        return self._executor
-
-    def warm_up(self) -> None:
-        """Start every worker now (spawning takes a moment), so a timed run measures decoding only."""
-        if self.kind == "inline":
-            return
-        futures = [self._pool().submit(os.getpid) for _ in range(self.workers * 2)]
-        for future in futures:
-            future.result()
-
-    def ordered(
-        self,
-        fn: Callable[[list[Item]], list[Result]],
-        chunks: Iterable[list[Item]],
-        in_flight: int,
-        on_crash: Callable[[Item], Result],
-    ) -> Iterator[list[Result]]:
-        """Results chunk by chunk in input order; never more than `in_flight` chunks submitted and unconsumed."""
-        if self.kind == "inline":
-            for chunk in chunks:
-                yield fn(chunk)
-            return
-        source = iter(chunks)
-        pending: deque[tuple[list[Item], Future[list[Result]]]] = deque()
-        try:
-            self._top_up(fn, source, pending, in_flight)
-            while pending:
-                chunk, future = pending.popleft()
-                yield self._result_of(fn, chunk, future, pending, on_crash)
-                self._top_up(fn, source, pending, in_flight)
-        finally:
-            for _, future in pending:
-                future.cancel()
-
-    def _top_up(self, fn: Callable, source: Iterator[list[Item]], pending: deque, in_flight: int) -> None:
-        while len(pending) < max(1, in_flight):
-            chunk = next(source, None)
-            if chunk is None:
-                return
-            pending.append((chunk, self._pool().submit(fn, chunk)))
-
-    def _result_of(
-        self, fn: Callable, chunk: list[Item], future: Future, pending: deque, on_crash: Callable[[Item], Result]
-    ) -> list[Result]:
-        try:
-            return future.result()
-        except BrokenProcessPool:
-            self._restart()
-            results = [self._run_alone(fn, item, on_crash) for item in chunk]
-            for index, (other, _) in enumerate(pending):  # their futures died with the pool: submit them again
-                pending[index] = (other, self._pool().submit(fn, other))
-            return results
-
-    def _run_alone(self, fn: Callable, item: Item, on_crash: Callable[[Item], Result]) -> Result:
-        try:
-            return self._pool().submit(fn, [item]).result()[0]
-        except BrokenProcessPool:
-            self._restart()
-            return on_crash(item)
-
-    def _restart(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
-        self._executor = None
-
-    def close(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
-            self._executor = None
-
-    def __enter__(self) -> "WorkerPool":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def chunks_of(items: Sequence[Item], size: int) -> Iterator[list[Item]]:
-    for start in range(0, len(items), max(1, size)):
-        yield list(items[start : start + size])

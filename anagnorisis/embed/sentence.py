@@ -258,20 +258,26 @@ class SentenceEncoder:
         vectors = self._encode([chunk.text for chunk in chunks])
         return vectors @ np.asarray(query_vec, dtype=np.float32).ravel()
 
-    def _encode(self, texts: list[str]) -> Vectors:
+    def _encode(self, texts: list[str], prompt_name: str | None = None) -> Vectors:
         model = self._load()
+        options: dict[str, Any] = {"prompt_name": prompt_name} if prompt_name else {}
         vectors = model.encode(
-            texts, batch_size=self.batch_size, convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False
+            texts, batch_size=self.batch_size, convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False,
+            **options,
         )
         return l2_normalise(vectors)
 
     # ------------------------------------------------------------ the Encoder protocol
 
     def encode_texts(self, texts: Sequence[str]) -> Vectors:
-        """Query vectors (a query is short: one chunk; a longer one is cut at the model's limit)."""
+        """Query vectors (a query is short: one chunk; a longer one is cut at the model's limit).
+
+        Models that define a "query" prompt (e.g. Qwen3-Embedding) get it, as they were trained; MiniLM has none.
+        """
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        return self._encode(list(texts))
+        prompts = getattr(self._load(), "prompts", None) or {}
+        return self._encode(list(texts), prompt_name="query" if "query" in prompts else None)
 
     def encode_documents(self, texts: Sequence[str]) -> Vectors:
         """One vector per document: the normalised mean of its chunk vectors (documents must not be empty)."""

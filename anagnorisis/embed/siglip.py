@@ -9,10 +9,10 @@ Imports torch, transformers, Pillow and numpy only (the GPU benchmark runs witho
 """
 from __future__ import annotations
 
-import functools
 import logging
 import math
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -25,15 +25,17 @@ from anagnorisis.embed.base import (
     EncodeBatch,
     EncodeFailure,
     ModelLoadError,
+    NoTextTowerError,
     Vectors,
     assert_plausible_tokenizer,
+    describe_error,
     l2_normalise,
     log_failures,
     merge_batches,
 )
 from anagnorisis.embed.catalog import DEFAULT_IMAGE_MODEL
 from anagnorisis.embed.device import DeviceChoice, pick_device
-from anagnorisis.embed.imaging import ImageGeometry, WorkerPool, chunks_of, decode_for_model, default_workers, fit_geometry
+from anagnorisis.embed.imaging import ImageGeometry, WorkerPool, decoded_images, default_workers, fit_geometry
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +46,15 @@ SIGLIP_TEXT_LENGTH = 64  # tokens: SigLIP's text tower was trained on exactly th
 # on the CPU a small batch keeps memory low and lets progress move.
 CUDA_BATCH = 256
 CPU_BATCH = 16
-# Files per task handed to a decode worker: amortises inter-process hand-off (~0.1 ms) over several 5 ms decodes.
-FILES_PER_TASK = 8
-# Batches of decode tasks queued ahead of the model, in batches: while the model runs batch n and the pixels of
-# n are copied, workers already decode n+1..n+3, so no worker idles; bounded, so memory stays at ~4 batches of
-# pixels (4 × 256 × 150 KB ≈ 150 MB at 224 px) however long the file list is.
-LOOKAHEAD_BATCHES = 3
+# Files per task handed to a decode worker: each hand-off needs the parent's result thread, which competes for
+# the GIL with the model's Python code; 16 decodes (~100 ms) per task keep 16 workers fed with few hand-offs,
+# and a batch of 256 is still 16 tasks spread over all workers. (Measured on 16 cores: 8 or 16 equal within noise.)
+FILES_PER_TASK = 16
+# Decode work ahead of the model, in batches: while the model runs batch n, workers decode n+1..n+4, and the
+# window is twice what 16 workers hold at once (2 tasks each), so one slow task at its head never leaves the
+# others idle; bounded, so shared memory stays at 4 batches of pixels (4 × 256 × 150 KB ≈ 150 MB at 224 px)
+# however long the file list is.
+LOOKAHEAD_BATCHES = 4
 # The `keep` geometry (processors without a fixed size, e.g. SigLIP 2 NaFlex) gets at most this many pixels per side.
 KEEP_MAX_SIDE = 512
 
@@ -57,8 +62,9 @@ KEEP_MAX_SIDE = 512
 @dataclass
 class _Loaded:
     model: Any
-    processor: Any
-    tokenizer: Any
+    image_processor: Any
+    tokenizer: Any  # None when it could not be loaded: text_problem says why
+    text_problem: str | None
     model_type: str
     geometry: ImageGeometry
     scale: torch.Tensor | None  # per channel: multiply uint8 pixels by this ...
@@ -113,8 +119,60 @@ def embedding_of(output: Any) -> torch.Tensor:
     raise TypeError(f"cannot find the embedding in a {type(output).__name__}")
 
 
-def _crashed(path: str) -> str:
-    return "the image decoder crashed on this file"
+class _Staged:
+    """The batch being assembled: paths, failures, and pixels already in one of the encoder's two staging
+    buffers (or, for processors without a fixed size, in a list)."""
+
+    def __init__(self, encoder: "SiglipEncoder", geometry: ImageGeometry) -> None:
+        self.encoder = encoder
+        self.geometry = geometry
+        self.fixed = geometry.mode != "keep"
+        self.slot = 0  # which staging buffer
+        self.buffer = encoder._staging_buffer(geometry, self.slot).numpy() if self.fixed else None
+        self.paths: list[Path] = []
+        self.failures: list[EncodeFailure] = []
+        self.pictures: list[np.ndarray] = []
+
+    @property
+    def count(self) -> int:
+        return len(self.paths)
+
+    def add(self, path: Path, pixels: np.ndarray) -> None:
+        if self.buffer is not None:
+            self.buffer[self.count] = pixels
+        else:
+            self.pictures.append(np.array(pixels))
+        self.paths.append(path)
+
+    def launch(self) -> "_Launched":
+        """Start embedding this batch (asynchronously on CUDA) and move on to the other staging buffer."""
+        if self.fixed and self.count:
+            launched = self.encoder._launch(self.slot, self.count, self.paths, self.failures)
+        else:
+            loaded = self.encoder._load()
+            vectors = (self.encoder._forward_generic(loaded.model, loaded.image_processor, self.pictures) if self.count
+                       else np.zeros((0, loaded.dim), dtype=np.float32))
+            launched = _Launched(self.paths, self.failures, torch.from_numpy(vectors), None)
+        self.paths, self.failures, self.pictures = [], [], []
+        if self.fixed:
+            self.slot = 1 - self.slot
+            self.buffer = self.encoder._staging_buffer(self.geometry, self.slot).numpy()
+        return launched
+
+
+@dataclass
+class _Launched:
+    """A batch on its way through the model: its vectors are ready once `done` (a CUDA event) has happened."""
+
+    paths: list[Path]
+    failures: list[EncodeFailure]
+    output: torch.Tensor  # (n, dim) float32 on the CPU (pinned on CUDA, filled by an asynchronous copy)
+    done: Any
+
+    def finish(self) -> EncodeBatch:
+        if self.done is not None:
+            self.done.synchronize()  # a blocking-sync event: sleeps, does not spin a core the decoders need
+        return EncodeBatch(self.paths, self.output.numpy().copy(), self.failures)
 
 
 class SiglipEncoder:
@@ -136,9 +194,11 @@ class SiglipEncoder:
         batch_size: int | None = None,
         workers: int | None = None,
         pool: str | None = None,
+        files_per_task: int = FILES_PER_TASK,
         kind: str = "images",
     ) -> None:
         self.model_id = str(model)
+        self.files_per_task = max(1, files_per_task)
         self.kind = kind
         self._source = str(path) if path is not None else self.model_id
         self._choice = device if isinstance(device, DeviceChoice) else pick_device(device)
@@ -149,7 +209,8 @@ class SiglipEncoder:
         self._pool = WorkerPool(workers or (default_workers() if pool == "process" else 2), pool)
         self._loaded: _Loaded | None = None
         self._lock = threading.Lock()
-        self._staging: torch.Tensor | None = None
+        self._staging: list[torch.Tensor] = []  # two pinned (batch, H, W, 3) uint8 buffers, used in turn
+        self.stats: dict[str, float] = {}  # of the last run: seconds waiting for decoders, seconds in the model
 
     # ------------------------------------------------------------ loading
 
@@ -173,26 +234,46 @@ class SiglipEncoder:
             return self._loaded
 
     def _load_unlocked(self) -> _Loaded:
-        from transformers import AutoModel, AutoProcessor
+        from transformers import AutoModel
 
         repair = f"python -m anagnorisis models download {self.kind} --force"
         try:
-            processor = AutoProcessor.from_pretrained(self._source)
             model = AutoModel.from_pretrained(self._source, dtype=self._choice.dtype)
         except Exception as error:  # noqa: BLE001 - any loading failure is reported the same way
             raise ModelLoadError(f"cannot load image model {self.model_id} from {self._source}: {error}; repair with: {repair}") from error
         if not hasattr(model, "get_image_features"):
             raise ModelLoadError(f"{self.model_id} ({type(model).__name__}) is not an image-text model such as SigLIP or CLIP")
-        tokenizer = getattr(processor, "tokenizer", None)
-        text_config = getattr(model.config, "text_config", None)
-        assert_plausible_tokenizer(tokenizer, getattr(text_config, "vocab_size", None), self.model_id, repair)
+        image_processor, tokenizer, text_problem = self._load_processors(repair)
+        if tokenizer is not None:
+            text_config = getattr(model.config, "text_config", None)
+            assert_plausible_tokenizer(tokenizer, getattr(text_config, "vocab_size", None), self.model_id, repair)
         model = model.to(self._choice.device).eval()
-        image_processor = processor.image_processor
         geometry = geometry_of(image_processor)
         scale, shift = _normaliser(image_processor, self._choice.device) if geometry.mode != "keep" else (None, None)
         dim = self._probe_dim(model, image_processor, geometry)
         log.info("loaded %s on %s", self.model_id, self._choice.describe())
-        return _Loaded(model, processor, tokenizer, model.config.model_type, geometry, scale, shift, dim)
+        return _Loaded(model, image_processor, tokenizer, text_problem, model.config.model_type, geometry, scale, shift, dim)
+
+    def _load_processors(self, repair: str) -> tuple[Any, Any, str | None]:
+        """(image processor, tokenizer or None, why there is no tokenizer). A tokenizer whose library is missing
+        (SigLIP's SentencePiece) costs text search only; images still embed."""
+        from transformers import AutoImageProcessor, AutoProcessor
+
+        try:
+            processor = AutoProcessor.from_pretrained(self._source)
+            return processor.image_processor, getattr(processor, "tokenizer", None), None
+        except Exception as error:  # noqa: BLE001 - retried below without the tokenizer
+            text_error = error
+        try:
+            image_processor = AutoImageProcessor.from_pretrained(self._source)
+        except Exception as error:  # noqa: BLE001 - any loading failure is reported the same way
+            raise ModelLoadError(f"cannot load the image processor of {self.model_id}: {error}; repair with: {repair}") from error
+        problem = (
+            f"the text tokenizer of {self.model_id} cannot be loaded ({describe_error(text_error)}); images still embed, "
+            "text search needs it: pip install sentencepiece protobuf (SigLIP), or repair with: " + repair
+        )
+        log.warning("%s", problem)
+        return image_processor, None, problem
 
     def _probe_dim(self, model: Any, image_processor: Any, geometry: ImageGeometry) -> int:
         config = model.config
@@ -212,32 +293,63 @@ class SiglipEncoder:
         return merge_batches(self.iter_encode_files(paths), self.dim)
 
     def iter_encode_files(self, paths: Sequence[Path]) -> Iterator[EncodeBatch]:
-        """One EncodeBatch per model batch, while workers keep decoding the next ones."""
+        """One EncodeBatch per model batch, while workers keep decoding the next ones.
+
+        Each decoded picture is copied at once into a staging buffer (pinned memory on CUDA): workers hand
+        pixels over through shared memory, and a full batch goes to the GPU asynchronously while the next one
+        fills the other buffer; its vectors are read back only when that next batch is full, by which time the
+        GPU has long finished, so the parent never spins waiting for it. One run at a time per encoder.
+        """
         loaded = self._load()
         paths = [Path(path) for path in paths]
-        decode = functools.partial(decode_for_model, geometry=loaded.geometry)
-        tasks = chunks_of([str(path) for path in paths], FILES_PER_TASK)
-        in_flight = LOOKAHEAD_BATCHES * math.ceil(self.batch_size / FILES_PER_TASK)
-        results = (r for chunk in self._pool.ordered(decode, tasks, in_flight, _crashed) for r in chunk)
-        good_paths: list[Path] = []
-        pixels: list[np.ndarray] = []
-        failures: list[EncodeFailure] = []
-        for path, result in zip(paths, results):
-            if isinstance(result, str):
-                failures.append(EncodeFailure(path, result))
-            else:
-                good_paths.append(path)
-                pixels.append(result)
-            if len(pixels) >= self.batch_size:
-                yield self._batch(good_paths, pixels, failures)
-                good_paths, pixels, failures = [], [], []
-        if pixels or failures:
-            yield self._batch(good_paths, pixels, failures)
+        in_flight = LOOKAHEAD_BATCHES * math.ceil(self.batch_size / self.files_per_task)
+        decoded = decoded_images(self._pool, paths, loaded.geometry, self.files_per_task, in_flight)
+        self.stats = {"waiting_for_decode_s": 0.0, "model_s": 0.0}
+        staged = _Staged(self, loaded.geometry)
+        previous: _Launched | None = None
+        try:
+            for path, result in self._timed(decoded):
+                if isinstance(result, str):
+                    staged.failures.append(EncodeFailure(path, result))
+                    continue
+                staged.add(path, result)
+                if staged.count >= self.batch_size:
+                    launched = self._timed_launch(staged)
+                    if previous is not None:
+                        yield self._timed_finish(previous)
+                    previous = launched
+            if staged.count or staged.failures:
+                launched = self._timed_launch(staged)
+                if previous is not None:
+                    yield self._timed_finish(previous)
+                previous = launched
+            if previous is not None:
+                yield self._timed_finish(previous)
+        finally:
+            decoded.close()  # cancels decodes queued for batches nobody will take
 
-    def _batch(self, paths: list[Path], pixels: list[np.ndarray], failures: list[EncodeFailure]) -> EncodeBatch:
-        log_failures(failures)
-        vectors = self._embed_pixels(pixels) if pixels else np.zeros((0, self.dim), dtype=np.float32)
-        return EncodeBatch(paths, vectors, failures)
+    def _timed(self, decoded: Iterator[tuple[Path, np.ndarray | str]]) -> Iterator[tuple[Path, np.ndarray | str]]:
+        """The decoded files, adding the time spent waiting for workers to `stats` (where the pipeline stalls)."""
+        while True:
+            started = time.perf_counter()
+            item = next(decoded, None)
+            self.stats["waiting_for_decode_s"] += time.perf_counter() - started
+            if item is None:
+                return
+            yield item
+
+    def _timed_launch(self, staged: _Staged) -> _Launched:
+        started = time.perf_counter()
+        launched = staged.launch()
+        self.stats["model_s"] += time.perf_counter() - started
+        return launched
+
+    def _timed_finish(self, launched: _Launched) -> EncodeBatch:
+        started = time.perf_counter()
+        batch = launched.finish()
+        log_failures(batch.failures)
+        self.stats["model_s"] += time.perf_counter() - started
+        return batch
 
     def encode_images(self, images: Sequence[Image.Image]) -> Vectors:
         """Vectors of pictures already decoded (video frames), resized here as the workers would."""
@@ -245,30 +357,41 @@ class SiglipEncoder:
         if not images:
             return np.zeros((0, loaded.dim), dtype=np.float32)
         pixels = [np.asarray(fit_geometry(image.convert("RGB"), loaded.geometry), dtype=np.uint8) for image in images]
-        return np.concatenate([self._embed_pixels(pixels[i : i + self.batch_size]) for i in range(0, len(pixels), self.batch_size)])
-
-    def _embed_pixels(self, pixels: list[np.ndarray]) -> Vectors:
-        loaded = self._load()
         if loaded.geometry.mode == "keep":
-            return self._forward_generic(loaded.model, loaded.processor.image_processor, pixels)
-        batch = self._to_device(pixels)
+            return self._forward_generic(loaded.model, loaded.image_processor, pixels)
+        rows = []
+        staged = _Staged(self, loaded.geometry)
+        for start in range(0, len(pixels), self.batch_size):
+            for index, picture in enumerate(pixels[start : start + self.batch_size]):
+                staged.add(Path(str(index)), picture)
+            rows.append(staged.launch().finish().vectors)
+        return np.concatenate(rows)
+
+    def _staging_buffer(self, geometry: ImageGeometry, slot: int) -> torch.Tensor:
+        """One of two uint8 (batch, H, W, 3) buffers used in turn; pinned on CUDA so copies to the GPU are
+        asynchronous. A buffer is refilled only after the batch launched from it was read back."""
+        shape = (self.batch_size, geometry.height, geometry.width, 3)
+        if len(self._staging) != 2 or tuple(self._staging[0].shape) != shape:
+            buffers = [torch.empty(shape, dtype=torch.uint8) for _ in range(2)]
+            self._staging = [buffer.pin_memory() for buffer in buffers] if self._choice.is_cuda else buffers
+        return self._staging[slot]
+
+    def _launch(self, slot: int, count: int, paths: list[Path], failures: list[EncodeFailure]) -> _Launched:
+        """Queue the embedding of the first `count` pictures of a staging buffer; on CUDA nothing waits here."""
+        loaded = self._load()
+        assert loaded.scale is not None and loaded.shift is not None
+        batch = self._staging[slot][:count].to(self._choice.device, non_blocking=True)
         with torch.inference_mode():
             values = (batch.permute(0, 3, 1, 2).float() * loaded.scale + loaded.shift).to(self._choice.dtype)
             embedding = embedding_of(loaded.model.get_image_features(pixel_values=values))
             embedding = torch.nn.functional.normalize(embedding.float(), dim=-1)
-        return embedding.cpu().numpy().astype(np.float32, copy=False)
-
-    def _to_device(self, pixels: list[np.ndarray]) -> torch.Tensor:
-        """uint8 (n, H, W, 3) on the device; on CUDA staged through a reused pinned buffer, copied asynchronously."""
-        count = len(pixels)
-        if not self._choice.is_cuda:
-            return torch.from_numpy(np.stack(pixels))
-        shape = (max(count, self.batch_size), *pixels[0].shape)
-        if self._staging is None or tuple(self._staging.shape) != shape:
-            self._staging = torch.empty(shape, dtype=torch.uint8).pin_memory()
-        np.stack(pixels, out=self._staging.numpy()[:count])
-        # The previous batch's copy out of this buffer has finished: its result was read back before we got here.
-        return self._staging[:count].to(self._choice.device, non_blocking=True)
+            if not self._choice.is_cuda:
+                return _Launched(paths, failures, embedding, None)
+            output = torch.empty(embedding.shape, dtype=torch.float32, pin_memory=True)
+            output.copy_(embedding, non_blocking=True)
+        done = torch.cuda.Event(blocking=True)
+        done.record()
+        return _Launched(paths, failures, output, done)
 
     def _forward_generic(self, model: Any, image_processor: Any, pixels: list[np.ndarray]) -> Vectors:
         inputs = image_processor(images=list(pixels), return_tensors="pt")
@@ -295,6 +418,8 @@ class SiglipEncoder:
 
     def encode_texts(self, texts: Sequence[str]) -> Vectors:
         loaded = self._load()
+        if loaded.tokenizer is None:
+            raise NoTextTowerError(loaded.text_problem or f"{self.model_id} has no tokenizer")
         if not texts:
             return np.zeros((0, loaded.dim), dtype=np.float32)
         # Tokenizers return an attention mask only where the model was trained with one (SigLIP's is not: it
