@@ -1,5 +1,7 @@
 """`python app.py` serves the Anagnorisis UI on 127.0.0.1:7860 (see --help)."""
-from anagnorisis.ui.app import main
 
 if __name__ == "__main__":
+    # Imported here, not at the top: decode worker processes re-import this script and must not load Gradio.
+    from anagnorisis.ui.app import main
+
     raise SystemExit(main())
