@@ -16,7 +16,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # only an explicit model download 
 
 import gradio as gr  # noqa: E402  (the environment above must be set before Gradio is imported)
 
-from anagnorisis.config import KINDS, Settings, load_settings  # noqa: E402
+from anagnorisis.config import Settings, load_settings  # noqa: E402
 from anagnorisis.ui.context import AppContext, CommandError  # noqa: E402
 from anagnorisis.ui.images import KEYBOARD_JS  # noqa: E402
 

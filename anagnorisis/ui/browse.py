@@ -114,3 +114,57 @@ def human_size(size: int | None) -> str:
 
 def file_name(record: dict[str, Any]) -> str:
     return os.path.basename(record.get("display_path") or record["path"])
+
+
+@dataclass
+class SearchControls:
+    """The search box, mode, sort, order, temperature/seed/reshuffle and filters every media tab shows."""
+
+    query: Any
+    mode: Any
+    sort: Any
+    order: Any
+    temperature: Any
+    seed: Any
+    reshuffle: Any
+    go: Any
+    folder: Any
+    rated: Any
+    ext: Any
+    rating_min: Any
+    rating_max: Any
+    model_min: Any
+    model_max: Any
+
+    def parts(self) -> tuple[Any, ...]:
+        return (self.query, self.mode, self.sort, self.order, self.temperature, self.seed, self.reshuffle, self.go,
+                self.folder, self.rated, self.ext, self.rating_min, self.rating_max, self.model_min, self.model_max)
+
+
+def search_controls(kind: str, placeholder: str, ext_example: str) -> SearchControls:
+    """Lay out the shared search controls of a kind's tab (element ids `<kind>-query`, `-mode`, `-sort`, `-search`)."""
+    import gradio as gr
+
+    with gr.Row():
+        query = gr.Textbox(label="Search", placeholder=placeholder, scale=4, elem_id=f"{kind}-query")
+        mode = gr.Dropdown(["auto", "name", "meaning", "similar"], value="auto", label="Mode", scale=1,
+                           elem_id=f"{kind}-mode")
+        sort = gr.Dropdown(sort_choices(kind), value="date", label="Sort", scale=1, elem_id=f"{kind}-sort")
+        order = gr.Radio(["desc", "asc"], value="desc", label="Order", scale=1)
+    with gr.Row():
+        temperature = gr.Number(value=0, minimum=0, label="Temperature (0 = sorted)", scale=1)
+        seed = gr.Number(value=0, precision=0, label="Seed", scale=1)
+        reshuffle = gr.Button("Reshuffle", scale=1)
+        go = gr.Button("Search", variant="primary", scale=1, elem_id=f"{kind}-search")
+    with gr.Accordion("Filters", open=False):
+        with gr.Row():
+            folder = gr.Textbox(label="Folder")
+            rated = gr.Radio(list(RATED_CHOICES), value="all", label="Rated")
+            ext = gr.Textbox(label=f"Extensions (e.g. {ext_example})")
+        with gr.Row():
+            rating_min = gr.Slider(0, 10, value=0, step=0.5, label="Your rating from")
+            rating_max = gr.Slider(0, 10, value=10, step=0.5, label="to")
+            model_min = gr.Slider(0, 10, value=0, step=0.5, label="Model rating from")
+            model_max = gr.Slider(0, 10, value=10, step=0.5, label="to")
+    return SearchControls(query, mode, sort, order, temperature, seed, reshuffle, go, folder, rated, ext,
+                          rating_min, rating_max, model_min, model_max)

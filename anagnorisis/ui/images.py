@@ -8,8 +8,8 @@ import gradio as gr
 
 from anagnorisis.previews import ensure_thumbnail
 from anagnorisis.ui.browse import (
-    QUERY_ORDER, RATED_CHOICES, Filters, Page, build_request, file_name, human_size, new_seed,
-    rating_text, run_page, sort_choices,
+    QUERY_ORDER, build_request, file_name, Filters, human_size, new_seed, Page, rating_text, run_page,
+    search_controls,
 )
 from anagnorisis.ui.context import AppContext
 
@@ -151,27 +151,8 @@ class Loader:
 
 def render(ctx: AppContext) -> Loader:
     """Build the tab and wire its events."""
-    with gr.Row():
-        query = gr.Textbox(label="Search", placeholder="file name, a description, or a file path", scale=4,
-                           elem_id="images-query")
-        mode = gr.Dropdown(["auto", "name", "meaning", "similar"], value="auto", label="Mode", scale=1)
-        sort = gr.Dropdown(sort_choices(KIND), value="date", label="Sort", scale=1, elem_id="images-sort")
-        order = gr.Radio(["desc", "asc"], value="desc", label="Order", scale=1)
-    with gr.Row():
-        temperature = gr.Number(value=0, minimum=0, label="Temperature (0 = sorted)", scale=1)
-        seed = gr.Number(value=0, precision=0, label="Seed", scale=1)
-        reshuffle = gr.Button("Reshuffle", scale=1)
-        go = gr.Button("Search", variant="primary", scale=1, elem_id="images-search")
-    with gr.Accordion("Filters", open=False):
-        with gr.Row():
-            folder = gr.Textbox(label="Folder")
-            rated = gr.Radio(list(RATED_CHOICES), value="all", label="Rated")
-            ext = gr.Textbox(label="Extensions (e.g. jpg,png)")
-        with gr.Row():
-            rmin = gr.Slider(0, 10, value=0, step=0.5, label="Your rating from")
-            rmax = gr.Slider(0, 10, value=10, step=0.5, label="to")
-            mmin = gr.Slider(0, 10, value=0, step=0.5, label="Model rating from")
-            mmax = gr.Slider(0, 10, value=10, step=0.5, label="to")
+    (query, mode, sort, order, temperature, seed, reshuffle, go, folder, rated, ext, rmin, rmax, mmin,
+     mmax) = search_controls(KIND, "file name, a description, or a file path", "jpg,png").parts()
     summary = gr.Markdown(elem_id="images-summary")
     with gr.Row():
         with gr.Column(scale=3):

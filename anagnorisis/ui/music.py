@@ -25,15 +25,7 @@ from anagnorisis.radio import draw_next, radio_seed
 from anagnorisis.search import SearchRequest
 from anagnorisis.store.records import public_record
 from anagnorisis.ui.browse import (
-    RATED_CHOICES,
-    Filters,
-    Page,
-    build_request,
-    file_name,
-    new_seed,
-    rating_text,
-    run_page,
-    sort_choices,
+    build_request, file_name, Filters, new_seed, Page, rating_text, run_page, search_controls,
 )
 from anagnorisis.ui.context import AppContext
 from anagnorisis.ui.images import Loader
@@ -463,28 +455,8 @@ def render(ctx: AppContext) -> Loader:
                     info="Radio draws by recommendation from the tracks passing the filters: 0 plays the top "
                          "score, 1 draws in proportion to it, higher mixes more.",
                     elem_id="music-radio-temperature")
-    with gr.Row():
-        query = gr.Textbox(label="Search", placeholder="a file name, a description of the sound, or a file path",
-                           scale=4, elem_id="music-query")
-        mode = gr.Dropdown(["auto", "name", "meaning", "similar"], value="auto", label="Mode", scale=1,
-                           elem_id="music-mode")
-        sort = gr.Dropdown(sort_choices(KIND), value="date", label="Sort", scale=1, elem_id="music-sort")
-        order = gr.Radio(["desc", "asc"], value="desc", label="Order", scale=1)
-    with gr.Row():
-        temperature = gr.Number(value=0, minimum=0, label="Temperature (0 = sorted)", scale=1)
-        seed = gr.Number(value=0, precision=0, label="Seed", scale=1)
-        reshuffle = gr.Button("Reshuffle", scale=1)
-        go = gr.Button("Search", variant="primary", scale=1, elem_id="music-search")
-    with gr.Accordion("Filters", open=False):
-        with gr.Row():
-            folder = gr.Textbox(label="Folder")
-            rated = gr.Radio(list(RATED_CHOICES), value="all", label="Rated")
-            ext = gr.Textbox(label="Extensions (e.g. mp3,flac)")
-        with gr.Row():
-            rmin = gr.Slider(0, 10, value=0, step=0.5, label="Your rating from")
-            rmax = gr.Slider(0, 10, value=10, step=0.5, label="to")
-            mmin = gr.Slider(0, 10, value=0, step=0.5, label="Model rating from")
-            mmax = gr.Slider(0, 10, value=10, step=0.5, label="to")
+    (query, mode, sort, order, temperature, seed, reshuffle, go, folder, rated, ext, rmin, rmax, mmin,
+     mmax) = search_controls(KIND, "a file name, a description of the sound, or a file path", "mp3,flac").parts()
     summary = gr.Markdown(elem_id="music-summary")
     table = gr.Dataframe(headers=HEADERS, datatype=DATATYPES, interactive=False, wrap=True, max_height=720,
                          column_widths=["50px", "64px"], label="Library", elem_id="music-table")
