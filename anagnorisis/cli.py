@@ -534,6 +534,7 @@ MODELS_SUBCOMMANDS: dict[str, Callable[[Context, argparse.Namespace], dict[str, 
     "versions": _models_versions,
     "rollback": _models_rollback,
     "list": lambda ctx, args: _models_list(ctx, args),
+    "download": lambda ctx, args: _models_download(ctx, args),
 }
 
 
@@ -606,6 +607,30 @@ def _models_list(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
     return {"models": rows}
 
 
+def _models_download(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
+    """Fetch the configured model of each kind (or one) into the Hugging Face cache, resuming partial files."""
+    from tqdm import tqdm
+
+    from anagnorisis.embed.registry import DownloadRefused, download_for_kind, known_models
+
+    if ctx.settings.offline:
+        raise UsageError("downloads are off (ANAGNORISIS_OFFLINE=1); unset it to download models")
+    kinds = [check_kind(args.kind)] if args.kind else list(KINDS)
+    downloaded: list[dict[str, Any]] = []
+    for kind in kinds:
+        try:
+            folder = download_for_kind(kind, ctx.settings, force=args.force,
+                                       tqdm_class=lambda *a, **k: tqdm(*a, file=ctx.stderr, **k))
+        except DownloadRefused as error:
+            raise UsageError(str(error)) from None
+        except Exception as error:  # network or hub errors: say which model, keep what was fetched for a resume
+            raise CommandFailed(f"downloading the {kind} model ({ctx.settings.model_for(kind)}) failed: {error}; "
+                                "run the command again to resume") from None
+        downloaded.append({"kind": kind, "model": ctx.settings.model_for(kind), "path": str(folder) if folder else None})
+        ctx.say(f"{kind}: {ctx.settings.model_for(kind)} is in {folder}" if folder else f"{kind}: basic features")
+    return {"models": known_models(ctx.settings), "downloaded": downloaded}
+
+
 def _add_embed_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
     embed = commands.add_parser("embed", parents=[common], help="compute missing embeddings")
     embed.add_argument("kind", nargs="?")
@@ -614,6 +639,9 @@ def _add_embed_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
 
 def _add_models_list(models_commands: Any, common: argparse.ArgumentParser) -> None:
     models_commands.add_parser("list", parents=[common], help="known models, sizes, downloaded or not")
+    download = models_commands.add_parser("download", parents=[common], help="download the configured models")
+    download.add_argument("kind", nargs="?")
+    download.add_argument("--force", action="store_true", help="download again even if present")
 
 
 COMMANDS["embed"] = cmd_embed

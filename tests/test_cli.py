@@ -146,3 +146,14 @@ def test_models_list_names_every_kind_and_the_fallbacks(cli: Cli) -> None:
     assert {row["kind"] for row in rows} == {"images", "music", "text", "videos"}
     assert any(row["id"] == "basic-image-v1" and row["downloaded"] for row in rows)
     assert all({"id", "kind", "approx_size_mb", "downloaded"} <= set(row) for row in rows)
+
+
+def test_models_download_is_refused_in_offline_mode(cli: Cli, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("ANAGNORISIS_OFFLINE", "1")
+    refused = cli("--json", "models", "download", "images")
+    assert refused.code == 2 and "ANAGNORISIS_OFFLINE" in refused.json["error"]["message"]
+
+
+def test_models_download_of_the_packaged_text_model_needs_no_network(cli: Cli) -> None:
+    done = cli.json("models", "download", "text")
+    assert done["downloaded"][0]["kind"] == "text" and done["downloaded"][0]["path"]

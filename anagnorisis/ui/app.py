@@ -161,6 +161,24 @@ def library_is_empty(ctx: AppContext) -> bool:
     return count == 0
 
 
+def download_label(ctx: AppContext) -> str:
+    """'Download models (N MB)' for the configured models not on disk yet (sizes are approximate)."""
+    from anagnorisis.config import KINDS
+    from anagnorisis.embed.catalog import KNOWN_MODELS
+
+    sizes = {(model.kind, model.id): model.approx_size_mb for model in KNOWN_MODELS}
+    wanted = {ctx.settings.model_for(kind): sizes.get((kind, ctx.settings.model_for(kind)), 0) for kind in KINDS}
+    total = sum(wanted.values())  # one download per model id (images and videos share SigLIP)
+    return f"Download models (about {total:,} MB)" if total else "Download models"
+
+
+def download_all(ctx: AppContext) -> str:
+    from anagnorisis.config import KINDS
+    from anagnorisis.ui.settings import start_download
+
+    return "\n\n".join(start_download(ctx, kind) for kind in KINDS)
+
+
 def models_text(ctx: AppContext) -> str:
     return "**Models**\n" + "\n".join(ctx.model_lines())
 
@@ -219,6 +237,8 @@ def build_app(data_dir: str | None = None, config: str | None = None, **settings
         with gr.Column(visible=library_is_empty(ctx), elem_id="first-start") as first_start:
             gr.Markdown(first_start_text(ctx))
             models = gr.Markdown("**Models**: checking…", elem_id="models-status")
+            download = gr.Button(download_label(ctx), visible=not ctx.settings.offline, elem_id="first-start-download")
+            downloading = gr.Markdown()
         loaders = []
         for name, module in tab_modules().items():
             with gr.Tab(name, elem_id=f"tab-{name.lower()}"):
@@ -238,6 +258,7 @@ def build_app(data_dir: str | None = None, config: str | None = None, **settings
             app.load(loader.fn, loader.inputs, loader.outputs, api_visibility="private")
         app.load(lambda: gr.update(visible=library_is_empty(ctx)), None, first_start, api_visibility="private")
         app.load(lambda: models_text(ctx), None, models, api_visibility="private")
+        download.click(lambda: download_all(ctx), None, downloading, api_visibility="private")
     return app
 
 

@@ -64,6 +64,26 @@ def change_setting(ctx: AppContext, name: str, value: Any) -> str:
     return f"saved {name} = {getattr(ctx.settings, name)}"
 
 
+def start_download(ctx: AppContext, kind: str) -> str:
+    """Handler: download the kind's configured model in the background (progress on the status line)."""
+    if ctx.settings.offline:
+        return "downloads are off (offline mode); turn offline mode off to download models"
+
+    def work(job: Any) -> dict[str, Any]:
+        job.message = f"{kind}: {ctx.settings.model_for(kind)}"
+        return ctx.run_command("models", "download", kind)
+
+    def then(job: Any) -> None:
+        from anagnorisis.embed.registry import forget_encoders
+
+        if job.state == "done":
+            forget_encoders()
+            ctx.start_embed([kind])
+
+    ctx.jobs.start(f"download {kind}", work, on_done=then)
+    return f"downloading the {kind} model ({ctx.settings.model_for(kind)}); progress on the status line"
+
+
 def exchange(ctx: AppContext, action: str, path: str) -> str:
     try:
         document = ctx.run_command(action, path.strip())
@@ -106,6 +126,7 @@ def render(ctx: AppContext) -> None:
             model_kind = gr.Dropdown(list(KINDS), value="images", label="Kind")
             model_id = gr.Textbox(label="Model id or folder (or 'basic')")
             use_model = gr.Button("Use this model")
+            download = gr.Button("Download models", visible=not ctx.settings.offline, elem_id="settings-download")
         with gr.Row():
             device = gr.Radio(["auto", "cpu", "cuda"], value=ctx.settings.device, label="Device")
             offline = gr.Checkbox(value=ctx.settings.offline, label="Offline (no model downloads)")
@@ -129,6 +150,7 @@ def render(ctx: AppContext) -> None:
     rescan.click(lambda: (ctx.start_scan() and "rescanning every folder"), None, roots_message, api_visibility="private")
     use_model.click(lambda k, m: change_setting(ctx, f"{k}_model", m), [model_kind, model_id], settings_message,
                     api_visibility="private")
+    download.click(lambda k: start_download(ctx, k), model_kind, settings_message, api_visibility="private")
     for control, name in ((device, "device"), (offline, "offline"), (actions, "file_actions")):
         control.change(lambda value, name=name: change_setting(ctx, name, value), control, settings_message,
                        api_visibility="private")
