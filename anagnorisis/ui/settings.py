@@ -141,6 +141,10 @@ def render(ctx: AppContext) -> None:
             keep = gr.Number(value=ctx.settings.backup_keep, precision=0, label="Automatic backups to keep (0 = off)")
             every = gr.Number(value=ctx.settings.backup_interval_hours, label="Every (hours)")
             backup_button = gr.Button("Back up now", elem_id="settings-backup")
+        with gr.Row():
+            old_db = gr.Textbox(label="The original Anagnorisis' project.db", scale=4,
+                                placeholder="/path/to/Anagnorisis-app/database/project.db")
+            import_old = gr.Button("Import from Anagnorisis", scale=1, elem_id="settings-import-anagnorisis")
         exchange_message = gr.Markdown(elem_id="settings-exchange-message")
     status = gr.Markdown(elem_id="settings-status")
     gr.Timer(2.0).tick(lambda: status_text(ctx), None, status, api_visibility="private", show_progress="hidden")
@@ -160,4 +164,6 @@ def render(ctx: AppContext) -> None:
     export.click(lambda p: exchange(ctx, "export", p), exchange_path, exchange_message, api_visibility="private")
     import_.click(lambda p: exchange(ctx, "import", p), exchange_path, exchange_message, api_visibility="private")
     backup_button.click(lambda: backup(ctx), None, exchange_message, api_visibility="private")
+    import_old.click(lambda p: exchange(ctx, "import-anagnorisis", p), old_db, exchange_message,
+                     api_visibility="private")
     return None

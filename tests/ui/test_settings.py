@@ -57,3 +57,27 @@ def test_back_up_now_writes_a_database_that_opens(tmp_path: Path) -> None:
     path = Path(message.removeprefix("backup written to "))
     with Store.open(path) as copy:
         assert copy.read(lambda c: c.execute("SELECT rating FROM ratings").fetchall()) == [(4.0,)]
+
+
+def test_the_original_apps_database_imports_from_the_settings_tab(tmp_path: Path) -> None:
+    import sqlite3
+
+    library = tmp_path / "library"
+    photos = make_photos(library, 2)
+    old = tmp_path / "project.db"
+    connection = sqlite3.connect(old)
+    connection.execute("CREATE TABLE images_library (id INTEGER NOT NULL, hash VARCHAR, hash_algorithm VARCHAR, "
+                       "file_path VARCHAR, user_rating FLOAT, user_rating_date DATETIME, model_rating FLOAT, "
+                       "model_hash VARCHAR, PRIMARY KEY (id), UNIQUE (id), UNIQUE (hash))")
+    connection.execute("INSERT INTO images_library VALUES (1, 'x', 'md5:v1', ?, 6.5, '2024-01-01 10:00:00.000000', "
+                       "NULL, NULL)", [str(photos[0])])
+    connection.commit()
+    connection.close()
+    app, _url = start_app(tmp_path / "data", library)
+    try:
+        message = tab.exchange(app.context, "import-anagnorisis", str(old))
+        assert "matched 1" in message and "unmatched 0" in message
+        assert app.context.session.record_by_path("images", str(photos[0]))["user_rating"] == 6.5
+        assert "failed" in tab.exchange(app.context, "import-anagnorisis", str(photos[1]))
+    finally:
+        app.close()
