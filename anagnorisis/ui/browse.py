@@ -168,3 +168,28 @@ def search_controls(kind: str, placeholder: str, ext_example: str) -> SearchCont
             model_max = gr.Slider(0, 10, value=10, step=0.5, label="to")
     return SearchControls(query, mode, sort, order, temperature, seed, reshuffle, go, folder, rated, ext,
                           rating_min, rating_max, model_min, model_max)
+
+
+def wire_search_events(search: Any, inputs: list[Any], outputs: list[Any], *, go: Any, query: Any,
+                       changes: tuple[Any, ...], reshuffle: Any, seed: Any, page: Any, previous_page: Any,
+                       next_page: Any) -> Any:
+    """Wire a tab's search, reshuffle and paging events; `inputs[6]` is the page number.
+
+    Returns the handler that searches from the first page (a tab's initial fill and its "similar" action use it).
+    """
+    private: dict[str, Any] = {"api_visibility": "private"}
+
+    def from_first_page(*values: Any) -> Any:
+        listed = list(values)
+        listed[6] = 1
+        return search(*listed)
+
+    go.click(from_first_page, inputs, outputs, **private)
+    query.submit(from_first_page, inputs, outputs, **private)
+    for control in changes:
+        control.change(from_first_page, inputs, outputs, **private)
+    reshuffle.click(lambda: new_seed(), None, seed, **private).then(search, inputs, outputs, **private)
+    previous_page.click(lambda p: max(1, int(p or 1) - 1), page, page, **private).then(
+        search, inputs, outputs, **private)
+    next_page.click(lambda p: int(p or 1) + 1, page, page, **private).then(search, inputs, outputs, **private)
+    return from_first_page

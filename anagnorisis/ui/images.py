@@ -8,7 +8,8 @@ import gradio as gr
 
 from anagnorisis.previews import ensure_thumbnail
 from anagnorisis.ui.browse import (
-    QUERY_ORDER, build_request, file_name, Filters, human_size, new_seed, Page, rating_text, run_page,
+    wire_search_events,
+    QUERY_ORDER, build_request, file_name, Filters, human_size, Page, rating_text, run_page,
     search_controls,
 )
 from anagnorisis.ui.context import AppContext
@@ -192,21 +193,9 @@ def render(ctx: AppContext) -> Loader:
     def do_search(*values: Any) -> Any:
         return search_page(ctx, *values)
 
-    def from_first_page(*values: Any) -> Any:
-        values = list(values)
-        values[6] = 1
-        return search_page(ctx, *values)
-
-    go.click(from_first_page, search_inputs, search_outputs, api_visibility="private")
-    query.submit(from_first_page, search_inputs, search_outputs, api_visibility="private")
-    for control in (sort, order, rated):
-        control.change(from_first_page, search_inputs, search_outputs, api_visibility="private")
-    reshuffle.click(lambda: new_seed(), None, seed, api_visibility="private").then(
-        do_search, search_inputs, search_outputs, api_visibility="private")
-    previous_page.click(lambda p: max(1, int(p or 1) - 1), page, page, api_visibility="private").then(
-        do_search, search_inputs, search_outputs, api_visibility="private")
-    next_page.click(lambda p: int(p or 1) + 1, page, page, api_visibility="private").then(
-        do_search, search_inputs, search_outputs, api_visibility="private")
+    from_first_page = wire_search_events(
+        do_search, search_inputs, search_outputs, go=go, query=query, changes=(sort, order, rated),
+        reshuffle=reshuffle, seed=seed, page=page, previous_page=previous_page, next_page=next_page)
 
     def on_select(current: View, event: gr.SelectData) -> Any:
         return show(ctx, current, event.index)

@@ -25,6 +25,7 @@ from anagnorisis.radio import draw_next, radio_seed
 from anagnorisis.search import SearchRequest
 from anagnorisis.store.records import public_record
 from anagnorisis.ui.browse import (
+    wire_search_events,
     build_request, file_name, Filters, new_seed, Page, rating_text, run_page, search_controls,
 )
 from anagnorisis.ui.context import AppContext
@@ -475,24 +476,13 @@ def render(ctx: AppContext) -> Loader:
     def do_search(*values: Any) -> Any:
         return search_page(ctx, *values)
 
-    def from_first_page(*values: Any) -> Any:
-        first = list(values)
-        first[6] = 1  # the page number
-        return search_page(ctx, *first)
-
     def refreshed(current: View) -> tuple[pd.DataFrame, View]:
         fresh = with_fresh_values(ctx, current)
         return table_frame(ctx, fresh), fresh
 
-    go.click(from_first_page, search_inputs, search_outputs, **private)
-    query.submit(from_first_page, search_inputs, search_outputs, **private)
-    for control in (sort, order, rated, mode):
-        control.change(from_first_page, search_inputs, search_outputs, **private)
-    reshuffle.click(lambda: new_seed(), None, seed, **private).then(do_search, search_inputs, search_outputs, **private)
-    previous_page.click(lambda p: max(1, int(p or 1) - 1), page, page, **private).then(
-        do_search, search_inputs, search_outputs, **private)
-    next_page.click(lambda p: int(p or 1) + 1, page, page, **private).then(
-        do_search, search_inputs, search_outputs, **private)
+    from_first_page = wire_search_events(
+        do_search, search_inputs, search_outputs, go=go, query=query, changes=(sort, order, rated, mode),
+        reshuffle=reshuffle, seed=seed, page=page, previous_page=previous_page, next_page=next_page)
 
     def on_row(current: View, event: gr.SelectData) -> PlayerUpdate:
         return play_row(ctx, current, event.row_value[0] if event.row_value else None)

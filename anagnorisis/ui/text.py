@@ -24,7 +24,8 @@ from anagnorisis.playback import file_url
 from anagnorisis.search import SearchRequest
 from anagnorisis.textview import Passage, best_passage, render_document, render_raw
 from anagnorisis.ui.browse import (
-    build_request, file_name, Filters, human_size, new_seed, Page, rating_text, run_page, search_controls,
+    wire_search_events,
+    build_request, file_name, Filters, human_size, Page, rating_text, run_page, search_controls,
 )
 from anagnorisis.ui.context import AppContext
 from anagnorisis.ui.images import Loader
@@ -356,20 +357,9 @@ def render(ctx: AppContext) -> Loader:
     def do_search(*values: Any) -> Any:
         return search_page(ctx, *values)
 
-    def from_first_page(*values: Any) -> Any:
-        listed = list(values)
-        listed[6] = 1  # the page number
-        return search_page(ctx, *listed)
-
-    go.click(from_first_page, search_inputs, search_outputs, **private)
-    query.submit(from_first_page, search_inputs, search_outputs, **private)
-    for control in (sort, order, rated, mode):
-        control.change(from_first_page, search_inputs, search_outputs, **private)
-    reshuffle.click(lambda: new_seed(), None, seed, **private).then(do_search, search_inputs, search_outputs, **private)
-    previous_page.click(lambda p: max(1, int(p or 1) - 1), page, page, **private).then(
-        do_search, search_inputs, search_outputs, **private)
-    next_page.click(lambda p: int(p or 1) + 1, page, page, **private).then(
-        do_search, search_inputs, search_outputs, **private)
+    from_first_page = wire_search_events(
+        do_search, search_inputs, search_outputs, go=go, query=query, changes=(sort, order, rated, mode),
+        reshuffle=reshuffle, seed=seed, page=page, previous_page=previous_page, next_page=next_page)
 
     def on_row(current: View, event: gr.SelectData) -> ReaderUpdate:
         return open_row(ctx, current, event.row_value[0] if event.row_value else None)

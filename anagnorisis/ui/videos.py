@@ -25,7 +25,8 @@ from anagnorisis.playback import file_url
 from anagnorisis.plays import PlayEventError, play_path
 from anagnorisis.search import SearchRequest
 from anagnorisis.ui.browse import (
-    QUERY_ORDER, build_request, file_name, Filters, human_size, new_seed, Page, rating_text, run_page,
+    wire_search_events,
+    QUERY_ORDER, build_request, file_name, Filters, human_size, Page, rating_text, run_page,
     search_controls,
 )
 from anagnorisis.ui.context import AppContext
@@ -419,20 +420,9 @@ def render(ctx: AppContext) -> Loader:
     def do_search(*values: Any) -> Any:
         return search_page(ctx, *values)
 
-    def from_first_page(*values: Any) -> Any:
-        listed = list(values)
-        listed[6] = 1  # the page number
-        return search_page(ctx, *listed)
-
-    go.click(from_first_page, search_inputs, search_outputs, **private)
-    query.submit(from_first_page, search_inputs, search_outputs, **private)
-    for control in (sort, order, rated, mode):
-        control.change(from_first_page, search_inputs, search_outputs, **private)
-    reshuffle.click(lambda: new_seed(), None, seed, **private).then(do_search, search_inputs, search_outputs, **private)
-    previous_page.click(lambda p: max(1, int(p or 1) - 1), page, page, **private).then(
-        do_search, search_inputs, search_outputs, **private)
-    next_page.click(lambda p: int(p or 1) + 1, page, page, **private).then(
-        do_search, search_inputs, search_outputs, **private)
+    from_first_page = wire_search_events(
+        do_search, search_inputs, search_outputs, go=go, query=query, changes=(sort, order, rated, mode),
+        reshuffle=reshuffle, seed=seed, page=page, previous_page=previous_page, next_page=next_page)
 
     def on_select(current: View, event: gr.SelectData) -> PlayerUpdate:
         return play_from(ctx, current, event.index)
