@@ -648,6 +648,81 @@ COMMANDS["embed"] = cmd_embed
 EXTRA_PARSERS.append(_add_embed_parsers)
 
 
+# ---------------------------------------------------------------- learning from fewer ratings: next, prefer, why
+
+
+def cmd_next(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
+    from anagnorisis.taste.queue import next_files
+    from anagnorisis.taste.service import TasteError
+
+    kind = check_kind(args.kind)
+    if args.n < 1:
+        raise UsageError(f"--n must be at least 1, got {args.n}")
+    try:
+        document = next_files(ctx.store, ctx.settings, kind, args.n, session=ctx.session)
+    except TasteError as error:
+        raise CommandFailed(str(error)) from None
+    if document.get("message"):
+        ctx.say(document["message"])
+    for item in document["results"]:
+        ctx.say(f"{item.get('display_path') or item['path']}  ({item['reason']})")
+    return document
+
+
+def cmd_prefer(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
+    from anagnorisis.taste.queue import record_preference
+
+    kind_a, hash_a, path_a = _resolve_indexed(ctx, args.a)
+    kind_b, hash_b, path_b = _resolve_indexed(ctx, args.b)
+    if kind_a != kind_b:
+        raise UsageError(f"A is a {kind_a} file and B a {kind_b} file; compare two files of one kind")
+    if hash_a == hash_b:
+        raise UsageError("A and B have the same content; compare two different files")
+    winner, loser = _record_of(ctx, kind_a, path_a), _record_of(ctx, kind_b, path_b)
+    document = record_preference(ctx.store, kind_a, winner, loser, tie=args.tie)
+    ctx.say(f"recorded: {winner.get('display_path')} " + ("equals " if args.tie else "over ")
+            + f"{loser.get('display_path')}")
+    return document
+
+
+def cmd_why(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
+    from anagnorisis.taste.queue import why
+    from anagnorisis.taste.service import TasteError
+
+    kind, _content_hash, path_bytes = _resolve_indexed(ctx, args.path)
+    record = _record_of(ctx, kind, path_bytes)
+    try:
+        document = why(ctx.store, ctx.settings, kind, record, session=ctx.session)
+    except TasteError as error:
+        raise CommandFailed(str(error)) from None
+    rating = record.get("model_rating")
+    ctx.say(f"{record.get('display_path')}: model rating "
+            + ("none yet" if rating is None else f"{rating:.1f} ± {record.get('uncertainty') or 0:.1f}")
+            + (" (stale)" if record.get("model_rating_stale") else ""))
+    if not document["neighbours"]:
+        ctx.say(f"no rated {kind} file has an embedding yet")
+    for item in document["neighbours"]:
+        ctx.say(f"  {item['user_rating']:4.1f}  similarity {item['similarity']:.3f}  "
+                f"{item.get('display_path') or item['path']}")
+    return document
+
+
+def _add_active_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
+    queue = commands.add_parser("next", parents=[common], help="the files whose rating would teach the model most")
+    queue.add_argument("kind")
+    queue.add_argument("--n", type=int, default=10, help="how many (default 10)")
+    prefer = commands.add_parser("prefer", parents=[common], help="record an A/B choice: A over B (or --tie)")
+    prefer.add_argument("a")
+    prefer.add_argument("b")
+    prefer.add_argument("--tie", action="store_true", help="A and B are equally good")
+    explain = commands.add_parser("why", parents=[common], help="the rated files nearest to a file, and the uncertainty")
+    explain.add_argument("path")
+
+
+COMMANDS.update({"next": cmd_next, "prefer": cmd_prefer, "why": cmd_why})
+EXTRA_PARSERS.append(_add_active_parsers)
+
+
 def _setup_logging(data_dir: Path | None) -> None:
     """Warnings to stderr; everything to <data-dir>/logs/anagnorisis.log (one file handler, for the current dir)."""
     root = logging.getLogger("anagnorisis")
@@ -760,7 +835,7 @@ def run(
 # Commands that never forward: they start the app or only read files.
 LOCAL_COMMANDS = {"serve"}
 # Commands after which the running app reloads its cached records (ratings patch the cache themselves).
-READ_ONLY_COMMANDS = {"search", "export", "rate", "unrate", "next", "why", "serve"}
+READ_ONLY_COMMANDS = {"search", "export", "rate", "unrate", "next", "prefer", "why", "serve"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -184,7 +184,7 @@ def models_text(ctx: AppContext) -> str:
 
 
 def _named_endpoints(ctx: AppContext) -> None:
-    """`/rate`, `/unrate`, `/search`: the CLI's argument names, the CLI's JSON objects."""
+    """`/rate`, `/unrate`, `/search`, `/next`, `/prefer`, `/why`: the CLI's argument names and JSON objects."""
 
     def call(*argv: str) -> dict[str, Any]:
         try:
@@ -212,9 +212,21 @@ def _named_endpoints(ctx: AppContext) -> None:
         argv += ["--rated"] if rated else ["--unrated"] if unrated else []
         return call(*argv)
 
+    def next_(kind: str, n: int = 10) -> dict[str, Any]:
+        return call("next", kind, "--n", str(int(n)))
+
+    def prefer(a: str, b: str, tie: bool = False) -> dict[str, Any]:
+        return call("prefer", a, b, *(["--tie"] if tie else []))
+
+    def why(path: str) -> dict[str, Any]:
+        return call("why", path)
+
     gr.api(rate, api_name="rate")
     gr.api(unrate, api_name="unrate")
     gr.api(search, api_name="search")
+    gr.api(next_, api_name="next")
+    gr.api(prefer, api_name="prefer")
+    gr.api(why, api_name="why")
 
 
 def build_app(data_dir: str | None = None, config: str | None = None, **settings: Any) -> AnagnorisisBlocks:

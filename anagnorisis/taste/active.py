@@ -1,0 +1,294 @@
+"""Learning from fewer ratings (SPEC §6): which files to rate next, which two to compare, and why.
+
+The picker keeps its own small Bayesian model of the user's taste, refit from the current ratings and
+A/B choices at every call (no training needed, so a rating made a second ago already counts):
+
+- Features. The library's embeddings are reduced to their top principal components (the smooth trend
+  a linear taste follows) and extended with kernel features around k-means landmarks of the library
+  (a Nyström map of a Gaussian kernel: the "this whole cluster" part of a taste). Each half is scaled
+  to a mean squared norm of 1.
+- Posterior. Bayesian linear regression on those features: precision A = PRIOR_PRECISION * I plus one
+  rank-1 term per rating (phi) and per A/B choice (phi_a - phi_b, which observes the difference).
+  A file's uncertainty is proportional to sqrt(phi' A^-1 phi): large far from everything rated.
+- Rate next. Greedy batch selection by the expected drop of the mean posterior variance over a sample of
+  the library (V-optimal design): a file is worth rating when many files resemble it and the model is
+  unsure about all of them. After each pick A is updated as if it had been rated (the rating's value
+  does not change a linear-Gaussian variance), so the batch spreads out instead of proposing ten
+  near-duplicates. With no ratings at all the same rule covers the library: its first picks represent
+  its densest, most distinct regions. A share of the slots (EXPLOIT_SHARE) goes to files the user will
+  probably like (highest predicted rating plus one standard deviation), so rating is not all homework.
+- A/B pairs. The first file is the most informative one; its partner has a predicted rating close to
+  it and a large uncertainty of the difference: a choice whose outcome the model cannot foresee.
+
+Pure numpy: the store-facing part is taste/queue.py.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+# Principal components kept for the linear half, and landmarks of the kernel half.
+MAX_COMPONENTS = 64
+MAX_LANDMARKS = 128
+# Rows used to fit the features (PCA, k-means) and to measure the library's variance: enough to be
+# stable, small enough that a million-file library costs the same as a ten-thousand-file one.
+FIT_SAMPLE = 4000
+REFERENCE_SAMPLE = 2000
+# Candidates scored per call; larger libraries are sampled (plus the best-predicted files for exploitation).
+MAX_CANDIDATES = 6000
+KMEANS_ITERATIONS = 12
+# Prior precision of the feature weights: a rating near a file removes about half its uncertainty.
+PRIOR_PRECISION = 1.0
+# One slot in five goes to a file the user will probably like.
+EXPLOIT_SHARE = 0.2
+# Two files this similar (cosine) are one file twice: never paired.
+NEAR_DUPLICATE = 0.985
+
+
+def unit_rows(X: np.ndarray) -> np.ndarray:
+    X = np.asarray(X, dtype=np.float64)
+    return X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
+
+
+@dataclass
+class FeatureSpace:
+    """The fitted map from embeddings to picker features (PCA part + kernel part)."""
+
+    mean: np.ndarray  # (d,)
+    components: np.ndarray  # (k, d)
+    linear_scale: float
+    landmarks: np.ndarray  # (m, k) in PCA coordinates
+    bandwidth: float  # 2 h^2 of the Gaussian kernel
+    whitening: np.ndarray  # (m, m) K_LL^-1/2
+    kernel_scale: float
+
+    @classmethod
+    def fit(cls, X: np.ndarray, seed: int = 0) -> "FeatureSpace":
+        rng = np.random.default_rng(seed)
+        X = unit_rows(X)
+        sample = X[rng.choice(len(X), FIT_SAMPLE, replace=False)] if len(X) > FIT_SAMPLE else X
+        mean = sample.mean(axis=0)
+        centred = sample - mean
+        k = max(1, min(MAX_COMPONENTS, len(sample) - 1, X.shape[1]))
+        _, singular, vt = np.linalg.svd(centred, full_matrices=False)
+        components = vt[:k]
+        Z = centred @ components.T
+        linear_scale = 1.0 / math.sqrt(max(float(np.mean(np.sum(Z * Z, axis=1))), 1e-12))
+        m = max(1, min(MAX_LANDMARKS, len(sample) // 4 or 1))
+        landmarks = _kmeans(Z, m, rng)
+        squared = _squared_distances(Z, landmarks)
+        nearest = np.sort(squared, axis=1)[:, : min(3, m)].mean(axis=1)
+        bandwidth = max(float(np.median(nearest)) * 2.0, 1e-6)
+        K_LL = np.exp(-_squared_distances(landmarks, landmarks) / bandwidth)
+        values, vectors = np.linalg.eigh(K_LL)
+        keep = values > 1e-6 * values.max()
+        whitening = vectors[:, keep] / np.sqrt(values[keep])
+        space = cls(mean, components, linear_scale, landmarks, bandwidth, whitening, 1.0)
+        kernel = space._kernel_part(Z)
+        space.kernel_scale = 1.0 / math.sqrt(max(float(np.mean(np.sum(kernel * kernel, axis=1))), 1e-12))
+        return space
+
+    @property
+    def dim(self) -> int:
+        return self.components.shape[0] + self.whitening.shape[1]
+
+    def _kernel_part(self, Z: np.ndarray) -> np.ndarray:
+        return np.exp(-_squared_distances(Z, self.landmarks) / self.bandwidth) @ self.whitening
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        """(n, dim) features of embeddings X (any scale: rows are normalised first)."""
+        Z = (unit_rows(X) - self.mean) @ self.components.T
+        return np.hstack([Z * self.linear_scale, self._kernel_part(Z) * self.kernel_scale])
+
+
+def _squared_distances(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    d = np.sum(A * A, axis=1)[:, None] + np.sum(B * B, axis=1)[None, :] - 2.0 * A @ B.T
+    return np.maximum(d, 0.0)
+
+
+def _kmeans(Z: np.ndarray, m: int, rng: np.random.Generator) -> np.ndarray:
+    """k-means++ seeding and a few Lloyd steps; empty clusters keep their centre."""
+    centres = [Z[rng.integers(len(Z))]]
+    closest = np.sum((Z - centres[0]) ** 2, axis=1)
+    for _ in range(1, m):
+        total = closest.sum()
+        pick = rng.choice(len(Z), p=closest / total) if total > 0 else rng.integers(len(Z))
+        centres.append(Z[pick])
+        closest = np.minimum(closest, np.sum((Z - Z[pick]) ** 2, axis=1))
+    C = np.array(centres)
+    for _ in range(KMEANS_ITERATIONS):
+        label = np.argmin(_squared_distances(Z, C), axis=1)
+        counts = np.bincount(label, minlength=m)
+        sums = np.zeros_like(C)
+        np.add.at(sums, label, Z)
+        filled = counts > 0
+        C[filled] = sums[filled] / counts[filled, None]
+    return C
+
+
+class Posterior:
+    """Bayesian linear regression on picker features: ratings and A/B choices in, mean and spread out."""
+
+    def __init__(self, dim: int, prior_precision: float = PRIOR_PRECISION) -> None:
+        self.precision = np.eye(dim) * prior_precision
+        self.covariance = np.eye(dim) / prior_precision
+        self.moment = np.zeros(dim)
+        self.offset = 5.0  # the mean rating: the model explains deviations from it
+        self.noise = 1.5  # rating points; refit from the ratings when there are some
+
+    @classmethod
+    def fit(cls, features_rated: np.ndarray, ratings: np.ndarray, pref_differences: np.ndarray | None = None,
+            pref_targets: np.ndarray | None = None) -> "Posterior":
+        posterior = cls(features_rated.shape[1] if features_rated.size else
+                        (pref_differences.shape[1] if pref_differences is not None else 1))
+        ratings = np.asarray(ratings, dtype=np.float64)
+        if len(ratings):
+            posterior.offset = float(ratings.mean())
+            posterior.noise = max(float(ratings.std()), 0.5) if len(ratings) > 1 else 1.5
+        rows = [features_rated]
+        targets = [(ratings - posterior.offset) / posterior.noise]
+        if pref_differences is not None and len(pref_differences):
+            rows.append(pref_differences)
+            targets.append(np.asarray(pref_targets, dtype=np.float64) / posterior.noise)
+        Phi = np.vstack([r for r in rows if r.size]) if any(r.size for r in rows) else np.zeros((0, posterior.dim))
+        t = np.concatenate(targets) if Phi.size else np.zeros(0)
+        if len(Phi):
+            posterior.precision = posterior.precision + Phi.T @ Phi
+            posterior.covariance = np.linalg.inv(posterior.precision)
+            posterior.moment = Phi.T @ t
+        return posterior
+
+    @property
+    def dim(self) -> int:
+        return self.precision.shape[0]
+
+    def mean(self, features: np.ndarray) -> np.ndarray:
+        """Predicted rating of each feature row."""
+        return self.offset + self.noise * (features @ (self.covariance @ self.moment))
+
+    def spread(self, features: np.ndarray) -> np.ndarray:
+        """Predictive standard deviation of the taste (rating points), without the rating noise."""
+        variance = np.einsum("ij,jk,ik->i", features, self.covariance, features)
+        return self.noise * np.sqrt(np.maximum(variance, 0.0))
+
+    def observe(self, row: np.ndarray) -> None:
+        """Sherman-Morrison: the covariance after one more observation along `row` (its value is irrelevant)."""
+        projected = self.covariance @ row
+        self.covariance -= np.outer(projected, projected) / (1.0 + row @ projected)
+        self.precision += np.outer(row, row)
+
+
+@dataclass
+class Pick:
+    """One proposal: a candidate index, its score and why it was chosen."""
+
+    index: int
+    score: float
+    role: str  # "learn" (teaches the model most), "like" (you will probably like it), "cover" (cold start)
+    predicted: float | None
+    spread: float
+
+
+def _variance_reduction(candidates: np.ndarray, covariance: np.ndarray, second_moment: np.ndarray) -> np.ndarray:
+    """Mean drop of the reference variance if each candidate were rated (in units of the noise)."""
+    projected = candidates @ covariance  # (c, dim): Sigma phi
+    numerator = np.einsum("ij,jk,ik->i", projected, second_moment, projected)
+    return numerator / (1.0 + np.einsum("ij,ij->i", projected, candidates))
+
+
+def propose(
+    candidates: np.ndarray,
+    posterior: Posterior,
+    reference: np.ndarray,
+    n: int,
+    *,
+    predicted: np.ndarray | None = None,
+    exploit_share: float = EXPLOIT_SHARE,
+    cold: bool = False,
+) -> list[Pick]:
+    """Up to n picks among candidate feature rows, best first, diverse by construction.
+
+    `reference`: feature rows of a sample of the library, whose variance the picks should reduce.
+    `predicted`: a better estimate of each candidate's rating than the posterior's (the trained taste
+    model's), used for exploitation; None uses the posterior mean.
+    """
+    n = min(n, len(candidates))
+    if n <= 0:
+        return []
+    second_moment = reference.T @ reference / max(len(reference), 1)
+    predicted = posterior.mean(candidates) if predicted is None else np.asarray(predicted, dtype=np.float64)
+    exploit = 0 if cold else int(math.floor(n * exploit_share + 0.5))
+    # Exploitation slots are spread through the batch (every 1/share-th), not stacked at its end.
+    exploit_slots = {int(round((i + 1) / exploit_share)) - 1 for i in range(exploit)} if exploit else set()
+    taken = np.zeros(len(candidates), dtype=bool)
+    picks: list[Pick] = []
+    for slot in range(n):
+        spread = posterior.spread(candidates)
+        if slot in exploit_slots:
+            score = predicted + spread
+            role = "like"
+        else:
+            score = _variance_reduction(candidates, posterior.covariance, second_moment)
+            role = "cover" if cold else "learn"
+        score = np.where(taken, -np.inf, score)
+        best = int(np.argmax(score))
+        if not np.isfinite(score[best]):
+            break
+        taken[best] = True
+        picks.append(Pick(best, float(score[best]), role, float(predicted[best]), float(spread[best])))
+        posterior.observe(candidates[best])
+    return picks
+
+
+def propose_pair(
+    first_choices: np.ndarray,
+    partners: np.ndarray,
+    posterior: Posterior,
+    reference: np.ndarray,
+    *,
+    predicted_first: np.ndarray | None = None,
+    predicted_partners: np.ndarray | None = None,
+    similarity: np.ndarray | None = None,
+    excluded: np.ndarray | None = None,
+) -> tuple[int, int, float] | None:
+    """(first index, partner index, expected information) of the most informative A/B question.
+
+    The first file is the candidate whose rating would teach most; its partner maximises the spread of the
+    predicted difference times the chance that the answer is not foregone (close predicted ratings).
+    `similarity` (first x partners cosine) rules out near-duplicates; `excluded` (first x partners, bool)
+    rules out pairs already compared or a file paired with itself.
+    """
+    if len(first_choices) == 0 or len(partners) == 0:
+        return None
+    second_moment = reference.T @ reference / max(len(reference), 1)
+    gain = _variance_reduction(first_choices, posterior.covariance, second_moment)
+    mu_first = posterior.mean(first_choices) if predicted_first is None else np.asarray(predicted_first, float)
+    mu_partner = posterior.mean(partners) if predicted_partners is None else np.asarray(predicted_partners, float)
+    best: tuple[int, int, float] | None = None
+    for a in np.argsort(-gain)[: min(8, len(gain))]:
+        difference = first_choices[a][None, :] - partners
+        variance = np.einsum("ij,jk,ik->i", difference, posterior.covariance, difference) * posterior.noise ** 2
+        spread = np.sqrt(np.maximum(variance, 1e-12))
+        gap = mu_first[a] - mu_partner
+        value = spread * np.exp(-0.5 * (gap / (spread + posterior.noise * 0.5)) ** 2)
+        if similarity is not None:
+            value = np.where(similarity[a] >= NEAR_DUPLICATE, -np.inf, value)
+        if excluded is not None:
+            value = np.where(excluded[a], -np.inf, value)
+        b = int(np.argmax(value))
+        if np.isfinite(value[b]) and (best is None or value[b] > best[2]):
+            best = (int(a), b, float(value[b]))
+    return best
+
+
+def nearest_rated_neighbours(query: np.ndarray, rated: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """(positions into `rated`, cosine similarities) of the k rated vectors nearest to `query`, best first."""
+    if len(rated) == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    similarity = unit_rows(rated) @ unit_rows(np.asarray(query)[None, :])[0]
+    k = min(k, len(rated))
+    top = np.argpartition(-similarity, k - 1)[:k]
+    order = top[np.argsort(-similarity[top], kind="stable")]
+    return order.astype(np.int64), similarity[order]
