@@ -22,7 +22,9 @@ budget and is flagged); and SROCC for the same budget spent on A/B choices.
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import platform
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -36,7 +38,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import taste as protocol_module  # noqa: E402  bench/taste.py: corpora and simulated users
 
-from anagnorisis.taste.active import FeatureSpace, Posterior, propose, propose_pair  # noqa: E402
+from anagnorisis.taste.active import EXPLOIT_SHARE, FeatureSpace, Posterior, propose, propose_pair  # noqa: E402
 from anagnorisis.taste.evaluate import srocc  # noqa: E402
 from anagnorisis.taste.train import train_taste  # noqa: E402
 
@@ -66,6 +68,14 @@ def score(X: np.ndarray, y: np.ndarray, prefs: np.ndarray | None, rows: np.ndarr
     """Held-out SROCC of the model train_taste chooses on these rows (y NaN where only A/B knows a row)."""
     result = train_taste(X[rows], y, prefs, seed=seed, learning_curve=False, budget_seconds=3.0)
     return srocc(truth, result.model.predict(X[held_out])[0])
+
+
+def score_ridge_too(X: np.ndarray, y: np.ndarray, prefs: np.ndarray | None, rows: np.ndarray, held_out: np.ndarray,
+                    truth: np.ndarray, seed: int) -> tuple[float, float]:
+    """(winner's, ridge's) held-out SROCC: ridge always uses the A/B choices, the CV-chosen winner may not."""
+    result = train_taste(X[rows], y, prefs, seed=seed, learning_curve=False, budget_seconds=3.0)
+    return (srocc(truth, result.model.predict(X[held_out])[0]),
+            srocc(truth, result.candidates["ridge"].predict(X[held_out])[0]))
 
 
 def active_order(space_features: np.ndarray, pool: np.ndarray, reference: np.ndarray, ratings: np.ndarray,
@@ -98,7 +108,6 @@ def ab_run(space_features: np.ndarray, pool: np.ndarray, reference: np.ndarray, 
     in_pool[pool] = True
     states = {}
     actions = len(rated)
-    unit = protocol_module  # noqa: F841
     while actions < budget:
         r = np.array(rated)
         differences = np.array([space_features[a] - space_features[b] for a, b, _ in choices]).reshape(
@@ -109,7 +118,13 @@ def ab_run(space_features: np.ndarray, pool: np.ndarray, reference: np.ndarray, 
         cand = np.flatnonzero(in_pool)
         sample = cand if len(cand) <= 1500 else rng.choice(cand, 1500, replace=False)
         firsts = sample[: min(len(sample), 600)]
-        excluded = np.array([[a == b or (min(a, b), max(a, b)) in asked for b in sample] for a in firsts])
+        excluded = firsts[:, None] == sample[None, :]
+        where_first = {int(row): i for i, row in enumerate(firsts)}
+        where_sample = {int(row): j for j, row in enumerate(sample)}
+        for a, b in asked:
+            for x, z in ((a, b), (b, a)):
+                if x in where_first and z in where_sample:
+                    excluded[where_first[x], where_sample[z]] = True
         pair = propose_pair(space_features[firsts], space_features[sample], posterior, reference, excluded=excluded)
         if pair is None:
             break
@@ -149,7 +164,7 @@ def run_one(job: tuple[int, int, int, bool]) -> dict:
     picking_started = time.perf_counter()
     active = active_order(features, pool, reference, ratings, max(budgets))
     picking_seconds = time.perf_counter() - picking_started
-    out = {"corpus": corpus_id, "user": user, "seed": seed, "random": {}, "active": {}, "ab": {}}
+    out = {"corpus": corpus_id, "user": user, "seed": seed, "random": {}, "active": {}, "ab": {}, "ab_ridge": {}}
     for budget in budgets:
         rows = order[:budget]
         out["random"][budget] = score(X, ratings[rows], None, rows, held_out, truth, seed)
@@ -165,7 +180,7 @@ def run_one(job: tuple[int, int, int, bool]) -> dict:
         for row in rated:
             y[position[row]] = ratings[row]
         prefs = np.array([(position[a], position[b], tie) for a, b, tie in choices], dtype=np.int64)
-        out["ab"][budget] = score(X, y, prefs, rows, held_out, truth, seed)
+        out["ab"][budget], out["ab_ridge"][budget] = score_ridge_too(X, y, prefs, rows, held_out, truth, seed)
     out["seconds"] = time.perf_counter() - started
     out["picking_seconds"] = picking_seconds
     return out
@@ -192,16 +207,18 @@ def report(runs: list[dict], quick: bool, seconds: float) -> str:
              f"bench/taste.py's protocol: {p.users} users x {p.seeds} seeds per corpus, {p.held_out} held-out files "
              "never offered; the model is train_taste's chosen winner (3 s budget per fit), scored by held-out SROCC. "
              f"Rate next asks the queue for {STEP} files at a time and rates them before asking again "
-             f"(exploitation share {int(100 * 0.2)} % included). A/B: the first {A_B_RATINGS} actions are "
-             "rate-next ratings, every later action one A/B choice from the pair picker.", ""]
+             f"(exploitation share {int(100 * EXPLOIT_SHARE)} % included). A/B: the first {A_B_RATINGS} actions are "
+             "rate-next ratings, every later action one A/B choice from the pair picker; scored as the chosen winner "
+             "(chosen by cross-validation on the ratings only, so it may ignore the choices) and as ridge, which "
+             "always learns from them.", ""]
     for corpus_id in sorted({r["corpus"] for r in runs}):
         mine = [r for r in runs if r["corpus"] == corpus_id]
         budgets = sorted(mine[0]["random"])
         lines += [f"## {names[corpus_id]}", "", "| actions | random ratings | rate-next ratings | "
-                  f"{A_B_RATINGS} ratings + A/B choices |", "|---:|---|---|---|"]
+                  f"{A_B_RATINGS} ratings + A/B choices (winner) | same, ridge |", "|---:|---|---|---|---|"]
         for b in budgets:
             cells = []
-            for key in ("random", "active", "ab"):
+            for key in ("random", "active", "ab", "ab_ridge"):
                 values = [r[key][b] for r in mine if b in r[key]]
                 cells.append(f"{np.mean(values):.3f} ± {np.std(values):.3f}" if values else "–")
             lines.append(f"| {b} | " + " | ".join(cells) + " |")
@@ -224,13 +241,29 @@ def report(runs: list[dict], quick: bool, seconds: float) -> str:
     return "\n".join(lines)
 
 
+def _keys_to_int(run: dict) -> dict:
+    return {key: ({int(k): v for k, v in value.items()} if isinstance(value, dict) else value)
+            for key, value in run.items()}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--corpus", type=int, choices=(0, 1))
     parser.add_argument("--out", help="write the table here too")
+    parser.add_argument("--save-runs", metavar="JSON", help="also save every run's numbers")
+    parser.add_argument("--report-from", nargs="+", metavar="JSON", help="only build the report from saved runs")
     args = parser.parse_args(argv)
+    if args.report_from:
+        saved = [json.loads(Path(f).read_text()) for f in args.report_from]
+        runs = [_keys_to_int(run) for part in saved for run in part["runs"]]
+        text = report(runs, args.quick, sum(part["seconds"] for part in saved))
+        text += f"Runs made on: {', '.join(sorted({part['machine'] for part in saved}))}.\n"
+        print(text)
+        if not args.quick:
+            RESULTS.write_text(text)
+        return 0
     p = protocol_module.QUICK if args.quick else protocol_module.FULL
     corpora = [args.corpus] if args.corpus is not None else [0, 1]
     for corpus_id in corpora:
@@ -249,7 +282,11 @@ def main(argv: list[str] | None = None) -> int:
         for job in jobs:
             runs.append(run_one(job))
             print(f"  {job}: {runs[-1]['seconds']:.0f} s", file=sys.stderr, flush=True)
-    text = report(runs, args.quick, time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    if args.save_runs:
+        Path(args.save_runs).write_text(json.dumps({"runs": runs, "seconds": seconds, "machine":
+                                                    f"{platform.node()} ({os.cpu_count()} cores)"}))
+    text = report(runs, args.quick, seconds)
     print(text)
     if args.out:
         Path(args.out).write_text(text)

@@ -152,7 +152,8 @@ def _member_docstrings(cls: type) -> list[str]:
 def docstring_corpus(max_docstrings: int | None) -> Corpus:
     """Docstrings (collected in a child process, so 300 module imports stay out of this one) + MiniLM."""
     CACHE.mkdir(parents=True, exist_ok=True)
-    tag = f"py{sys.version_info.major}{sys.version_info.minor}"
+    # ANAGNORISIS_BENCH_PYTAG=py311 reuses another Python's cached corpus (e.g. on a machine without the model).
+    tag = os.environ.get("ANAGNORISIS_BENCH_PYTAG") or f"py{sys.version_info.major}{sys.version_info.minor}"
     texts_file = CACHE / f"stdlib-docstrings-{tag}.json"
     if not texts_file.exists():
         print("collecting standard-library docstrings ...", file=sys.stderr, flush=True)

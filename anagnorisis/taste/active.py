@@ -39,6 +39,10 @@ REFERENCE_SAMPLE = 2000
 # Candidates scored per call; larger libraries are sampled (plus the best-predicted files for exploitation).
 MAX_CANDIDATES = 6000
 KMEANS_ITERATIONS = 12
+# Kernel width: 2h^2 = this times the median squared distance from a sample to its 3 nearest landmarks.
+BANDWIDTH_FACTOR = 2.0
+# Share of the prior variance given to the linear half (the kernel half gets the rest).
+LINEAR_WEIGHT = 0.3
 # Prior precision of the feature weights: a rating near a file removes about half its uncertainty.
 PRIOR_PRECISION = 1.0
 # One slot in five goes to a file the user will probably like.
@@ -80,7 +84,7 @@ class FeatureSpace:
         landmarks = _kmeans(Z, m, rng)
         squared = _squared_distances(Z, landmarks)
         nearest = np.sort(squared, axis=1)[:, : min(3, m)].mean(axis=1)
-        bandwidth = max(float(np.median(nearest)) * 2.0, 1e-6)
+        bandwidth = max(float(np.median(nearest)) * BANDWIDTH_FACTOR, 1e-6)
         K_LL = np.exp(-_squared_distances(landmarks, landmarks) / bandwidth)
         values, vectors = np.linalg.eigh(K_LL)
         keep = values > 1e-6 * values.max()
@@ -100,7 +104,8 @@ class FeatureSpace:
     def transform(self, X: np.ndarray) -> np.ndarray:
         """(n, dim) features of embeddings X (any scale: rows are normalised first)."""
         Z = (unit_rows(X) - self.mean) @ self.components.T
-        return np.hstack([Z * self.linear_scale, self._kernel_part(Z) * self.kernel_scale])
+        return np.hstack([Z * (self.linear_scale * math.sqrt(2 * LINEAR_WEIGHT)),
+                          self._kernel_part(Z) * (self.kernel_scale * math.sqrt(2 * (1 - LINEAR_WEIGHT)))])
 
 
 def _squared_distances(A: np.ndarray, B: np.ndarray) -> np.ndarray:
@@ -198,6 +203,35 @@ def _variance_reduction(candidates: np.ndarray, covariance: np.ndarray, second_m
     return numerator / (1.0 + np.einsum("ij,ij->i", projected, candidates))
 
 
+class _GreedyState:
+    """Per-candidate quantities of the greedy batch, updated in O(candidates x dim) per pick.
+
+    With Q = C Sigma: spread^2 = diag(Q C'), gain numerator = diag(Q S Q'). Observing r (p = Sigma r,
+    k = 1 + r'p, a = Q r) changes Sigma by -pp'/k, so Q by -a p'/k; both diagonals follow in closed form.
+    """
+
+    def __init__(self, candidates: np.ndarray, covariance: np.ndarray, second_moment: np.ndarray) -> None:
+        self.C = candidates
+        self.S = second_moment
+        self.Q = candidates @ covariance
+        self.QS = self.Q @ second_moment
+        self.variance = np.einsum("ij,ij->i", self.Q, candidates)
+        self.numerator = np.einsum("ij,ij->i", self.QS, self.Q)
+
+    def gain(self) -> np.ndarray:
+        return self.numerator / (1.0 + self.variance)
+
+    def observe(self, best: int) -> None:
+        row, p = self.C[best], self.Q[best].copy()
+        k = 1.0 + float(row @ p)
+        a = self.Q @ row
+        Sp = self.S @ p
+        self.numerator = self.numerator - 2.0 * (a / k) * (self.Q @ Sp) + (a / k) ** 2 * float(p @ Sp)
+        self.variance = self.variance - a * a / k
+        self.Q -= np.outer(a / k, p)
+        self.QS -= np.outer(a / k, Sp)
+
+
 def propose(
     candidates: np.ndarray,
     posterior: Posterior,
@@ -212,7 +246,8 @@ def propose(
 
     `reference`: feature rows of a sample of the library, whose variance the picks should reduce.
     `predicted`: a better estimate of each candidate's rating than the posterior's (the trained taste
-    model's), used for exploitation; None uses the posterior mean.
+    model's), used for exploitation; None uses the posterior mean. The posterior is updated as the
+    picks are made (as if they had been rated).
     """
     n = min(n, len(candidates))
     if n <= 0:
@@ -222,16 +257,15 @@ def propose(
     exploit = 0 if cold else int(math.floor(n * exploit_share + 0.5))
     # Exploitation slots are spread through the batch (every 1/share-th), not stacked at its end.
     exploit_slots = {int(round((i + 1) / exploit_share)) - 1 for i in range(exploit)} if exploit else set()
+    state = _GreedyState(candidates, posterior.covariance, second_moment)
     taken = np.zeros(len(candidates), dtype=bool)
     picks: list[Pick] = []
     for slot in range(n):
-        spread = posterior.spread(candidates)
+        spread = posterior.noise * np.sqrt(np.maximum(state.variance, 0.0))
         if slot in exploit_slots:
-            score = predicted + spread
-            role = "like"
+            score, role = predicted + spread, "like"
         else:
-            score = _variance_reduction(candidates, posterior.covariance, second_moment)
-            role = "cover" if cold else "learn"
+            score, role = state.gain(), ("cover" if cold else "learn")
         score = np.where(taken, -np.inf, score)
         best = int(np.argmax(score))
         if not np.isfinite(score[best]):
@@ -239,6 +273,7 @@ def propose(
         taken[best] = True
         picks.append(Pick(best, float(score[best]), role, float(predicted[best]), float(spread[best])))
         posterior.observe(candidates[best])
+        state.observe(best)
     return picks
 
 
