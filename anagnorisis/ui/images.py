@@ -7,6 +7,7 @@ from typing import Any
 import gradio as gr
 
 from anagnorisis.previews import ensure_thumbnail
+from anagnorisis.ui import learn
 from anagnorisis.ui.browse import (
     wire_search_events,
     QUERY_ORDER, build_request, file_name, Filters, human_size, Page, rating_text, run_page,
@@ -29,6 +30,8 @@ def gallery_items(ctx: AppContext, results: list[dict[str, Any]]) -> list[tuple[
     for record in results:
         thumb = ensure_thumbnail(ctx.session.previews_dir, record["path"], record["content_hash"])
         caption = f"{file_name(record)} · {rating_text(record)}"
+        if record.get("role"):  # a rate-next item says why it is asked
+            caption += f" · {record['reason']}"
         items.append((str(thumb) if thumb else record["path"], caption))
     return items
 
@@ -57,6 +60,25 @@ def search_page(ctx: AppContext, query: str, mode: str, sort: str, order: str, t
     filters = Filters(folder or "", rated or "all", float(rmin), float(rmax), float(mmin), float(mmax), ext or "")
     result: Page = run_page(ctx, build_request(KIND, query, mode, sort, order, temperature, seed, page, filters))
     return gallery_items(ctx, result.results), result.summary(), View(result.results), result.page
+
+
+def rate_next(ctx: AppContext) -> tuple[list[tuple[str, str]], str, View, int]:
+    """Handler: fill the gallery with the rate-next queue (each caption with its reason)."""
+    results, summary = learn.rate_next_queue(ctx, KIND)
+    return gallery_items(ctx, results), summary, View(results), 1
+
+
+def selected_path(view: View, index: int | None) -> str | None:
+    if view is None or index is None or not (0 <= index < len(view.results)):
+        return None
+    return str(view.results[index]["path"])
+
+
+AB_PREVIEW = learn.Preview(
+    make=lambda elem_id, label: gr.Image(type="filepath", label=label, interactive=False, height=320,
+                                         elem_id=elem_id),
+    value=lambda ctx, record: record["path"],
+)
 
 
 def show(ctx: AppContext, view: View, index: int | None) -> tuple[Any, str, Any, str, int | None]:
@@ -154,7 +176,9 @@ def render(ctx: AppContext) -> Loader:
     """Build the tab and wire its events."""
     (query, mode, sort, order, temperature, seed, reshuffle, go, folder, rated, ext, rmin, rmax, mmin,
      mmax) = search_controls(KIND, "file name, a description, or a file path", "jpg,png").parts()
-    summary = gr.Markdown(elem_id="images-summary")
+    with gr.Row(equal_height=True):
+        summary = gr.Markdown(elem_id="images-summary")
+        rate_next_button = learn.rate_next_button(KIND)
     with gr.Row():
         with gr.Column(scale=3):
             gallery = gr.Gallery(columns=6, height=560, allow_preview=False, object_fit="cover", fit_columns=False,
@@ -174,6 +198,10 @@ def render(ctx: AppContext) -> Loader:
                 clear = gr.Button("Clear rating")
                 similar = gr.Button("Similar images", elem_id="images-similar")
                 next_item = gr.Button("▶", elem_id="images-next")
+            with gr.Row():
+                more_to_rate = learn.more_to_rate_button(KIND)
+                why_button = learn.why_button(KIND)
+            why_text = learn.why_area(KIND)
             with gr.Accordion("File actions", open=False, visible=ctx.settings.file_actions != "off"):
                 with gr.Row():
                     target = gr.Textbox(label="Move to folder", scale=3)
@@ -183,6 +211,7 @@ def render(ctx: AppContext) -> Loader:
                     rename = gr.Button("Rename", scale=1)
                 trash = gr.Button("Send to trash", variant="stop", visible=ctx.settings.file_actions == "trash")
                 action_result = gr.Markdown(elem_id="images-action-result")
+    learn.ab_panel(ctx, KIND, AB_PREVIEW)
     view = gr.State(View([]))
     selected = gr.State(None)
 
@@ -211,6 +240,11 @@ def render(ctx: AppContext) -> Loader:
         if current is None or index is None or not (0 <= index < len(current.results)):
             return gr.update(), gr.update(), gr.update()  # type: ignore[return-value]
         return current.results[index]["path"], "similar", QUERY_ORDER
+
+    learn.QueueButtons(rate_next_button, more_to_rate).wire(
+        lambda: rate_next(ctx), search_outputs,
+        then=(lambda v: show(ctx, v, 0 if v.results else None), view, shown))
+    learn.wire_why(ctx, KIND, why_button, why_text, [view, selected], selected_path)
 
     similar.click(similar_to, [view, selected], [query, mode, sort], api_visibility="private").then(
         from_first_page, search_inputs, search_outputs, api_visibility="private")

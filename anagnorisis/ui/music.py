@@ -24,6 +24,7 @@ from anagnorisis.plays import PlayEventError, play_path
 from anagnorisis.radio import draw_next, radio_seed
 from anagnorisis.search import SearchRequest
 from anagnorisis.store.records import public_record
+from anagnorisis.ui import learn
 from anagnorisis.ui.browse import (
     wire_search_events,
     build_request, file_name, Filters, new_seed, Page, rating_text, run_page, search_controls,
@@ -133,6 +134,30 @@ def search_page(ctx: AppContext, query: str, mode: str, sort: str, order: str, t
     result: Page = run_page(ctx, request)
     view = View(result.results, replace(request, offset=(result.page - 1) * PAGE_SIZE), result.total)
     return table_frame(ctx, view), result.summary(), view, result.page
+
+
+def rate_next(ctx: AppContext) -> tuple[pd.DataFrame, str, View, int]:
+    """Handler: fill the table with the rate-next queue (its reasons in "Why here"); playing it plays the queue."""
+    results, summary = learn.rate_next_queue(ctx, KIND)
+    view = View(results, None, len(results))
+    return table_frame(ctx, view), summary, view, 1
+
+
+def ab_side_html(ctx: AppContext, record: dict[str, Any]) -> str:
+    """One track of an A/B question: cover, title, artist and a player that starts only when asked."""
+    meta = record.get("metadata") or {}
+    cover = ensure_cover(ctx.session.previews_dir, record)
+    art = (f'<img class="music-cover" src="{html.escape(file_url(cover))}" alt="cover">' if cover
+           else '<div class="music-cover music-no-cover">♪</div>')
+    try:
+        url = file_url(playable_file(ctx.session.previews_dir, record))
+        audio = f'<audio controls preload="none" src="{html.escape(url)}"></audio>'
+    except (PlaybackError, OSError) as error:
+        audio = f'<div class="music-idle">cannot be played: {html.escape(str(error))}</div>'
+    tags = (f'<div class="music-title">{html.escape(title_of(record))}</div>'
+            f'<div class="music-artist">{html.escape(str(meta.get("artist") or "Unknown artist"))}</div>'
+            f'<div class="music-details">{html.escape(length_text(meta.get("duration")))}</div>')
+    return f'<div class="music-now">{art}<div class="music-tags">{tags}</div></div>{audio}'
 
 
 # ---------------------------------------------------------------------------------------------- the player
@@ -260,9 +285,9 @@ def record_event(ctx: AppContext, path: str, event: str) -> None:
 
 
 def whole_list(ctx: AppContext, view: View) -> list[tuple[str, str]]:
-    """Every track of the current sorted/filtered list, in its order (all pages)."""
+    """Every track of the current sorted/filtered list, in its order (all pages); a rate-next queue as shown."""
     if view.request is None:
-        return []
+        return [(str(record["path"]), str(record["content_hash"])) for record in view.results]
     request = replace(view.request, offset=0, limit=max(view.total, len(ctx.session.records(KIND))))
     try:
         result = ctx.session.search(request)
@@ -448,6 +473,9 @@ def render(ctx: AppContext) -> Loader:
             with gr.Row():
                 saved = gr.Markdown(elem_id="music-saved")
                 clear = gr.Button("Clear rating", scale=0, elem_id="music-clear-rating")
+                more_to_rate = learn.more_to_rate_button(KIND)
+                why_button = learn.why_button(KIND)
+            why_text = learn.why_area(KIND)
             with gr.Row():
                 playlist_button = gr.Button("▶ Play as playlist", variant="primary", elem_id="music-playlist")
                 radio_button = gr.Button("Radio", elem_id="music-radio")
@@ -458,13 +486,18 @@ def render(ctx: AppContext) -> Loader:
                     elem_id="music-radio-temperature")
     (query, mode, sort, order, temperature, seed, reshuffle, go, folder, rated, ext, rmin, rmax, mmin,
      mmax) = search_controls(KIND, "a file name, a description of the sound, or a file path", "mp3,flac").parts()
-    summary = gr.Markdown(elem_id="music-summary")
+    with gr.Row(equal_height=True):
+        summary = gr.Markdown(elem_id="music-summary")
+        rate_next_button = learn.rate_next_button(KIND)
     table = gr.Dataframe(headers=HEADERS, datatype=DATATYPES, interactive=False, wrap=True, max_height=720,
                          column_widths=["50px", "64px"], label="Library", elem_id="music-table")
     with gr.Row():
         previous_page = gr.Button("◀ Page")
         page = gr.Number(value=1, precision=0, minimum=1, label="Page")
         next_page = gr.Button("Page ▶")
+    learn.ab_panel(ctx, KIND, learn.Preview(
+        make=lambda elem_id, label: gr.HTML(css_template=PLAYER_CSS, label=label, elem_id=elem_id),
+        value=ab_side_html))
     view = gr.State(View())
     player = gr.State(Player())
 
@@ -523,6 +556,10 @@ def render(ctx: AppContext) -> Loader:
     after_play(slider.release(lambda p, value: rate_current(ctx, p, value), [player, slider], saved,
                               trigger_mode="always_last", **private))
     after_play(clear.click(lambda p: rate_current(ctx, p, None), player, saved, **private))
+
+    learn.QueueButtons(rate_next_button, more_to_rate).wire(lambda: rate_next(ctx), search_outputs)
+
+    learn.wire_why(ctx, KIND, why_button, why_text, [player], learn.playing_path)
 
     def play(path: str, event: str) -> dict[str, Any]:
         return play_endpoint(ctx, path, event)

@@ -7,6 +7,7 @@ content. Binary files never enter the library: the scanner skips them, and the t
 """
 from __future__ import annotations
 
+import html
 import logging
 import os
 from collections import OrderedDict
@@ -23,6 +24,7 @@ from anagnorisis.library.edit import READ_ONLY, Document, EditRefused, library_i
 from anagnorisis.playback import file_url
 from anagnorisis.search import SearchRequest
 from anagnorisis.textview import Passage, best_passage, render_document, render_raw
+from anagnorisis.ui import learn
 from anagnorisis.ui.browse import (
     wire_search_events,
     build_request, file_name, Filters, human_size, Page, rating_text, run_page, search_controls,
@@ -38,6 +40,8 @@ PREVIEW_LINES = 3  # first non-empty lines shown per document in the list
 PREVIEW_CHARS = 220  # ... cut to this many characters
 PREVIEW_HEAD_BYTES = 16 * 1024  # read from the start of a file to find its first lines
 PREVIEW_CACHE_SIZE = 2048  # previews kept in memory, keyed by content hash
+AB_PREVIEW_LINES = 14  # an A/B question shows more of each document than a list row: enough to choose by
+AB_PREVIEW_CHARS = 1200
 # The reader shows at most this much of a document (a browser would choke on a 60 MB log); larger ones are shown
 # cut and cannot be edited here.
 DISPLAY_CHARS = 1_000_000
@@ -93,7 +97,8 @@ def first_lines(record: dict[str, Any]) -> str:
     return preview
 
 
-def _read_first_lines(record: dict[str, Any]) -> str:
+def _read_first_lines(record: dict[str, Any], count: int = PREVIEW_LINES, chars: int = PREVIEW_CHARS,
+                      separator: str = " ⏎ ") -> str:
     from anagnorisis.embed.sentence import html_to_text
 
     encoding = str((record.get("metadata") or {}).get("encoding") or "utf-8")
@@ -105,9 +110,9 @@ def _read_first_lines(record: dict[str, Any]) -> str:
         return f"(cannot read: {getattr(error, 'strerror', None) or error})"
     if document_format(record["path"]) != "plain":  # Markdown may hold raw HTML too: show what a reader sees
         text = html_to_text(text)
-    lines = [line.strip() for line in text.splitlines() if line.strip()][:PREVIEW_LINES]
-    preview = " ⏎ ".join(lines)
-    return preview if len(preview) <= PREVIEW_CHARS else preview[: PREVIEW_CHARS - 1] + "…"
+    lines = [line.strip() for line in text.splitlines() if line.strip()][:count]
+    preview = separator.join(lines)
+    return preview if len(preview) <= chars else preview[: chars - 1] + "…"
 
 
 def document_format(path: str) -> str:
@@ -154,6 +159,21 @@ def query_vector(ctx: AppContext, query: str) -> np.ndarray | None:
     if encode is None:
         return None
     return np.asarray(encode(query), dtype=np.float32).reshape(-1)
+
+
+def rate_next(ctx: AppContext) -> tuple[pd.DataFrame, str, View, int, str]:
+    """Handler: fill the list with the rate-next queue (its reasons in "Why here")."""
+    results, summary = learn.rate_next_queue(ctx, KIND)
+    view = View(results, None, len(results))
+    return table_frame(view), summary, view, 1, skipped_files(ctx)
+
+
+def ab_side_html(ctx: AppContext, record: dict[str, Any]) -> str:
+    """One document of an A/B question: its title and first lines (escaped, never rendered)."""
+    title = (record.get("metadata") or {}).get("title") or file_name(record)
+    excerpt = _read_first_lines(record, AB_PREVIEW_LINES, AB_PREVIEW_CHARS, "\n")
+    return (f'<div class="text-ab"><b>{html.escape(str(title))}</b>'
+            f'<div class="text-plain">{html.escape(excerpt)}</div></div>')
 
 
 # ---------------------------------------------------------------------------------------------- the reader
@@ -310,6 +330,7 @@ READER_CSS = """
 .text-rendered img { max-width: 100%; }
 mark.best-chunk { background: #ffe066; color: #111; padding: 0 1px; }
 .text-empty { opacity: 0.7; padding: 12px 0; }
+.text-ab .text-plain { max-height: 320px; }
 """
 
 
@@ -317,12 +338,14 @@ def render(ctx: AppContext) -> Loader:
     """Build the tab and wire its events."""
     (query, mode, sort, order, temperature, seed, reshuffle, go, folder, rated, ext, rmin, rmax, mmin,
      mmax) = search_controls(KIND, "file name, what a document is about, or a file path", "md,txt").parts()
-    summary = gr.Markdown(elem_id="text-summary")
+    with gr.Row(equal_height=True):
+        summary = gr.Markdown(elem_id="text-summary")
+        rate_next_button = learn.rate_next_button(KIND)
     with gr.Row(equal_height=False):
         with gr.Column(scale=5):
             table = gr.Dataframe(headers=HEADERS, datatype=["number", "str", "str", "str", "str", "str"],
                                  interactive=False, wrap=True, max_height=640,
-                                 column_widths=["44px", "18%", "44%", "14%", "10%", "14%"],
+                                 column_widths=["44px", "16%", "36%", "13%", "9%", "26%"],
                                  label="Documents", elem_id="text-table")
             with gr.Row():
                 previous_page = gr.Button("◀ Page")
@@ -336,6 +359,9 @@ def render(ctx: AppContext) -> Loader:
             with gr.Row():
                 saved = gr.Markdown(elem_id="text-saved")
                 clear = gr.Button("Clear rating", scale=0, elem_id="text-clear-rating")
+                more_to_rate = learn.more_to_rate_button(KIND)
+                why_button = learn.why_button(KIND)
+            why_text = learn.why_area(KIND)
             with gr.Tabs():
                 with gr.Tab("Rendered", elem_id="text-tab-rendered"):
                     rendered = gr.HTML(EMPTY_READER, css_template=READER_CSS, elem_id="text-rendered")
@@ -346,6 +372,9 @@ def render(ctx: AppContext) -> Loader:
                                         elem_id="text-editor")
                     save_button = gr.Button("Save", variant="primary", elem_id="text-save")
                     save_result = gr.Markdown(elem_id="text-save-result")
+    learn.ab_panel(ctx, KIND, learn.Preview(
+        make=lambda elem_id, label: gr.HTML(css_template=READER_CSS, label=label, elem_id=elem_id),
+        value=ab_side_html))
     view = gr.State(View())
     opened = gr.State(None)
 
@@ -368,6 +397,10 @@ def render(ctx: AppContext) -> Loader:
     slider.release(lambda o, value: rate(ctx, o, value), [opened, slider], saved, trigger_mode="always_last",
                    **private)
     clear.click(lambda o: rate(ctx, o, None), opened, saved, **private)
+
+    learn.QueueButtons(rate_next_button, more_to_rate).wire(
+        lambda: rate_next(ctx), search_outputs, then=(lambda current: open_row(ctx, current, 1), view, reader))
+    learn.wire_why(ctx, KIND, why_button, why_text, [opened], lambda document: document.path if document else None)
 
     def on_save(current: View, document: Opened | None, text: str) -> Any:
         return save(ctx, current, document, text)

@@ -24,6 +24,7 @@ from anagnorisis import search
 from anagnorisis.playback import file_url
 from anagnorisis.plays import PlayEventError, play_path
 from anagnorisis.search import SearchRequest
+from anagnorisis.ui import learn
 from anagnorisis.ui.browse import (
     wire_search_events,
     QUERY_ORDER, build_request, file_name, Filters, human_size, Page, rating_text, run_page,
@@ -108,6 +109,8 @@ def gallery_items(ctx: AppContext, results: list[dict[str, Any]]) -> list[tuple[
         meta = record.get("metadata") or {}
         caption = (f"{file_name(record)} · {length_text(meta.get('duration'))} · {resolution_text(record)}"
                    f" · {rating_text(record)}" + ("" if frame else " · no preview: the video does not decode"))
+        if record.get("role"):  # a rate-next item says why it is asked
+            caption += f" · {record['reason']}"
         items.append((str(frame or placeholder_frame(previews)), caption))
     return items
 
@@ -121,6 +124,17 @@ def search_page(ctx: AppContext, query: str, mode: str, sort: str, order: str, t
     result: Page = run_page(ctx, request)
     view = View(result.results, replace(request, offset=(result.page - 1) * PAGE_SIZE), result.total)
     return gallery_items(ctx, result.results), result.summary(), view, result.page
+
+
+def rate_next(ctx: AppContext) -> tuple[list[tuple[str, str]], str, View, int]:
+    """Handler: fill the grid with the rate-next queue (each caption with its reason); autoplay goes through it."""
+    results, summary = learn.rate_next_queue(ctx, KIND)
+    return gallery_items(ctx, results), summary, View(results, None, len(results)), 1
+
+
+def ab_frame(ctx: AppContext, record: dict[str, Any]) -> str:
+    """One video of an A/B question: its preview frame (a dark tile when it does not decode)."""
+    return str(ensure_frame(ctx.session.previews_dir, record) or placeholder_frame(ctx.session.previews_dir))
 
 
 def whole_list(ctx: AppContext, view: View) -> list[tuple[str, str]]:
@@ -386,7 +400,9 @@ def render(ctx: AppContext) -> Loader:
     """Build the tab and wire its events."""
     (query, mode, sort, order, temperature, seed, reshuffle, go, folder, rated, ext, rmin, rmax, mmin,
      mmax) = search_controls(KIND, "file name, a description of what is seen, or a file path", "mp4,mkv").parts()
-    summary = gr.Markdown(elem_id="videos-summary")
+    with gr.Row(equal_height=True):
+        summary = gr.Markdown(elem_id="videos-summary")
+        rate_next_button = learn.rate_next_button(KIND)
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
             gallery = gr.Gallery(columns=4, height=560, allow_preview=False, object_fit="cover", fit_columns=False,
@@ -408,6 +424,14 @@ def render(ctx: AppContext) -> Loader:
                 saved = gr.Markdown(elem_id="videos-saved")
                 clear = gr.Button("Clear rating", scale=0, elem_id="videos-clear-rating")
                 similar = gr.Button("Similar videos", scale=0, elem_id="videos-similar")
+            with gr.Row():
+                more_to_rate = learn.more_to_rate_button(KIND)
+                why_button = learn.why_button(KIND)
+            why_text = learn.why_area(KIND)
+    learn.ab_panel(ctx, KIND, learn.Preview(
+        make=lambda elem_id, label: gr.Image(type="filepath", label=label, interactive=False, height=300,
+                                             elem_id=elem_id),
+        value=ab_frame))
     view = gr.State(View())
     player = gr.State(Player())
     timer = gr.Timer(POLL_SECONDS, active=False)
@@ -453,6 +477,10 @@ def render(ctx: AppContext) -> Loader:
         if track is None:
             return gr.update(), gr.update(), gr.update()
         return track[0], "similar", QUERY_ORDER
+
+    learn.QueueButtons(rate_next_button, more_to_rate).wire(lambda: rate_next(ctx), search_outputs)
+
+    learn.wire_why(ctx, KIND, why_button, why_text, [player], learn.playing_path)
 
     similar.click(similar_to, player, [query, mode, sort], **private).then(
         from_first_page, search_inputs, search_outputs, **private)

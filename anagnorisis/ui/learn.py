@@ -1,0 +1,296 @@
+"""Rate next, A/B questions and "why this rating" in every media tab: plain handlers and the shared controls.
+
+The queue and the explanation come from the CLI's `next` and `why` (``ctx.run_command``, the code the CLI and the
+named endpoints run); an A/B answer goes through `prefer`. The question itself comes from
+``taste.queue.next_pair``, which has no command of its own. Each tab says how it shows one file of a question
+(a ``Preview``) and fills its own list with the queue; the rest is here, once for the four tabs.
+"""
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import gradio as gr
+
+from anagnorisis.store.records import Record, records_for_paths
+from anagnorisis.ui.browse import file_name, rating_text
+from anagnorisis.ui.context import AppContext, CommandError
+
+QUEUE_SIZE = 12  # files per "Rate next" queue: two rows of the image grid, a screen of the tables
+# Draws (each with a new seed) before a Skip gives up on the picker and offers a random pair: the picker is
+# deterministic on a library smaller than its candidate sample, so a new seed alone may bring the same question.
+SKIP_DRAWS = 4
+RANDOM_PAIR_DRAWS = 50  # random pairs tried before concluding that every pair was skipped
+NO_QUESTION = "No question on screen: open the panel or press Skip."
+
+PairKey = tuple[str, str]
+NOUNS = {"images": "image", "music": "track", "text": "document", "videos": "video"}  # one file of each kind
+
+
+# ---------------------------------------------------------------------------------------------- rate next
+
+
+def with_details(ctx: AppContext, kind: str, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Command results (public records) with the stored metadata the tabs show (tags, resolution, duration)."""
+    if not items:
+        return []
+    stored = records_for_paths(ctx.session.store, kind, [os.fsencode(str(item["path"])) for item in items])
+    by_path = {str(record["path"]): record for record in stored}
+    return [{**by_path.get(str(item["path"]), {}), **item} for item in items]
+
+
+def queue_summary(kind: str, document: dict[str, Any]) -> str:
+    """The line above the list: what the queue is, or why it is empty."""
+    results = document.get("results") or []
+    if not results:
+        return f"**Nothing to rate next:** {document.get('message') or f'no {kind} file is waiting for a rating'}."
+    what = ("cold start: files that cover parts of your library nothing rated covers yet"
+            if document.get("cold_start") else "the files whose rating would teach the model most")
+    counts = f"{document.get('n_ratings', 0)} rated, {document.get('n_preferences', 0)} A/B choices so far"
+    return (f"**Rate next** · {len(results)} files · {what} · {counts}. Rate them with the slider, then press "
+            "**More to rate** for a fresh queue.")
+
+
+def rate_next_queue(ctx: AppContext, kind: str, n: int = QUEUE_SIZE) -> tuple[list[dict[str, Any]], str]:
+    """Handler core: the `next` queue of a kind (records + score, reason, role) and the summary line."""
+    try:
+        document = ctx.run_command("next", kind, "--n", str(int(n)))
+    except CommandError as error:
+        return [], f"⚠️ {error}"
+    return with_details(ctx, kind, document.get("results") or []), queue_summary(kind, document)
+
+
+@dataclass
+class QueueButtons:
+    """'Rate next' beside the search controls and 'More to rate' beside the rating slider."""
+
+    rate_next: Any
+    more: Any
+
+    def wire(self, fill: Callable[..., Any], outputs: list[Any], then: tuple[Any, ...] = ()) -> None:
+        """Both buttons fill the tab's list with a fresh queue; `then` = (fn, inputs, outputs) runs after."""
+        for button in (self.rate_next, self.more):
+            event = button.click(fill, None, outputs, api_visibility="private")
+            if then:
+                event.then(*then, api_visibility="private")
+
+
+def rate_next_button(kind: str) -> Any:
+    return gr.Button("Rate next", scale=0, min_width=150, elem_id=f"{kind}-rate-next")
+
+
+def more_to_rate_button(kind: str) -> Any:
+    return gr.Button("More to rate", min_width=150, elem_id=f"{kind}-more-to-rate")
+
+
+# ---------------------------------------------------------------------------------------------- A/B questions
+
+
+@dataclass
+class Pair:
+    """The A/B question on screen (a and b are records), the seed it was drawn with and the pairs skipped."""
+
+    a: Record | None = None
+    b: Record | None = None
+    reason: str = ""
+    seed: int = 0
+    skipped: frozenset[PairKey] = field(default_factory=frozenset)
+    message: str = ""  # why there is no question (nothing embedded, every pair answered)
+
+    def key(self) -> PairKey | None:
+        if self.a is None or self.b is None:
+            return None
+        return pair_key(str(self.a["content_hash"]), str(self.b["content_hash"]))
+
+
+def pair_key(first: str, second: str) -> PairKey:
+    return (first, second) if first <= second else (second, first)
+
+
+def draw_pair(ctx: AppContext, kind: str, seed: int = 0, skipped: frozenset[PairKey] = frozenset()) -> Pair:
+    """The picker's most informative question not skipped yet; a random pair when the picker only repeats skipped
+    ones; a Pair with a message when there is nothing to compare."""
+    from anagnorisis.taste.queue import next_pair
+    from anagnorisis.taste.service import TasteError
+
+    for attempt in range(SKIP_DRAWS if skipped else 1):
+        try:
+            question = next_pair(ctx.session.store, ctx.settings, kind, session=ctx.session, seed=seed + attempt)
+        except TasteError as error:
+            return Pair(seed=seed, skipped=skipped, message=str(error))
+        a, b = with_details(ctx, kind, [question["a"], question["b"]])
+        drawn = Pair(a, b, str(question.get("reason") or ""), seed + attempt, skipped)
+        if drawn.key() not in skipped:
+            return drawn
+    return random_pair(ctx, kind, seed + SKIP_DRAWS, skipped)
+
+
+def random_pair(ctx: AppContext, kind: str, seed: int, skipped: frozenset[PairKey]) -> Pair:
+    """Two distinct files of the kind drawn at random, avoiding the skipped pairs."""
+    distinct = list({str(record["content_hash"]): record for record in ctx.session.records(kind)}.values())
+    rng = random.Random(seed)
+    for _attempt in range(RANDOM_PAIR_DRAWS if len(distinct) >= 2 else 0):
+        a, b = rng.sample(distinct, 2)
+        if pair_key(str(a["content_hash"]), str(b["content_hash"])) not in skipped:
+            return Pair(a, b, "a pair drawn at random: you skipped the questions the model asks for now", seed,
+                        skipped)
+    return Pair(seed=seed, skipped=skipped, message=f"every {kind} pair on offer was skipped; answer one or reload "
+                                                    "the page")
+
+
+def answer(ctx: AppContext, kind: str, pair: Pair, choice: str) -> tuple[str, Pair]:
+    """Handler core: store the answer (choice "a", "b" or "equal") with `prefer`, then draw the next question."""
+    if pair is None or pair.a is None or pair.b is None:
+        return NO_QUESTION, pair or Pair()
+    winner, loser = (pair.b, pair.a) if choice == "b" else (pair.a, pair.b)
+    try:
+        ctx.run_command("prefer", str(winner["path"]), str(loser["path"]), *(["--tie"] if choice == "equal" else []))
+    except CommandError as error:
+        return f"⚠️ not saved: {error}", pair
+    said = {"a": "A over B", "b": "B over A"}.get(choice, "A and B equal")
+    names = f"{file_name(winner)} {'and' if choice == 'equal' else 'over'} {file_name(loser)}"
+    return f"saved: {said} ({names})", draw_pair(ctx, kind, pair.seed + 1, pair.skipped)
+
+
+def skip(ctx: AppContext, kind: str, pair: Pair) -> tuple[str, Pair]:
+    """Handler core: another question; nothing is stored."""
+    pair = pair or Pair()
+    key = pair.key()
+    skipped = pair.skipped | {key} if key else pair.skipped
+    return "skipped: nothing stored", draw_pair(ctx, kind, pair.seed + 1, skipped)
+
+
+@dataclass(frozen=True)
+class Preview:
+    """How a tab shows one file of an A/B question: a component maker (elem_id, label) and its value for a record."""
+
+    make: Callable[[str, str], Any]
+    value: Callable[[AppContext, Record], Any]
+
+
+def side_name(record: Record | None) -> str:
+    if record is None:
+        return ""
+    return f"**{file_name(record)}** · {rating_text(record)}"
+
+
+def pair_outputs(ctx: AppContext, preview: Preview, pair: Pair, status: str) -> tuple[Any, ...]:
+    """(A view, A name, B view, B name, reason, status, pair) for the panel."""
+    if pair.a is None or pair.b is None:
+        reason = f"⚠️ {pair.message}" if pair.message else ""
+        return None, "", None, "", reason, status, pair
+    return (preview.value(ctx, pair.a), side_name(pair.a), preview.value(ctx, pair.b), side_name(pair.b),
+            f"*{pair.reason}*" if pair.reason else "", status, pair)
+
+
+def ab_panel(ctx: AppContext, kind: str, preview: Preview) -> None:
+    """The "Which do you prefer?" accordion: A and B side by side, A / Equal / B / Skip, and what was saved.
+
+    Element ids: `<kind>-ab` (the accordion), `-ab-a`, `-ab-b` (the two previews), `-ab-a-name`, `-ab-b-name`,
+    `-ab-reason`, `-ab-prefer-a`, `-ab-prefer-b`, `-ab-equal`, `-ab-skip`, `-ab-status`.
+    """
+    with gr.Accordion("Which do you prefer? (A/B)", open=False, elem_id=f"{kind}-ab") as panel:
+        reason = gr.Markdown(elem_id=f"{kind}-ab-reason")
+        with gr.Row(equal_height=False):
+            with gr.Column():
+                a_view = preview.make(f"{kind}-ab-a", "A")
+                a_name = gr.Markdown(elem_id=f"{kind}-ab-a-name")
+            with gr.Column():
+                b_view = preview.make(f"{kind}-ab-b", "B")
+                b_name = gr.Markdown(elem_id=f"{kind}-ab-b-name")
+        with gr.Row():
+            prefer_a = gr.Button("A", variant="primary", elem_id=f"{kind}-ab-prefer-a")
+            equal = gr.Button("Equal", elem_id=f"{kind}-ab-equal")
+            skip_button = gr.Button("Skip", elem_id=f"{kind}-ab-skip")
+            prefer_b = gr.Button("B", variant="primary", elem_id=f"{kind}-ab-prefer-b")
+        status = gr.Markdown(elem_id=f"{kind}-ab-status")
+    pair = gr.State(Pair())
+    outputs = [a_view, a_name, b_view, b_name, reason, status, pair]
+    private: dict[str, Any] = {"api_visibility": "private"}
+
+    def opened(current: Pair) -> tuple[Any, ...]:
+        if current is not None and current.a is not None:  # keep the question on screen when reopened
+            return tuple(gr.update() for _ in outputs)
+        return pair_outputs(ctx, preview, draw_pair(ctx, kind), "")
+
+    def answered(current: Pair, choice: str) -> tuple[Any, ...]:
+        message, following = answer(ctx, kind, current, choice)
+        return pair_outputs(ctx, preview, following, message)
+
+    def skipped(current: Pair) -> tuple[Any, ...]:
+        message, following = skip(ctx, kind, current)
+        return pair_outputs(ctx, preview, following, message)
+
+    panel.expand(opened, pair, outputs, **private)
+    for button, choice in ((prefer_a, "a"), (prefer_b, "b"), (equal, "equal")):
+        button.click(lambda current, choice=choice: answered(current, choice), pair, outputs,
+                     trigger_mode="once", **private)
+    skip_button.click(skipped, pair, outputs, trigger_mode="once", **private)
+
+
+# ---------------------------------------------------------------------------------------------- why this rating
+
+
+def why_markdown(ctx: AppContext, kind: str, path: str | None) -> str:
+    """Handler core: the model rating ± uncertainty and the user's rated files nearest to the file at path."""
+    if not path:
+        noun = NOUNS.get(kind, "file")
+        return f"Select {'an' if noun[0] in 'aeiou' else 'a'} {noun} first."
+    try:
+        document = ctx.run_command("why", str(path))
+    except CommandError as error:
+        return f"⚠️ {error}"
+    record = document.get("record") or {}
+    lines = [f"#### Why this rating: {file_name(record) if record.get('path') else os.path.basename(path)}",
+             model_line(document)]
+    neighbours = document.get("neighbours") or []
+    if not neighbours:
+        noun = NOUNS.get(kind, "file")
+        lines.append(f"No rated {noun} with an embedding yet: rate a few {noun}s, then ask again.")
+        return "\n\n".join(lines)
+    estimate = document.get("neighbour_estimate")
+    lines.append(f"**Your nearest rated files** ({len(neighbours)} of {document.get('n_rated', len(neighbours))}"
+                 + (f"; weighted by similarity they suggest {estimate:.1f}" if estimate is not None else "") + "):")
+    table = ["| file | your rating | similarity |", "|---|---:|---:|"]
+    table += [f"| {markdown_cell(file_name(item))} | {item['user_rating']:g} | {item['similarity']:.3f} |"
+              for item in neighbours]
+    return "\n\n".join(lines) + "\n\n" + "\n".join(table)
+
+
+def model_line(document: dict[str, Any]) -> str:
+    rating = document.get("model_rating")
+    if rating is None:
+        return "**Model rating:** no model rating yet (train a model in the Train tab)."
+    uncertainty = document.get("uncertainty")
+    spread = f" ± {uncertainty:.1f}" if uncertainty is not None else ""
+    stale = " (stale: from an older model)" if document.get("model_rating_stale") else ""
+    return f"**Model rating:** {rating:.1f}{spread}{stale}"
+
+
+def markdown_cell(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("*", "\\*").replace("_", "\\_")
+
+
+def why_button(kind: str) -> Any:
+    return gr.Button("Why this rating?", min_width=170, elem_id=f"{kind}-why-button")
+
+
+def why_area(kind: str) -> Any:
+    """Where the answer to "why this rating?" goes (`<kind>-why`)."""
+    return gr.Markdown(elem_id=f"{kind}-why")
+
+
+def playing_path(player: Any) -> str | None:
+    """The path of a player's current track (the Music and Videos players), None when nothing plays."""
+    track = player.current() if player is not None else None
+    return str(track[0]) if track else None
+
+
+def wire_why(ctx: AppContext, kind: str, button: Any, shown: Any, inputs: list[Any],
+             selected_path: Callable[..., str | None]) -> None:
+    """The button explains the tab's selected file; selected_path maps the inputs' values to its path."""
+    button.click(lambda *values: why_markdown(ctx, kind, selected_path(*values)), inputs, shown,
+                 api_visibility="private")
+
