@@ -200,7 +200,7 @@ def ratings_needed(active: dict[int, float], target: float) -> tuple[float, bool
     return float(budgets[-1]), False
 
 
-def report(runs: list[dict], quick: bool, seconds: float) -> str:
+def report(runs: list[dict], quick: bool, seconds: float, where: str | None = None) -> str:
     p = protocol_module.QUICK if quick else protocol_module.FULL
     names = {0: "A: stdlib docstrings (MiniLM, 384-d)", 1: "B: generated images (basic features, 184-d)"}
     lines = ["# Rate next and A/B choices vs random choice", "",
@@ -237,7 +237,8 @@ def report(runs: list[dict], quick: bool, seconds: float) -> str:
                   + f" (random@{target} mean {mean_random:.3f}).",
                   f"Picking time per run ({max(budgets)} picks in steps of {STEP}): "
                   f"{np.mean([r['picking_seconds'] for r in mine]):.2f} s mean.", ""]
-    lines += [f"Whole bench: {seconds / 60:.1f} min on {os.cpu_count()} cores.", ""]
+    where = where or f"{platform.node()} ({os.cpu_count()} cores)"
+    lines += [f"Whole bench: {seconds / 60:.1f} min of wall time on {where}.", ""]
     return "\n".join(lines)
 
 
@@ -258,8 +259,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.report_from:
         saved = [json.loads(Path(f).read_text()) for f in args.report_from]
         runs = [_keys_to_int(run) for part in saved for run in part["runs"]]
-        text = report(runs, args.quick, sum(part["seconds"] for part in saved))
-        text += f"Runs made on: {', '.join(sorted({part['machine'] for part in saved}))}.\n"
+        text = report(runs, args.quick, sum(part["seconds"] for part in saved),
+                      ", ".join(sorted({part["machine"] for part in saved})))
         print(text)
         if not args.quick:
             RESULTS.write_text(text)
