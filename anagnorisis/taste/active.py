@@ -287,18 +287,22 @@ def propose_pair(
     predicted_partners: np.ndarray | None = None,
     similarity: np.ndarray | None = None,
     excluded: np.ndarray | None = None,
+    rng: np.random.Generator | None = None,
 ) -> tuple[int, int, float] | None:
     """(first index, partner index, expected information) of the most informative A/B question.
 
     The first file is the candidate whose rating would teach most; its partner maximises the spread of the
     predicted difference times the chance that the answer is not foregone (close predicted ratings).
     `similarity` (first x partners cosine) rules out near-duplicates; `excluded` (first x partners, bool)
-    rules out pairs already compared or a file paired with itself.
+    rules out pairs already compared or a file paired with itself. With `rng`, every value is multiplied by
+    log-normal noise, so a skipped question is followed by another good one rather than the same one.
     """
     if len(first_choices) == 0 or len(partners) == 0:
         return None
     second_moment = reference.T @ reference / max(len(reference), 1)
     gain = _variance_reduction(first_choices, posterior.covariance, second_moment)
+    if rng is not None:
+        gain = gain * rng.lognormal(0.0, 0.5, len(gain))
     mu_first = posterior.mean(first_choices) if predicted_first is None else np.asarray(predicted_first, float)
     mu_partner = posterior.mean(partners) if predicted_partners is None else np.asarray(predicted_partners, float)
     best: tuple[int, int, float] | None = None
@@ -308,6 +312,8 @@ def propose_pair(
         spread = np.sqrt(np.maximum(variance, 1e-12))
         gap = mu_first[a] - mu_partner
         value = spread * np.exp(-0.5 * (gap / (spread + posterior.noise * 0.5)) ** 2)
+        if rng is not None:
+            value = value * rng.lognormal(0.0, 0.5, len(value))
         if similarity is not None:
             value = np.where(similarity[a] >= NEAR_DUPLICATE, -np.inf, value)
         if excluded is not None:

@@ -182,7 +182,8 @@ def next_pair(store: Store, settings: Any, kind: str, *, session: Any = None, se
     pair = active.propose_pair(features_first, features_partner, posterior, reference,
                                predicted_first=predictions(first_found, features_first),
                                predicted_partners=predictions(partner_found, features_partner),
-                               similarity=similarity, excluded=excluded)
+                               similarity=similarity, excluded=excluded,
+                               rng=None if seed == 0 else np.random.default_rng(seed))
     if pair is None:
         raise TasteError(f"no {kind} pair is left to compare: every likely pair was answered already")
     a, b, value = pair

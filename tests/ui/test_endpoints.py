@@ -99,3 +99,23 @@ def test_a_foreign_lock_ends_with_the_holders_pid(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert json.loads(done.stdout)["error"]["message"].startswith(f"database in use by PID {holder.pid}")
     assert waited >= 2
+
+
+def test_the_next_prefer_and_why_endpoints_return_the_cli_documents(running_app: RunningApp) -> None:
+    client = running_app.client()
+    photos = [str(p) for p in running_app.photos]
+    queue = client.predict(kind="images", n=3, api_name="/next")
+    assert len(queue["results"]) == 3 and all(item["reason"] for item in queue["results"])
+    assert queue["cold_start"] is True
+    client.predict(path=photos[0], rating=9, api_name="/rate")
+    client.predict(path=photos[1], rating=2, api_name="/rate")
+    after = client.predict(kind="images", n=len(photos), api_name="/next")
+    assert {item["path"] for item in after["results"]}.isdisjoint(photos[:2]) and after["n_ratings"] == 2
+    choice = client.predict(a=photos[2], b=photos[3], api_name="/prefer")["preference"]
+    assert choice["winner_path"] == photos[2] and choice["loser_path"] == photos[3] and choice["tie"] is False
+    assert client.predict(a=photos[3], b=photos[4], tie=True, api_name="/prefer")["preference"]["tie"] is True
+    explained = client.predict(path=photos[2], api_name="/why")
+    assert explained["record"]["path"] == photos[2]
+    assert {n["path"] for n in explained["neighbours"]} == set(photos[:2])
+    similarities = [n["similarity"] for n in explained["neighbours"]]
+    assert similarities == sorted(similarities, reverse=True)
