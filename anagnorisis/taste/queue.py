@@ -170,7 +170,13 @@ def next_pair(store: Store, settings: Any, kind: str, *, session: Any = None, se
     first_found, X_first = library.vectors(firsts)
     partner_found, X_partner = library.vectors(partners)
     asked = _asked_pairs(store)
-    excluded = np.array([[a == b or (min(a, b), max(a, b)) in asked for b in partner_found] for a in first_found])
+    excluded = np.array(first_found, dtype=object)[:, None] == np.array(partner_found, dtype=object)[None, :]
+    where_first = {h: i for i, h in enumerate(first_found)}
+    where_partner = {h: j for j, h in enumerate(partner_found)}
+    for x, z in asked:
+        for one, other in ((x, z), (z, x)):
+            if one in where_first and other in where_partner:
+                excluded[where_first[one], where_partner[other]] = True
     similarity = active.unit_rows(X_first) @ active.unit_rows(X_partner).T
     features_first, features_partner = space.transform(X_first), space.transform(X_partner)
 
