@@ -115,6 +115,16 @@ class Session:
                     index.add(hashes, np.asarray(vectors))
             return index
 
+    def loaded_index(self, kind: str, model_id: str) -> Any:
+        """The vector index of (kind, model) if a search has built it already, synced with the store; else None.
+
+        Rate next and why read a few thousand vectors: they use the index when it is there, but never build one
+        (100k x 768 floats would be 300 MB of RAM just to propose twelve files)."""
+        with self._lock:
+            if (kind, model_id) not in self._indexes:
+                return None
+        return self.index(kind)
+
     def text_encoder(self, kind: str) -> Any:
         """A callable query -> vector, or None when the active encoder has no text tower."""
         encoder, _status = self.encoder(kind)

@@ -43,7 +43,7 @@ class _Library:
         self.index = None
         if session is not None:
             try:
-                index = session.index(kind)
+                index = session.loaded_index(kind, self.model_id)
                 if index is not None and getattr(index, "model_id", self.model_id) == self.model_id:
                     self.index = index
             except Exception:  # noqa: BLE001 - the store is the source of truth; the index only speeds it up
