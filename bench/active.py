@@ -231,7 +231,8 @@ def report(runs: list[dict], quick: bool, seconds: float, where: str | None = No
         pooled, pooled_ok = ratings_needed(mean_curve, mean_random)
         lines += ["", f"Ratings rate next needs to reach random's SROCC at {target} ratings (per run, against that "
                   f"run's own random@{target}): **{values.mean():.1f} ± {values.std():.1f}**"
-                  + (f" ({missed} of {len(mine)} runs never reached it within {budgets[-1]}; counted as {budgets[-1]})"
+                  + (f" ({missed} of {len(mine)} runs never reached it within {budgets[-1]}; counted as {budgets[-1]}, "
+                     "so the mean is a lower bound)"
                      if missed else "")
                   + f"; on the mean curves: {pooled:.1f}" + ("" if pooled_ok else " (not reached)")
                   + f" (random@{target} mean {mean_random:.3f}).",
