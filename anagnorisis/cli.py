@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import logging
@@ -443,6 +444,11 @@ class _TrainProgress:
             self.bar = None
 
 
+def _app_gpu_lock(ctx: Context) -> Any:
+    """The running app's GPU lock when this command was forwarded into it (one GPU job at a time), else None."""
+    return getattr(ctx.session, "gpu_lock", None)
+
+
 def cmd_train(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
     from anagnorisis.taste.service import TasteError, train_kind
 
@@ -452,7 +458,7 @@ def cmd_train(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
     progress = _TrainProgress(ctx.stderr)
     try:
         document = train_kind(ctx.store, ctx.settings, kind, seconds=args.seconds, epochs=args.epochs,
-                              on_event=progress)
+                              on_event=progress, gpu_lock=_app_gpu_lock(ctx))
     except TasteError as error:
         raise CommandFailed(str(error)) from None
     finally:
@@ -483,7 +489,7 @@ def cmd_predict(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
         bars[0].refresh()
 
     try:
-        document = predict_kind(ctx.store, ctx.settings, kind, progress=progress)
+        document = predict_kind(ctx.store, ctx.settings, kind, progress=progress, gpu_lock=_app_gpu_lock(ctx))
     except TasteError as error:
         raise CommandFailed(str(error)) from None
     finally:
@@ -578,8 +584,11 @@ def cmd_embed(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
         encoder, status = resolve_encoder(kind, ctx.settings, model=args.model)
         if not status.available:
             print(f"note: {status.message}", file=ctx.stderr, flush=True)
-        with tqdm(desc=f"embed {kind}", unit="file", file=ctx.stderr, leave=False) as bar:
+        with tqdm(desc=f"embed {kind}", unit="file", file=ctx.stderr, leave=False) as bar, \
+                (_app_gpu_lock(ctx) or contextlib.nullcontext()):
             documents[kind] = embed_missing(ctx.store, kind, encoder, progress=bar)
+        if ctx.session is not None:
+            ctx.session.invalidate(kind)
         doc = documents[kind]
         ctx.say(f"{kind}: {doc['embedded']} embedded, {doc['cached']} cached, {len(doc['failed'])} failed "
                 f"with {doc['model']} in {doc['seconds']:.1f} s")

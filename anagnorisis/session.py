@@ -22,6 +22,11 @@ from anagnorisis.store.records import Record, present_files, records_for_paths
 
 log = logging.getLogger(__name__)
 
+# The chunk vectors of a text model are held in RAM for meaning search (SPEC §2). Past this size (≈ 650k chunks
+# at 384 dimensions: 80k long documents) the search falls back to the files' mean vectors, with a warning,
+# rather than let one index take gigabytes.
+CHUNK_INDEX_MAX_BYTES = 1 << 30
+
 
 class Session:
     def __init__(self, settings: Settings, store: Store) -> None:
@@ -30,7 +35,12 @@ class Session:
         self._records: dict[str, list[Record]] = {}
         self._indexes: dict[tuple[str, str], Any] = {}
         self._stale_indexes: set[str] = set()
+        self._chunk_indexes: dict[tuple[str, str], Any] = {}
+        self._stale_chunks: set[str] = set()
         self._lock = threading.RLock()
+        # The running app sets this to its GPU lock, so a CLI command forwarded into the app (train, predict,
+        # embed) waits for the UI's GPU work instead of running beside it; a CLI run alone leaves it None.
+        self.gpu_lock: Any = None
 
     @property
     def data_dir(self) -> Path:
@@ -52,9 +62,11 @@ class Session:
         """Forget cached records (after a scan, an embed or a predict)."""
         with self._lock:
             kinds = list(self._records) + [key[0] for key in self._indexes] if kind is None else [kind]
+            kinds += [key[0] for key in self._chunk_indexes] if kind is None else []
             for name in kinds:
                 self._records.pop(name, None)
                 self._stale_indexes.add(name)
+                self._stale_chunks.add(name)
 
     def record_by_path(self, kind: str, path: str) -> Record | None:
         found = records_for_paths(self.store, kind, [os.fsencode(path)])
@@ -125,6 +137,41 @@ class Session:
                 return None
         return self.index(kind)
 
+    def chunk_index(self, kind: str) -> Any:
+        """The chunk vectors of the active text model for this kind, synced with the store; None when the
+        encoder keeps none, none are stored yet, or they exceed CHUNK_INDEX_MAX_BYTES."""
+        from anagnorisis.chunk_index import ChunkIndex
+        from anagnorisis.store.vectors import chunked_hashes, count_chunks, load_chunks
+
+        encoder, _status = self.encoder(kind)
+        if not getattr(encoder, "embeds_chunks", False):
+            return None
+        key = (kind, encoder.model_id)
+        with self._lock:
+            chunks = self._chunk_indexes.get(key)
+            if chunks is not None and kind not in self._stale_chunks:
+                return chunks
+            self._stale_chunks.discard(kind)
+            rows, dim = count_chunks(self.store, encoder.model_id)
+            if rows * dim * 4 > CHUNK_INDEX_MAX_BYTES:
+                log.warning("%s: %d chunk vectors of %s exceed %d MB; meaning search ranks by whole-file vectors",
+                            kind, rows, encoder.model_id, CHUNK_INDEX_MAX_BYTES >> 20)
+                self._chunk_indexes.pop(key, None)
+                return None
+            if chunks is None:
+                if not rows:
+                    return None
+                chunks = ChunkIndex(dim, kind=kind, model_id=encoder.model_id)
+                self._chunk_indexes[key] = chunks
+                missing = None
+            else:
+                missing = [h for h in chunked_hashes(self.store, encoder.model_id) if h not in chunks]
+            if missing is None or missing:
+                stored = load_chunks(self.store, encoder.model_id, missing)
+                if stored.hashes:
+                    chunks.add(stored.hashes, stored.starts, stored.matrix)
+            return chunks
+
     def text_encoder(self, kind: str) -> Any:
         """A callable query -> vector, or None when the active encoder has no text tower."""
         encoder, _status = self.encoder(kind)
@@ -136,5 +183,8 @@ class Session:
         from anagnorisis.search import run_search
 
         index = self.index(request.kind)
+        # Chunk vectors serve meaning search only: a sort or a name search never loads them.
+        wants_chunks = request.query and str(request.mode or "auto").strip().lower() in ("auto", "meaning")
         return run_search(request, self.records(request.kind), index=index,
-                          encode_text=self.text_encoder(request.kind))
+                          encode_text=self.text_encoder(request.kind),
+                          chunks=self.chunk_index(request.kind) if wants_chunks else None)

@@ -240,6 +240,7 @@ def build_app(data_dir: str | None = None, config: str | None = None, **settings
     store = open_library(resolved)
     resolved = resolved.with_stored(stored_settings(store))
     ctx = AppContext(resolved, Session(resolved, store))
+    ctx.session.gpu_lock = ctx.jobs.gpu_lock
     with AnagnorisisBlocks(title="Anagnorisis", analytics_enabled=False) as app:
         app.context = ctx
         with gr.Row():

@@ -161,3 +161,30 @@ def test_the_training_set_uses_one_models_vectors_and_maps_choices_to_rows(libra
     assert int(np.isfinite(y).sum()) == 6 and np.isnan(y[hashes.index(unrated[0])])
     assert prefs.tolist() == [[hashes.index(unrated[0]), hashes.index(rated), 0],
                               [hashes.index(unrated[1]), hashes.index(unrated[0]), 1]]
+
+
+def test_a_train_forwarded_into_the_app_waits_for_the_apps_gpu_lock(library: Planted) -> None:
+    import io
+    import threading
+    import time
+
+    from anagnorisis.cli import run
+    from anagnorisis.config import load_settings
+    from anagnorisis.session import Session
+
+    rate_all(library, library.ratings)
+    settings = load_settings({"data_dir": str(library.data_dir)})
+    with open_store(library.data_dir) as store:
+        session = Session(settings, store)
+        session.gpu_lock = threading.Lock()
+        finished: list[int] = []
+        session.gpu_lock.acquire()  # the UI is embedding on the GPU
+        worker = threading.Thread(target=lambda: finished.append(run(
+            ["--data-dir", str(library.data_dir), "--json", "train", "images", "--seconds", "1"],
+            stdout=io.StringIO(), stderr=io.StringIO(), store=store, session=session)))
+        worker.start()
+        time.sleep(1.5)
+        assert not finished  # still waiting for its turn
+        session.gpu_lock.release()
+        worker.join(timeout=60)
+        assert finished == [0]
