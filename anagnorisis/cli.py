@@ -590,7 +590,8 @@ def cmd_embed(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
         if ctx.session is not None:
             ctx.session.invalidate(kind)
         doc = documents[kind]
-        ctx.say(f"{kind}: {doc['embedded']} embedded, {doc['cached']} cached, {len(doc['failed'])} failed "
+        filled = f" (passages added to {doc['chunked']})" if doc.get("chunked") else ""
+        ctx.say(f"{kind}: {doc['embedded']} embedded, {doc['cached']} cached{filled}, {len(doc['failed'])} failed "
                 f"with {doc['model']} in {doc['seconds']:.1f} s")
         for failure in doc["failed"]:
             ctx.say(f"  skipped {failure['path']}: {failure['reason']}")

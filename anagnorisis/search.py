@@ -23,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 from rapidfuzz import fuzz, process
 
+from anagnorisis.chunk_index import ChunkIndex, PassageScores
 from anagnorisis.index import VectorIndex
 from anagnorisis.recommend import MIN_RATING_FOR_SCORE, parse_timestamp, recommendation_scores
 
@@ -151,11 +152,14 @@ def run_search(
     encode_text: TextEncoder | None = None,
     vector_of_path: PathEncoder | None = None,
     duplicate_threshold: float | None = None,
+    chunks: ChunkIndex | None = None,
 ) -> SearchResult:
     """Search or sort ``records`` (the present files) as ``request`` asks and return one page.
 
     ``index`` holds the active model's vectors of this kind; ``encode_text`` turns a query into a vector in the same
-    space (None when the encoder has no text tower); ``vector_of_path`` embeds a file that is not indexed (optional).
+    space (None when the encoder has no text tower); ``vector_of_path`` embeds a file that is not indexed (optional);
+    ``chunks`` holds the chunk vectors of texts: meaning search then scores a file by the smooth maximum of its
+    chunk cosines (SPEC §2), and a file without chunk vectors by the cosine of its file vector.
 
     - With a QUERY the mode decides the candidates: name → files whose name matches (fuzzy score ≥ 0.65);
       meaning/similar → every filtered file with a vector (``total``), ranked by cosine. Similar-to leaves the
@@ -174,7 +178,7 @@ def run_search(
         ranking = rank_by_sort(filtered, sort, request, index=index, duplicate_threshold=duplicate_threshold)
     else:
         sort = None
-        ranking = _rank_by_query(mode, request, pool, filtered, index, encode_text, vector_of_path)
+        ranking = _rank_by_query(mode, request, pool, filtered, index, encode_text, vector_of_path, chunks)
     order = draw_order(ranking.strengths, request.temperature, request.seed) if request.temperature > 0 else ranking.order
     page = order[request.offset : request.offset + request.limit]
     results = [
@@ -535,7 +539,7 @@ def resolve_mode(request: SearchRequest, pool: Sequence[Record], encode_text: Te
 
 def _rank_by_query(mode: str, request: SearchRequest, pool: Sequence[Record], filtered: list[Record],
                    index: VectorIndex | None, encode_text: TextEncoder | None,
-                   vector_of_path: PathEncoder | None) -> _Ranking:
+                   vector_of_path: PathEncoder | None, chunks: ChunkIndex | None = None) -> _Ranking:
     assert request.query is not None
     if mode == "name":
         return rank_by_name(filtered, request.query, descending=request.order == "desc")
@@ -547,7 +551,8 @@ def _rank_by_query(mode: str, request: SearchRequest, pool: Sequence[Record], fi
                 "encoder with no text tower. Search by file name (--mode name), find files like a given one "
                 f"(--mode similar PATH), or download the {request.kind} model (`models download {request.kind}`).")
         query_vector = np.asarray(encode_text(request.query), dtype=np.float32).reshape(-1)
-        return _rank_by_vector(query_vector, filtered, index, request, "meaning match", exclude_path=None)
+        return _rank_by_vector(query_vector, filtered, index, request, "meaning match", exclude_path=None,
+                               chunks=chunks)
     target = _record_for_path(request.query, pool, True)
     vector = _vector_of_file(request.query, target, index, vector_of_path, request.kind)
     exclude = str(target["path"]) if target is not None else os.path.abspath(os.path.expanduser(request.query))
@@ -586,12 +591,13 @@ def _vector_of_file(query: str, target: Record | None, index: VectorIndex | None
 
 def _rank_by_vector(query_vector: npt.NDArray[np.float32], filtered: list[Record], index: VectorIndex | None,
                     request: SearchRequest, label: str, *, exclude_path: str | None,
-                    same_content: str | None = None) -> _Ranking:
+                    same_content: str | None = None, chunks: ChunkIndex | None = None) -> _Ranking:
     """Rank the filtered records by cosine to ``query_vector``; files with no vector are not candidates.
 
     The similar-to file itself is left out (its identical copies stay, marked "identical content"). At T = 0 in
     descending order only the page's worth of hashes is fetched (exact or ANN); at T > 0 or ascending, every
-    candidate is scored exactly, as the draw needs every strength.
+    candidate is scored exactly, as the draw needs every strength. With ``chunks``, a file's score is the smooth
+    maximum of its chunk cosines instead (``_chosen_by_passages``).
     """
     if index is None or not len(index):
         return _Ranking([], np.zeros(0, np.int64), np.zeros(0), [], lambda i: "")
@@ -605,7 +611,10 @@ def _rank_by_vector(query_vector: npt.NDArray[np.float32], filtered: list[Record
     hashes = [h for h in by_hash if h in index]
     positions = index.positions(hashes)
     wanted = request.offset + request.limit
-    if request.temperature > 0 or request.order == "asc" or wanted >= len(hashes):
+    passages: Callable[[str], str | None] = lambda content_hash: None
+    if chunks is not None:
+        chosen, passages = _chosen_by_passages(query_vector, hashes, positions, index, chunks, request, label)
+    elif request.temperature > 0 or request.order == "asc" or wanted >= len(hashes):
         hash_scores = index.scores(query_vector, positions)
         chosen = [(h, float(s)) for h, s in zip(hashes, hash_scores.tolist())]
     else:
@@ -621,9 +630,55 @@ def _rank_by_vector(query_vector: npt.NDArray[np.float32], filtered: list[Record
     if request.order == "asc":
         strengths = rank_strengths(order, np.ones(len(items), bool))
     total = sum(len(by_hash[h]) for h in hashes)  # every candidate with a vector, fetched or not
-    return _Ranking(items, order, strengths, [float(c) for c in cosines],
-                    lambda i: "identical content" if same_content and items[i].get("content_hash") == same_content
-                    else f"{label} {cosines[i]:.3f}", total=total)
+
+    def reason(i: int) -> str:
+        content_hash = items[i].get("content_hash")
+        if same_content and content_hash == same_content:
+            return "identical content"
+        return passages(str(content_hash)) or f"{label} {cosines[i]:.3f}"
+
+    return _Ranking(items, order, strengths, [float(c) for c in cosines], reason, total=total)
+
+
+def _chosen_by_passages(query_vector: npt.NDArray[np.float32], hashes: list[str], positions: Order,
+                        index: VectorIndex, chunks: ChunkIndex, request: SearchRequest,
+                        label: str) -> tuple[list[tuple[str, float]], Callable[[str], str | None]]:
+    """(hash, score) of the candidates to list and the reason of a listed hash: the smooth maximum of the file's
+    chunk cosines (SPEC §2), or the cosine of its file vector when it has no chunk vectors (embedded before they
+    were kept). At T = 0 in descending order only the page's worth is kept, as the exact/ANN path does."""
+    files = chunks.positions(hashes)
+    has = files >= 0
+    scores = np.empty(len(hashes), dtype=np.float64)
+    passages = chunks.file_scores(query_vector, files[has])
+    scores[has] = passages.smooth
+    if not has.all():
+        scores[~has] = index.scores(query_vector, positions[~has])
+    wanted = request.offset + request.limit
+    keep = np.arange(len(hashes))
+    if request.temperature == 0 and request.order == "desc" and wanted < len(hashes):
+        # Everything tied with the last wanted score stays, so ties are broken by path as on every page.
+        cut = -np.partition(-scores, wanted - 1)[wanted - 1] if wanted > 0 else np.inf
+        keep = np.flatnonzero(scores >= cut)
+    slot = np.full(len(hashes), -1, dtype=np.int64)
+    slot[np.flatnonzero(has)] = np.arange(int(has.sum()))
+    listed = {hashes[i]: i for i in keep.tolist()}
+
+    def reason(content_hash: str) -> str | None:
+        i = listed.get(content_hash)
+        return None if i is None else _passage_reason(label, float(scores[i]), passages, int(slot[i]))
+
+    return [(hashes[i], float(scores[i])) for i in keep.tolist()], reason
+
+
+def _passage_reason(label: str, score: float, passages: PassageScores, slot: int) -> str:
+    """Why a text ranks where it does: its smooth-max score, its best passage's cosine and its passage count."""
+    if slot < 0:
+        return f"{label} {score:.3f} (whole-file vector: no passages stored yet; `embed` adds them)"
+    count = int(passages.counts[slot])
+    if count == 1:
+        return f"{label} {score:.3f} (its one passage)"
+    return (f"{label} {score:.3f} (smooth max of {count} passages; best passage {passages.best[slot]:.3f}, "
+            f"passage {int(passages.best_chunk[slot]) + 1})")
 
 
 def rank_by_name(records: Sequence[Record], query: str, *, descending: bool = True) -> _Ranking:

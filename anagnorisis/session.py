@@ -138,8 +138,8 @@ class Session:
         return self.index(kind)
 
     def chunk_index(self, kind: str) -> Any:
-        """The chunk vectors of the active text model for this kind, synced with the store; None when the
-        encoder keeps none, none are stored yet, or they exceed CHUNK_INDEX_MAX_BYTES."""
+        """The chunk vectors of the active text model for this kind, synced with the store (empty while none are
+        stored); None when the encoder keeps none or they exceed CHUNK_INDEX_MAX_BYTES."""
         from anagnorisis.chunk_index import ChunkIndex
         from anagnorisis.store.vectors import chunked_hashes, count_chunks, load_chunks
 
@@ -159,8 +159,8 @@ class Session:
                 self._chunk_indexes.pop(key, None)
                 return None
             if chunks is None:
-                if not rows:
-                    return None
+                if not rows:  # texts embedded before chunk vectors were kept: all rank by their file vectors
+                    return ChunkIndex(0, kind=kind, model_id=encoder.model_id)
                 chunks = ChunkIndex(dim, kind=kind, model_id=encoder.model_id)
                 self._chunk_indexes[key] = chunks
                 missing = None

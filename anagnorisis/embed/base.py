@@ -14,6 +14,10 @@ import numpy.typing as npt
 
 Vectors = npt.NDArray[np.float32]
 
+# SPEC §2: a file's score for a query is m + log(mean(exp(16 (s − m)))) / 16 over its chunk scores s, m = max(s).
+# Here (numpy only) so that the search, which must not import torch, scores with the same constant.
+SMOOTH_MAX_SHARPNESS = 16.0
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -39,13 +43,26 @@ class EncodeFailure:
     reason: str
 
 
+@dataclass(frozen=True)
+class FileChunks:
+    """The passages a file's vector averages: character spans into the text as read, and one vector per span."""
+
+    spans: list[tuple[int, int]]
+    vectors: Vectors
+
+
 @dataclass
 class EncodeBatch:
-    """Vectors for the files that worked (row i belongs to paths[i]) plus one failure per file that did not."""
+    """Vectors for the files that worked (row i belongs to paths[i]) plus one failure per file that did not.
+
+    Encoders that cut files into passages (the text encoder) also give each good file's chunk vectors
+    (chunks[i] belongs to paths[i]); the others leave ``chunks`` None.
+    """
 
     paths: list[Path]
     vectors: Vectors
     failures: list[EncodeFailure] = field(default_factory=list)
+    chunks: list[FileChunks] | None = None
 
     @classmethod
     def empty(cls, dim: int, failures: Iterable[EncodeFailure] = ()) -> "EncodeBatch":
@@ -122,12 +139,17 @@ def merge_batches(batches: Iterable[EncodeBatch], dim: int) -> EncodeBatch:
     paths: list[Path] = []
     rows: list[Vectors] = []
     failures: list[EncodeFailure] = []
+    chunks: list[FileChunks] = []
+    every_batch_has_chunks = True
     for batch in batches:
         paths.extend(batch.paths)
         rows.append(batch.vectors)
         failures.extend(batch.failures)
+        every_batch_has_chunks = every_batch_has_chunks and batch.chunks is not None
+        chunks.extend(batch.chunks or [])
     vectors = np.concatenate(rows) if rows else np.zeros((0, dim), dtype=np.float32)
-    return EncodeBatch(paths, np.ascontiguousarray(vectors, dtype=np.float32), failures)
+    return EncodeBatch(paths, np.ascontiguousarray(vectors, dtype=np.float32), failures,
+                       chunks if rows and every_batch_has_chunks else None)
 
 
 def iter_encode_files(encoder: Encoder, paths: Sequence[Path], batch_size: int = 64) -> Generator[EncodeBatch, None, None]:

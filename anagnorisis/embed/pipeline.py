@@ -2,6 +2,10 @@
 
 Vectors are keyed by (content hash, model id): a renamed or moved file keeps its vector, a changed file (new
 hash) gets a new one, and files sharing content are encoded once. A kill loses at most the batch in progress.
+
+Encoders that cut files into passages (``embeds_chunks``, the text encoder) also store each file's chunk vectors
+with its vector. Files embedded before chunk vectors were kept have a vector but no chunks: a run fills their
+chunks in (their vector is cached and stays as it is) and counts them in ``chunked``.
 """
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from typing import Any, Callable, Iterable
 
 from anagnorisis.embed.base import EncodeBatch, Encoder, iter_encode_files
 from anagnorisis.store.records import present_files
-from anagnorisis.store.vectors import embedded_hashes, save_vectors
+from anagnorisis.store.vectors import chunked_hashes, embedded_hashes, save_chunks, save_vectors
 
 log = logging.getLogger(__name__)
 
@@ -29,29 +33,51 @@ class _Run:
     """One embed run: what is left to do, and the counts so far."""
 
     todo: dict[str, list[Path]]  # content hash -> every present path with it (the first is read)
+    chunks_only: dict[str, list[Path]] = field(default_factory=dict)  # has a vector, lacks its chunk vectors
     by_path: dict[Path, str] = field(default_factory=dict)
     embedded: int = 0
+    chunked: int = 0
     done: int = 0
     failed: list[dict[str, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.by_path = {paths[0]: content_hash for content_hash, paths in self.todo.items()}
+        self.by_path = {paths[0]: content_hash for content_hash, paths in {**self.todo, **self.chunks_only}.items()}
 
     @property
     def total(self) -> int:
-        return sum(len(paths) for paths in self.todo.values())
+        return sum(len(paths) for paths in self.todo.values()) + sum(len(p) for p in self.chunks_only.values())
+
+    def paths_of(self, content_hash: str) -> list[Path]:
+        return self.todo.get(content_hash) or self.chunks_only[content_hash]
 
     def record(self, batch: EncodeBatch) -> tuple[list[str], int]:
-        """The hashes of the batch's vectors, and how many files the batch settled."""
+        """The hashes of the batch's vectors, and how many files the batch settled.
+
+        A file that only lacked its chunk vectors and fails now keeps its vector: it is logged, not listed
+        as failed, and asked again on the next run."""
         hashes = [self.by_path[path] for path in batch.paths]
-        step = sum(len(self.todo[h]) for h in hashes)
-        self.embedded += step
+        step = sum(len(self.paths_of(h)) for h in hashes)
+        self.embedded += sum(len(self.todo[h]) for h in hashes if h in self.todo)
+        self.chunked += sum(len(self.chunks_only[h]) for h in hashes if h in self.chunks_only)
         for failure in batch.failures:
-            paths = self.todo[self.by_path[failure.path]]
-            self.failed.extend({"path": str(path), "reason": failure.reason} for path in paths)
+            content_hash = self.by_path[failure.path]
+            paths = self.paths_of(content_hash)
+            if content_hash in self.todo:
+                self.failed.extend({"path": str(path), "reason": failure.reason} for path in paths)
             step += len(paths)
         self.done += step
         return hashes, step
+
+    def save(self, store: Any, model_id: str, hashes: list[str], batch: EncodeBatch) -> None:
+        """Store the batch: new vectors with their chunks in one transaction, then chunks filled in."""
+        fresh = [row for row, h in enumerate(hashes) if h in self.todo]
+        chunks = batch.chunks
+        if fresh:
+            save_vectors(store, model_id, [hashes[row] for row in fresh], batch.vectors[fresh],
+                         [chunks[row] for row in fresh] if chunks is not None else None)
+        filled = [row for row, h in enumerate(hashes) if h in self.chunks_only]
+        if filled and chunks is not None:
+            save_chunks(store, model_id, [hashes[row] for row in filled], [chunks[row] for row in filled])
 
 
 def _report(progress: Progress, done: int, step: int, total: int) -> None:
@@ -83,6 +109,20 @@ def _files_to_embed(records: list[dict[str, Any]], done: set[str]) -> tuple[dict
     return todo, cached
 
 
+def _files_without_chunks(records: list[dict[str, Any]], done: set[str], store: Any,
+                          encoder: Encoder) -> dict[str, list[Path]]:
+    """For an encoder that stores chunk vectors: paths per content hash that has a vector but no chunk vectors
+    (embedded before chunk vectors were kept)."""
+    if not getattr(encoder, "embeds_chunks", False):
+        return {}
+    missing = done - chunked_hashes(store, encoder.model_id)
+    todo: dict[str, list[Path]] = {}
+    for record in records:
+        if record.get("content_hash") in missing:
+            todo.setdefault(record["content_hash"], []).append(Path(record["path"]))
+    return todo
+
+
 def embed_missing(
     store: Any,
     kind: str,
@@ -92,15 +132,19 @@ def embed_missing(
     should_stop: Callable[[], bool] | None = None,
 ) -> dict[str, Any]:
     """Embed the present files of `kind` that have no vector for `encoder.model_id`; SPEC §1 `embed` JSON:
-    `{embedded, cached, failed: [{path, reason}], model, seconds}` plus `stopped` (true if should_stop ended it).
+    `{embedded, cached, failed: [{path, reason}], model, seconds}` plus `stopped` (true if should_stop ended it)
+    and `chunked` (cached files whose chunk vectors were filled in now).
 
     Counts are of files: `embedded` files got a vector now (copies sharing content count each), `cached` files
     had one already, and every file of a failed content is listed with the reason. `should_stop` is asked
     after every saved batch.
     """
     started = time.monotonic()
-    todo, cached = _files_to_embed(present_files(store, kind), embedded_hashes(store, encoder.model_id))
-    run = _Run(todo)
+    records = present_files(store, kind)
+    done = embedded_hashes(store, encoder.model_id)
+    todo, cached = _files_to_embed(records, done)
+    chunks_only = _files_without_chunks(records, done, store, encoder)
+    run = _Run(todo, chunks_only)
     _report(progress, 0, 0, run.total)
     stopped = False
     stream = iter_encode_files(encoder, list(run.by_path), BATCH_FILES)
@@ -108,7 +152,7 @@ def embed_missing(
         for batch in stream:
             hashes, step = run.record(batch)
             if hashes:
-                save_vectors(store, encoder.model_id, hashes, batch.vectors)
+                run.save(store, encoder.model_id, hashes, batch)
             _report(progress, run.done, step, run.total)
             if should_stop is not None and run.done < run.total and should_stop():
                 stopped = True
@@ -120,6 +164,7 @@ def embed_missing(
     return {
         "embedded": run.embedded,
         "cached": cached,
+        "chunked": run.chunked,
         "failed": run.failed,
         "model": encoder.model_id,
         "seconds": round(time.monotonic() - started, 3),

@@ -20,6 +20,8 @@ import numpy as np
 from anagnorisis.embed.base import (
     EncodeBatch,
     EncodeFailure,
+    FileChunks,
+    SMOOTH_MAX_SHARPNESS,
     ModelLoadError,
     Vectors,
     assert_plausible_tokenizer,
@@ -33,7 +35,6 @@ from anagnorisis.embed.device import DeviceChoice, pick_device
 log = logging.getLogger(__name__)
 
 OVERLAP = 0.25  # share of a chunk repeated at the start of the next, so no passage is cut in two only
-SMOOTH_MAX_SHARPNESS = 16.0  # SPEC §2: m + log(mean(exp(16 (s − m)))) / 16
 # At most this many chunks (spread evenly over the file) make a file's vector: 64 × 254 tokens ≈ 60 KB of prose
 # describe a document well, and a chunk costs ~0.1–0.2 s on a CPU core, so a 50 MB log cannot take hours.
 MAX_CHUNKS_PER_FILE = 64
@@ -175,6 +176,7 @@ class SentenceEncoder:
     """sentence-transformers model, loaded lazily; the packaged MiniLM serves its hub id with no download."""
 
     has_text_tower = True
+    embeds_chunks = True  # encode_files gives each file's chunk vectors too (EncodeBatch.chunks)
 
     def __init__(
         self,
@@ -281,12 +283,20 @@ class SentenceEncoder:
 
     def encode_documents(self, texts: Sequence[str]) -> Vectors:
         """One vector per document: the normalised mean of its chunk vectors (documents must not be empty)."""
-        pieces = [[chunk.text for chunk in spread(self.chunk_text(text[:MAX_EMBED_CHARS]), MAX_CHUNKS_PER_FILE)] for text in texts]
-        if any(not chunk_texts for chunk_texts in pieces):
+        return self.encode_documents_with_chunks(texts)[0]
+
+    def encode_documents_with_chunks(self, texts: Sequence[str]) -> tuple[Vectors, list[FileChunks]]:
+        """Per document its vector (the normalised mean of its chunk vectors) and the chunks themselves: at most
+        MAX_CHUNKS_PER_FILE, spread over the first MAX_EMBED_CHARS characters (documents must not be empty)."""
+        pieces = [spread(self.chunk_text(text[:MAX_EMBED_CHARS]), MAX_CHUNKS_PER_FILE) for text in texts]
+        if any(not chunks for chunks in pieces):
             raise ValueError("a document without text has no vector")
-        vectors = self._encode([piece for chunk_texts in pieces for piece in chunk_texts])
-        bounds = np.cumsum([0] + [len(chunk_texts) for chunk_texts in pieces])
-        return l2_normalise(np.stack([vectors[a:b].mean(axis=0) for a, b in zip(bounds[:-1], bounds[1:])]))
+        vectors = self._encode([chunk.text for chunks in pieces for chunk in chunks])
+        bounds = np.cumsum([0] + [len(chunks) for chunks in pieces])
+        files = [FileChunks([(chunk.start_char, chunk.end_char) for chunk in chunks], vectors[a:b])
+                 for chunks, a, b in zip(pieces, bounds[:-1], bounds[1:])]
+        means = l2_normalise(np.stack([file.vectors.mean(axis=0) for file in files]))
+        return means, files
 
     def encode_files(self, paths: Sequence[Path]) -> EncodeBatch:
         paths = [Path(path) for path in paths]
@@ -305,8 +315,10 @@ class SentenceEncoder:
             good.append(path)
             texts.append(text)
         log_failures(failures)
-        vectors = self.encode_documents(texts) if texts else np.zeros((0, self.dim), dtype=np.float32)
-        return EncodeBatch(good, vectors, failures)
+        if not texts:
+            return EncodeBatch([], np.zeros((0, self.dim), dtype=np.float32), failures, [])
+        vectors, chunks = self.encode_documents_with_chunks(texts)
+        return EncodeBatch(good, vectors, failures, chunks)
 
     def close(self) -> None:
         """Nothing to release: encoding runs in the caller's thread."""

@@ -48,6 +48,19 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "CREATE TABLE settings(name VARCHAR PRIMARY KEY, value JSON)",
         ],
     ),
+    (
+        2,
+        # A query scores a text by the smooth maximum over its passages (SPEC §2), so one matching passage in a
+        # long document counts; the file's mean vector alone cannot say that. Rows of one file are written in
+        # the transaction of its mean vector. No primary key: the one writer deletes a file's rows before
+        # writing them again, and an index would only slow the bulk inserts of an embed run.
+        "chunk vectors of text files, for meaning search by the best passage",
+        [
+            "CREATE TABLE chunk_embeddings(content_hash VARCHAR NOT NULL, model_id VARCHAR NOT NULL,"
+            " chunk INTEGER NOT NULL, start_char INTEGER NOT NULL, end_char INTEGER NOT NULL, dim INTEGER NOT NULL,"
+            " vector BLOB NOT NULL)",
+        ],
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -1,7 +1,12 @@
-"""Embeddings keyed by (content hash, model id), stored as float32 bytes so they load into one contiguous matrix."""
+"""Embeddings keyed by (content hash, model id), stored as float32 bytes so they load into one contiguous matrix.
+
+Text files also keep the vectors of their passages (chunks) in ``chunk_embeddings``, written in the transaction
+of the file's mean vector so the two never disagree; meaning search scores a text by its best passages.
+"""
 from __future__ import annotations
 
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Protocol, Sequence
 
 import duckdb
 import numpy as np
@@ -13,11 +18,35 @@ from anagnorisis.store.db import Store
 Vectors = npt.NDArray[np.float32]
 
 
-def save_vectors(store: Store, model_id: str, hashes: Sequence[str], vectors: np.ndarray) -> None:
-    """Upsert one vector per hash (rows must already be L2-normalised)."""
+class FileChunks(Protocol):
+    """The passages of one file: character spans (start, end) and one L2-normalised vector per span."""
+
+    @property
+    def spans(self) -> Sequence[tuple[int, int]]: ...
+
+    @property
+    def vectors(self) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class StoredChunks:
+    """Every chunk vector of a model, rows grouped by file: file i owns rows starts[i]:starts[i+1]."""
+
+    hashes: list[str]  # one per file, in row order
+    starts: npt.NDArray[np.int64]  # first row of each file, plus the row count at the end
+    spans: npt.NDArray[np.int64]  # (rows, 2) character spans
+    matrix: Vectors  # (rows, dim)
+
+
+def save_vectors(store: Store, model_id: str, hashes: Sequence[str], vectors: np.ndarray,
+                 chunks: Sequence[FileChunks] | None = None) -> None:
+    """Upsert one vector per hash (rows must already be L2-normalised) and, when given, each file's chunk
+    vectors (chunks[i] belongs to hashes[i]), all in one transaction."""
     matrix = np.ascontiguousarray(vectors, dtype=np.float32)
     if matrix.ndim != 2 or matrix.shape[0] != len(hashes):
         raise ValueError(f"expected {len(hashes)} vectors, got an array of shape {matrix.shape}")
+    if chunks is not None and len(chunks) != len(hashes):
+        raise ValueError(f"expected chunks of {len(hashes)} files, got {len(chunks)}")
     if not len(hashes):
         return
     dim = matrix.shape[1]
@@ -29,6 +58,7 @@ def save_vectors(store: Store, model_id: str, hashes: Sequence[str], vectors: np
             "vector": pa.array([row.tobytes() for row in matrix], pa.binary()),
         }
     )
+    chunk_table = _chunk_table(model_id, hashes, chunks) if chunks is not None else None
 
     def write(conn: duckdb.DuckDBPyConnection) -> None:
         conn.register("new_vectors", table)
@@ -36,8 +66,112 @@ def save_vectors(store: Store, model_id: str, hashes: Sequence[str], vectors: np
             conn.execute("INSERT OR REPLACE INTO embeddings SELECT * FROM new_vectors")
         finally:
             conn.unregister("new_vectors")
+        if chunk_table is not None:
+            _replace_chunks(conn, model_id, hashes, chunk_table)
 
     store.write(write)
+
+
+def save_chunks(store: Store, model_id: str, hashes: Sequence[str], chunks: Sequence[FileChunks]) -> None:
+    """Replace the chunk vectors of files whose mean vector is stored already (filling in files embedded before
+    chunk vectors were kept); the mean vectors stay as they are."""
+    if len(chunks) != len(hashes):
+        raise ValueError(f"expected chunks of {len(hashes)} files, got {len(chunks)}")
+    if not len(hashes):
+        return
+    table = _chunk_table(model_id, hashes, chunks)
+    store.write(lambda conn: _replace_chunks(conn, model_id, hashes, table))
+
+
+def _chunk_table(model_id: str, hashes: Sequence[str], chunks: Sequence[FileChunks]) -> pa.Table:
+    owners: list[str] = []
+    numbers: list[int] = []
+    spans: list[tuple[int, int]] = []
+    blobs: list[bytes] = []
+    dims: list[int] = []
+    for content_hash, file_chunks in zip(hashes, chunks):
+        rows = np.ascontiguousarray(file_chunks.vectors, dtype=np.float32)
+        if rows.ndim != 2 or rows.shape[0] != len(file_chunks.spans):
+            raise ValueError(f"{content_hash}: {len(file_chunks.spans)} spans but vectors of shape {rows.shape}")
+        owners.extend([content_hash] * len(rows))
+        numbers.extend(range(len(rows)))
+        spans.extend((int(a), int(b)) for a, b in file_chunks.spans)
+        blobs.extend(row.tobytes() for row in rows)
+        dims.extend([rows.shape[1]] * len(rows))
+    return pa.table(
+        {
+            "content_hash": pa.array(owners, pa.string()),
+            "model_id": pa.array([model_id] * len(owners), pa.string()),
+            "chunk": pa.array(numbers, pa.int32()),
+            "start_char": pa.array([a for a, _ in spans], pa.int32()),
+            "end_char": pa.array([b for _, b in spans], pa.int32()),
+            "dim": pa.array(dims, pa.int32()),
+            "vector": pa.array(blobs, pa.binary()),
+        }
+    )
+
+
+def _replace_chunks(conn: duckdb.DuckDBPyConnection, model_id: str, hashes: Sequence[str], table: pa.Table) -> None:
+    """Inside a write: drop the files' old chunk rows of this model, insert the new ones."""
+    files = pa.table({"content_hash": pa.array(list(hashes), pa.string())})
+    conn.register("chunk_files", files)
+    conn.register("new_chunks", table)
+    try:
+        conn.execute("DELETE FROM chunk_embeddings WHERE model_id = ? AND content_hash IN"
+                     " (SELECT content_hash FROM chunk_files)", [model_id])
+        conn.execute("INSERT INTO chunk_embeddings SELECT * FROM new_chunks")
+    finally:
+        conn.unregister("new_chunks")
+        conn.unregister("chunk_files")
+
+
+def chunked_hashes(store: Store, model_id: str) -> set[str]:
+    """The content hashes that have chunk vectors for this model."""
+    rows = store.read(lambda c: c.execute(
+        "SELECT DISTINCT content_hash FROM chunk_embeddings WHERE model_id = ?", [model_id]).fetchall())
+    return {row[0] for row in rows}
+
+
+def count_chunks(store: Store, model_id: str) -> tuple[int, int]:
+    """(number of chunk vectors, their dimension) of a model, before deciding to load them."""
+    row = store.read(lambda c: c.execute(
+        "SELECT count(*), max(dim) FROM chunk_embeddings WHERE model_id = ?", [model_id]).fetchone())
+    return int(row[0] or 0), int(row[1] or 0)
+
+
+def load_chunks(store: Store, model_id: str, hashes: Sequence[str] | None = None) -> StoredChunks:
+    """The chunk vectors of a model (all, or those of the given hashes), rows grouped by file in chunk order."""
+
+    def query(conn: duckdb.DuckDBPyConnection) -> pa.Table:
+        columns = "c.content_hash, c.start_char, c.end_char, c.dim, c.vector"
+        order = " ORDER BY c.content_hash, c.chunk"
+        if hashes is None:
+            return conn.sql(f"SELECT {columns} FROM chunk_embeddings c WHERE c.model_id = ?{order}",
+                            params=[model_id]).to_arrow_table()
+        conn.register("wanted_hashes", pa.table({"content_hash": pa.array(list(hashes), pa.string())}))
+        try:
+            return conn.sql(f"SELECT {columns} FROM chunk_embeddings c JOIN wanted_hashes w USING (content_hash)"
+                            f" WHERE c.model_id = ?{order}", params=[model_id]).to_arrow_table()
+        finally:
+            conn.unregister("wanted_hashes")
+
+    return _stored_chunks(store.read(query), model_id)
+
+
+def _stored_chunks(table: pa.Table, model_id: str) -> StoredChunks:
+    owners = table.column("content_hash").to_pylist()
+    if not owners:
+        return StoredChunks([], np.zeros(1, np.int64), np.zeros((0, 2), np.int64), np.zeros((0, 0), np.float32))
+    dims = set(table.column("dim").to_pylist())
+    if len(dims) != 1:
+        raise ValueError(f"model {model_id} has chunk vectors of several sizes {sorted(dims)}; "
+                         f"re-embed with --model {model_id}")
+    matrix = np.frombuffer(b"".join(table.column("vector").to_pylist()), dtype=np.float32)
+    matrix = matrix.reshape(len(owners), dims.pop()).copy()
+    firsts = [0] + [row for row in range(1, len(owners)) if owners[row] != owners[row - 1]]
+    spans = np.stack([table.column("start_char").to_numpy(), table.column("end_char").to_numpy()], axis=1)
+    return StoredChunks([owners[row] for row in firsts], np.array(firsts + [len(owners)], dtype=np.int64),
+                        spans.astype(np.int64), matrix)
 
 
 def embedded_hashes(store: Store, model_id: str) -> set[str]:
