@@ -48,7 +48,7 @@ class ChunkIndex:
         self._lock = threading.RLock()
         self._matrix: Vectors = np.zeros((0, dim), dtype=np.float32)
         self._count = 0  # live rows of _matrix (the rest is spare capacity)
-        self._starts: list[int] = [0]  # first row of each file, then the row count
+        self._starts: Positions = np.zeros(1, dtype=np.int64)  # first row of each file, then the row count
         self._hashes: list[str] = []
         self._position: dict[str, int] = {}
 
@@ -97,11 +97,10 @@ class ChunkIndex:
             if known:
                 self._remove(known)
             self._append_rows(rows)
-            first_row = self._starts[-1]
-            for content_hash, end in zip(content_hashes, bounds[1:].tolist()):
+            for content_hash in content_hashes:
                 self._position[content_hash] = len(self._hashes)
                 self._hashes.append(content_hash)
-                self._starts.append(first_row + end)
+            self._starts = np.concatenate([self._starts, self._starts[-1] + bounds[1:]])
 
     def _append_rows(self, rows: Vectors) -> None:
         needed = self._count + len(rows)
@@ -115,7 +114,7 @@ class ChunkIndex:
     def _remove(self, content_hashes: Sequence[str]) -> None:
         """Drop files and close the gaps (a copy of the rows; only re-embedded files come this way)."""
         gone = {self._position[h] for h in content_hashes}
-        starts = np.asarray(self._starts, dtype=np.int64)
+        starts = self._starts
         keep_files = [f for f in range(len(self._hashes)) if f not in gone]
         keep_rows = _rows_of(starts, np.asarray(keep_files, dtype=np.int64))
         counts = np.diff(starts)[keep_files] if keep_files else np.zeros(0, np.int64)
@@ -123,7 +122,7 @@ class ChunkIndex:
         self._count = len(keep_rows)
         self._hashes = [self._hashes[f] for f in keep_files]
         self._position = {h: i for i, h in enumerate(self._hashes)}
-        self._starts = [0] + np.cumsum(counts).tolist()
+        self._starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
 
     # ----------------------------------------------------------------- scoring
 
@@ -135,7 +134,7 @@ class ChunkIndex:
             empty = np.zeros(0)
             return PassageScores(empty, empty, np.zeros(0, np.int64), np.zeros(0, np.int64))
         with self._lock:
-            starts = np.asarray(self._starts, dtype=np.int64)
+            starts = self._starts
             counts = np.diff(starts)[files]
             if counts.sum() <= GATHER_MAX_FRACTION * self._count:
                 scores = self._matrix[_rows_of(starts, files)] @ q

@@ -12,6 +12,7 @@ import duckdb
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from anagnorisis.store.db import Store
 
@@ -143,7 +144,7 @@ def load_chunks(store: Store, model_id: str, hashes: Sequence[str] | None = None
     """The chunk vectors of a model (all, or those of the given hashes), rows grouped by file in chunk order."""
 
     def query(conn: duckdb.DuckDBPyConnection) -> pa.Table:
-        columns = "c.content_hash, c.start_char, c.end_char, c.dim, c.vector"
+        columns = "c.content_hash, c.chunk, c.start_char, c.end_char, c.dim, c.vector"
         order = " ORDER BY c.content_hash, c.chunk"
         if hashes is None:
             return conn.sql(f"SELECT {columns} FROM chunk_embeddings c WHERE c.model_id = ?{order}",
@@ -159,19 +160,29 @@ def load_chunks(store: Store, model_id: str, hashes: Sequence[str] | None = None
 
 
 def _stored_chunks(table: pa.Table, model_id: str) -> StoredChunks:
-    owners = table.column("content_hash").to_pylist()
-    if not owners:
+    """Rows sorted by (hash, chunk) → StoredChunks; a file starts at its chunk 0 (chunks are numbered from 0)."""
+    if not table.num_rows:
         return StoredChunks([], np.zeros(1, np.int64), np.zeros((0, 2), np.int64), np.zeros((0, 0), np.float32))
-    dims = set(table.column("dim").to_pylist())
+    dims = pc.unique(table.column("dim")).to_pylist()
     if len(dims) != 1:
         raise ValueError(f"model {model_id} has chunk vectors of several sizes {sorted(dims)}; "
                          f"re-embed with --model {model_id}")
-    matrix = np.frombuffer(b"".join(table.column("vector").to_pylist()), dtype=np.float32)
-    matrix = matrix.reshape(len(owners), dims.pop()).copy()
-    firsts = [0] + [row for row in range(1, len(owners)) if owners[row] != owners[row - 1]]
+    firsts = np.flatnonzero(table.column("chunk").to_numpy() == 0)
+    owners = table.column("content_hash").take(pa.array(firsts)).to_pylist()
     spans = np.stack([table.column("start_char").to_numpy(), table.column("end_char").to_numpy()], axis=1)
-    return StoredChunks([owners[row] for row in firsts], np.array(firsts + [len(owners)], dtype=np.int64),
-                        spans.astype(np.int64), matrix)
+    return StoredChunks(owners, np.append(firsts, table.num_rows).astype(np.int64), spans.astype(np.int64),
+                        _blobs_as_matrix(table.column("vector"), table.num_rows, dims[0]))
+
+
+def _blobs_as_matrix(column: pa.ChunkedArray, rows: int, dim: int) -> Vectors:
+    """Equal-sized float32 blobs as one (rows, dim) matrix, copied straight from Arrow's data buffer."""
+    blobs = column.combine_chunks()
+    width = np.int64 if pa.types.is_large_binary(blobs.type) else np.int32
+    offsets = np.frombuffer(blobs.buffers()[1], dtype=width)[blobs.offset : blobs.offset + rows + 1]
+    if not np.all(np.diff(offsets) == dim * 4):
+        raise ValueError(f"chunk vectors of {dim} dimensions expected, found blobs of other sizes")
+    data = np.frombuffer(blobs.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
+    return data.view(np.float32).reshape(rows, dim).copy()
 
 
 def embedded_hashes(store: Store, model_id: str) -> set[str]:
