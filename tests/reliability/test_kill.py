@@ -2,6 +2,7 @@
 no acknowledged rating is lost, the database opens, and the next scan (and train) completes."""
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import random
@@ -49,7 +50,7 @@ def rate_over_http(url: str, path: str, rating: float) -> bool:
             event = json.loads(response.read())["event_id"]
         with OPENER.open(f"{url}gradio_api/call/rate/{event}", timeout=10) as response:
             text = response.read().decode()
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, http.client.HTTPException):  # the kill cut the answer short
         return False
     return "event: complete" in text and f'"user_rating": {rating}' in text
 
