@@ -194,3 +194,23 @@ def test_why_returns_the_true_nearest_rated_neighbours(library, cli: Cli, data_d
         assert neighbour["user_rating"] == library.taste[path]
     assert json.dumps(document)  # one JSON object
 
+
+
+def test_next_and_why_say_what_is_missing_instead_of_failing_silently(data_dir: Path, cli: Cli) -> None:
+    from tests.taste.planted_library import write_photos
+
+    empty = cli.json("next", "images")
+    assert empty["results"] == [] and "embed" in empty["message"]
+    photos = write_photos(data_dir, 3)
+    assert cli("scan", "images").code == 0
+    not_embedded = cli("--json", "why", photos[0])
+    assert not_embedded.code == 1
+    assert "embed" in json.loads(not_embedded.stdout)["error"]["message"]
+    assert cli("embed", "images").code == 0
+    explained = cli.json("why", photos[0])
+    assert explained["neighbours"] == [] and explained["n_rated"] == 0
+    for photo in photos:
+        assert cli("rate", photo, "5").code == 0
+    done = cli.json("next", "images")
+    assert done["results"] == [] and "rated already" in done["message"]
+    assert cli.json("why", photos[0])["n_rated"] == 2  # the file itself is never its own neighbour
