@@ -145,6 +145,7 @@ def main() -> int:
             first_page = call(url, "search", search_args(None, 0))
             pages = [call(url, "search", search_args("rating", offset)) for offset in range(0, 24 * 10, 24)]
             ratings = [call(url, "rate", {"path": str(photo), "rating": float(value % 11)}) for value in range(20)]
+            searched_rss = rss_mb(app.pid)
             rated_photos = sorted(library.glob("folder000[1-4]/*.jpg"))[:50]
             for value, rated in enumerate(rated_photos):
                 call(url, "rate", {"path": str(rated), "rating": float(value % 11)})
@@ -175,8 +176,10 @@ def main() -> int:
             "|---|---:|---:|---:|",
             f"| start → UI served | {start_s:.2f} s | {baseline_s:.2f} s (import gradio + empty Blocks) | "
             f"{start_s / baseline_s:.2f} |",
-            f"| RSS after start + searches, no model loaded | {app_rss:.0f} MB | {baseline_rss:.0f} MB (empty Blocks) "
+            f"| RSS at the end (after /next and /why too), no model loaded | {app_rss:.0f} MB | {baseline_rss:.0f} MB (empty Blocks) "
             f"| {app_rss / baseline_rss:.2f} |",
+            f"| RSS after start + searches + ratings, before /next and /why | {searched_rss:.0f} MB | "
+            f"{baseline_rss:.0f} MB (empty Blocks) | {searched_rss / baseline_rss:.2f} |",
             f"| first gallery page (/search, cold records cache) | {first_page * 1000:.0f} ms | | |",
             f"| gallery page, warm (/search sort=rating, median of 10) | {statistics.median(pages) * 1000:.0f} ms | | |",
             f"| rating through /rate (HTTP round trip, median of 20) | {statistics.median(ratings) * 1000:.1f} ms | | |",
