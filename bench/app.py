@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -96,9 +97,21 @@ def prepare(work: Path, files: int) -> Path:
         for start in range(0, len(hashes), 20_000):
             chunk = hashes[start:start + 20_000]
             vectors = rng.standard_normal((len(chunk), 384)).astype(np.float32)
-            save_vectors(store, model_id, chunk, vectors / np.linalg.norm(vectors, axis=1, keepdims=True))
+            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+            # Texts get their one passage too, as `embed` stores them: without chunk rows the app's start-up
+            # embed would load the text model to fill them in, and the run would measure that instead.
+            passages = [_Passage([(0, 1)], vector[None, :]) for vector in vectors] if kind == "text" else None
+            save_vectors(store, model_id, chunk, vectors, passages)
     store.close()
     return library
+
+
+@dataclass(frozen=True)
+class _Passage:
+    """One file's chunk spans and vectors, the shape store.vectors.save_vectors takes."""
+
+    spans: list[tuple[int, int]]
+    vectors: np.ndarray
 
 
 def search_args(sort: str | None, offset: int) -> dict[str, object]:
