@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import taste as protocol_module  # noqa: E402  bench/taste.py: corpora and simulated users
 
-from anagnorisis.taste.active import EXPLOIT_SHARE, FeatureSpace, Posterior, propose, propose_pair  # noqa: E402
+from anagnorisis.taste.active import EXPLOIT_SHARE, FeatureSpace, Posterior, asked_mask, propose, propose_pair  # noqa: E402
 from anagnorisis.taste.evaluate import srocc  # noqa: E402
 from anagnorisis.taste.train import train_taste  # noqa: E402
 
@@ -118,13 +118,7 @@ def ab_run(space_features: np.ndarray, pool: np.ndarray, reference: np.ndarray, 
         cand = np.flatnonzero(in_pool)
         sample = cand if len(cand) <= 1500 else rng.choice(cand, 1500, replace=False)
         firsts = sample[: min(len(sample), 600)]
-        excluded = firsts[:, None] == sample[None, :]
-        where_first = {int(row): i for i, row in enumerate(firsts)}
-        where_sample = {int(row): j for j, row in enumerate(sample)}
-        for a, b in asked:
-            for x, z in ((a, b), (b, a)):
-                if x in where_first and z in where_sample:
-                    excluded[where_first[x], where_sample[z]] = True
+        excluded = asked_mask(firsts.tolist(), sample.tolist(), asked)
         pair = propose_pair(space_features[firsts], space_features[sample], posterior, reference, excluded=excluded)
         if pair is None:
             break

@@ -26,8 +26,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Hashable, Iterable, Sequence
 
 import numpy as np
+
+from anagnorisis.embed.base import l2_normalise
 
 # Principal components kept for the linear half, and landmarks of the kernel half.
 MAX_COMPONENTS = 64
@@ -52,8 +55,8 @@ NEAR_DUPLICATE = 0.985
 
 
 def unit_rows(X: np.ndarray) -> np.ndarray:
-    X = np.asarray(X, dtype=np.float64)
-    return X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
+    """Unit-length rows (embed.base.l2_normalise) in float64, for the decompositions below."""
+    return l2_normalise(X).astype(np.float64)
 
 
 @dataclass
@@ -137,7 +140,6 @@ class Posterior:
     """Bayesian linear regression on picker features: ratings and A/B choices in, mean and spread out."""
 
     def __init__(self, dim: int, prior_precision: float = PRIOR_PRECISION) -> None:
-        self.precision = np.eye(dim) * prior_precision
         self.covariance = np.eye(dim) / prior_precision
         self.moment = np.zeros(dim)
         self.offset = 5.0  # the mean rating: the model explains deviations from it
@@ -146,8 +148,10 @@ class Posterior:
     @classmethod
     def fit(cls, features_rated: np.ndarray, ratings: np.ndarray, pref_differences: np.ndarray | None = None,
             pref_targets: np.ndarray | None = None) -> "Posterior":
-        posterior = cls(features_rated.shape[1] if features_rated.size else
-                        (pref_differences.shape[1] if pref_differences is not None else 1))
+        """From (rated files x dim) features and their ratings, plus one row phi_a - phi_b per A/B choice
+        with target 1 (a won) or 0 (equal)."""
+        dim = features_rated.shape[1]
+        posterior = cls(dim)
         ratings = np.asarray(ratings, dtype=np.float64)
         if len(ratings):
             posterior.offset = float(ratings.mean())
@@ -157,17 +161,11 @@ class Posterior:
         if pref_differences is not None and len(pref_differences):
             rows.append(pref_differences)
             targets.append(np.asarray(pref_targets, dtype=np.float64) / posterior.noise)
-        Phi = np.vstack([r for r in rows if r.size]) if any(r.size for r in rows) else np.zeros((0, posterior.dim))
-        t = np.concatenate(targets) if Phi.size else np.zeros(0)
+        Phi, t = np.vstack(rows), np.concatenate(targets)
         if len(Phi):
-            posterior.precision = posterior.precision + Phi.T @ Phi
-            posterior.covariance = np.linalg.inv(posterior.precision)
+            posterior.covariance = np.linalg.inv(np.eye(dim) * PRIOR_PRECISION + Phi.T @ Phi)
             posterior.moment = Phi.T @ t
         return posterior
-
-    @property
-    def dim(self) -> int:
-        return self.precision.shape[0]
 
     def mean(self, features: np.ndarray) -> np.ndarray:
         """Predicted rating of each feature row."""
@@ -177,12 +175,6 @@ class Posterior:
         """Predictive standard deviation of the taste (rating points), without the rating noise."""
         variance = np.einsum("ij,jk,ik->i", features, self.covariance, features)
         return self.noise * np.sqrt(np.maximum(variance, 0.0))
-
-    def observe(self, row: np.ndarray) -> None:
-        """Sherman-Morrison: the covariance after one more observation along `row` (its value is irrelevant)."""
-        projected = self.covariance @ row
-        self.covariance -= np.outer(projected, projected) / (1.0 + row @ projected)
-        self.precision += np.outer(row, row)
 
 
 @dataclass
@@ -246,8 +238,8 @@ def propose(
 
     `reference`: feature rows of a sample of the library, whose variance the picks should reduce.
     `predicted`: a better estimate of each candidate's rating than the posterior's (the trained taste
-    model's), used for exploitation; None uses the posterior mean. The posterior is updated as the
-    picks are made (as if they had been rated).
+    model's), used for exploitation; None uses the posterior mean. Each pick counts as rated for the
+    next one (in the greedy state; the caller's posterior is left as it is).
     """
     n = min(n, len(candidates))
     if n <= 0:
@@ -272,7 +264,6 @@ def propose(
             break
         taken[best] = True
         picks.append(Pick(best, float(score[best]), role, float(predicted[best]), float(spread[best])))
-        posterior.observe(candidates[best])
         state.observe(best)
     return picks
 
@@ -322,6 +313,22 @@ def propose_pair(
         if np.isfinite(value[b]) and (best is None or value[b] > best[2]):
             best = (int(a), b, float(value[b]))
     return best
+
+
+def asked_mask(firsts: Sequence[Hashable], partners: Sequence[Hashable],
+               asked: Iterable[tuple[Hashable, Hashable]]) -> np.ndarray:
+    """(firsts x partners) bool: True where the two are one file or the pair was asked already (either order)."""
+    where_first = {key: i for i, key in enumerate(firsts)}
+    where_partner = {key: j for j, key in enumerate(partners)}
+    mask = np.zeros((len(firsts), len(partners)), dtype=bool)
+    for key, j in where_partner.items():
+        if key in where_first:
+            mask[where_first[key], j] = True
+    for x, z in asked:
+        for one, other in ((x, z), (z, x)):
+            if one in where_first and other in where_partner:
+                mask[where_first[one], where_partner[other]] = True
+    return mask
 
 
 def nearest_rated_neighbours(query: np.ndarray, rated: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:

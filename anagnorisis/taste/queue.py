@@ -169,21 +169,14 @@ def next_pair(store: Store, settings: Any, kind: str, *, session: Any = None, se
     partners = sorted(set(library.sample(rng, 1500)) | set(firsts))
     first_found, X_first = library.vectors(firsts)
     partner_found, X_partner = library.vectors(partners)
-    asked = _asked_pairs(store)
-    excluded = np.array(first_found, dtype=object)[:, None] == np.array(partner_found, dtype=object)[None, :]
-    where_first = {h: i for i, h in enumerate(first_found)}
-    where_partner = {h: j for j, h in enumerate(partner_found)}
-    for x, z in asked:
-        for one, other in ((x, z), (z, x)):
-            if one in where_first and other in where_partner:
-                excluded[where_first[one], where_partner[other]] = True
+    excluded = active.asked_mask(first_found, partner_found, _asked_pairs(store))
     similarity = active.unit_rows(X_first) @ active.unit_rows(X_partner).T
     features_first, features_partner = space.transform(X_first), space.transform(X_partner)
 
     def predictions(hashes: list[str], features: np.ndarray) -> np.ndarray:
         mean = posterior.mean(features)
-        return np.array([_predicted(library.by_hash[h]) if _predicted(library.by_hash[h]) is not None else m
-                         for h, m in zip(hashes, mean)])
+        model = (_predicted(library.by_hash[h]) for h in hashes)
+        return np.array([m if m is not None else p for m, p in zip(model, mean)])
 
     pair = active.propose_pair(features_first, features_partner, posterior, reference,
                                predicted_first=predictions(first_found, features_first),

@@ -228,21 +228,10 @@ def _refuse_too_little(store: Store, kind: str, model_id: str, data: TrainingSet
         f"run `python -m anagnorisis embed {kind}` (or wait for the background embedding), then train again")
 
 
-def train_kind(
-    store: Store,
-    settings: Any,
-    kind: str,
-    *,
-    seconds: float | None = None,
-    epochs: int | None = None,
-    on_event: Callable[[Event], None] | None = None,
-    should_stop: Callable[[], bool] | None = None,
-    model_id: str | None = None,
-    gpu_lock: ContextManager[Any] | None = None,
-) -> dict[str, Any]:
-    """Train, save and activate a new version for `kind`; the SPEC §1 `train` JSON document (plus extras)."""
-    return train_and_save(store, settings, kind, seconds=seconds, epochs=epochs, on_event=on_event,
-                          should_stop=should_stop, model_id=model_id, gpu_lock=gpu_lock).document
+def train_kind(store: Store, settings: Any, kind: str, **options: Any) -> dict[str, Any]:
+    """Train, save and activate a new version for `kind` (options as train_and_save); the SPEC §1 `train`
+    JSON document (plus extras)."""
+    return train_and_save(store, settings, kind, **options).document
 
 
 def train_and_save(

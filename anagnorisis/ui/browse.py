@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 import os
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from anagnorisis import search
@@ -71,6 +71,16 @@ class Page:
         if self.not_indexed:
             text += f" · {self.not_indexed} not indexed yet"
         return text
+
+
+@dataclass
+class PageView:
+    """What a list tab holds between events: the page's records, the request that produced it (None for the
+    rate-next queue) and the total."""
+
+    results: list[dict[str, Any]] = field(default_factory=list)
+    request: SearchRequest | None = None
+    total: int = 0
 
 
 def run_page(ctx: AppContext, request: SearchRequest) -> Page:

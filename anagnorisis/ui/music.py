@@ -26,7 +26,7 @@ from anagnorisis.search import SearchRequest
 from anagnorisis.store.records import public_record
 from anagnorisis.ui import learn
 from anagnorisis.ui.browse import (
-    wire_search_events,
+    PageView, wire_search_events,
     build_request, file_name, Filters, new_seed, Page, rating_text, run_page, search_controls,
 )
 from anagnorisis.ui.context import AppContext
@@ -48,13 +48,7 @@ IDLE_HTML = '<div class="music-idle">Nothing playing. Click a track, <b>Play as 
 # ---------------------------------------------------------------------------------------------- the library table
 
 
-@dataclass
-class View:
-    """The table's page: its records, the request that produced it (the current sorted/filtered list) and total."""
-
-    results: list[dict[str, Any]] = field(default_factory=list)
-    request: SearchRequest | None = None
-    total: int = 0
+View = PageView  # the table's page, the request behind it (the current sorted/filtered list) and the total
 
 
 def length_text(seconds: Any) -> str:

@@ -11,7 +11,7 @@ import html
 import logging
 import os
 from collections import OrderedDict
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import gradio as gr
@@ -22,11 +22,10 @@ from anagnorisis.kinds.registry import MediaError
 from anagnorisis.kinds.text import BINARY
 from anagnorisis.library.edit import READ_ONLY, Document, EditRefused, library_is_writable, open_document, save_text
 from anagnorisis.playback import file_url
-from anagnorisis.search import SearchRequest
 from anagnorisis.textview import Passage, best_passage, render_document, render_raw
 from anagnorisis.ui import learn
 from anagnorisis.ui.browse import (
-    wire_search_events,
+    PageView, wire_search_events,
     build_request, file_name, Filters, human_size, Page, rating_text, run_page, search_controls,
 )
 from anagnorisis.ui.context import AppContext
@@ -58,12 +57,9 @@ _passages: OrderedDict[tuple[str, str, str], Passage | None] = OrderedDict()
 
 
 @dataclass
-class View:
+class View(PageView):
     """The list's page, the request behind it, and (after a meaning search) the query's vector."""
 
-    results: list[dict[str, Any]] = field(default_factory=list)
-    request: SearchRequest | None = None
-    total: int = 0
     mode: str | None = None
     query_vector: np.ndarray | None = None
 

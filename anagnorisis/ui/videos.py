@@ -23,10 +23,9 @@ from PIL import Image
 from anagnorisis import search
 from anagnorisis.playback import file_url
 from anagnorisis.plays import PlayEventError, play_path
-from anagnorisis.search import SearchRequest
 from anagnorisis.ui import learn
 from anagnorisis.ui.browse import (
-    wire_search_events,
+    PageView, wire_search_events,
     QUERY_ORDER, build_request, file_name, Filters, human_size, Page, rating_text, run_page,
     search_controls,
 )
@@ -44,13 +43,7 @@ POLL_SECONDS = 0.5  # how often the player asks whether a video being prepared i
 IDLE_HTML = '<div class="video-idle">Nothing playing. Click a preview to play it.</div>'
 
 
-@dataclass
-class View:
-    """The grid's page, the request that produced it (the current order) and the total."""
-
-    results: list[dict[str, Any]] = field(default_factory=list)
-    request: SearchRequest | None = None
-    total: int = 0
+View = PageView  # the grid's page, the request behind it (the current order) and the total
 
 
 @dataclass
