@@ -409,8 +409,10 @@ def _positive(value: float | int | None, flag: str) -> None:
 
 
 def _metrics_table(metrics: dict[str, dict[str, float]], winner: str) -> list[str]:
+    from anagnorisis.taste.models import CANDIDATE_NAMES  # torch is loaded already: training just ran
+
     lines = [f"  {'model':<8}{'MAE':>8}{'SROCC':>9}{'pairwise':>10}"]
-    for name in ("mean", "knn", "ridge", "mlp"):
+    for name in CANDIDATE_NAMES:
         if name in metrics:
             m = metrics[name]
             mark = "  <- chosen" if name == winner else ""

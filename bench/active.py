@@ -2,7 +2,8 @@
 
     python bench/active.py              # full protocol; table printed and written to bench/results/active.md
     python bench/active.py --quick      # 2 users x 1 seed, printed only
-    python bench/active.py --jobs 16    # runs in parallel processes (one (corpus, user, seed) run each)
+    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python bench/active.py --jobs 16   # parallel processes
+    python bench/active.py --corpus 0 --users 0:5 --save-runs a.json   # a part; --report-from joins parts
 
 Same corpora, simulated users, rating noise, held-out 1,000 files and training (train_taste, its chosen
 winner scored on the held-out files) as bench/taste.py. Three ways to spend the user's actions:
@@ -40,6 +41,7 @@ import taste as protocol_module  # noqa: E402  bench/taste.py: corpora and simul
 
 from anagnorisis.taste.active import EXPLOIT_SHARE, FeatureSpace, Posterior, asked_mask, propose, propose_pair  # noqa: E402
 from anagnorisis.taste.evaluate import srocc  # noqa: E402
+from anagnorisis.taste.graph import GraphFeatures  # noqa: E402
 from anagnorisis.taste.train import train_taste  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "active.md"
@@ -64,18 +66,20 @@ def held_out_rows(n: int, corpus_id: int, held_out: int) -> np.ndarray:
 
 
 def score(X: np.ndarray, y: np.ndarray, prefs: np.ndarray | None, rows: np.ndarray, held_out: np.ndarray,
-          truth: np.ndarray, seed: int) -> float:
+          truth: np.ndarray, seed: int, library: GraphFeatures) -> float:
     """Held-out SROCC of the model train_taste chooses on these rows (y NaN where only A/B knows a row)."""
-    result = train_taste(X[rows], y, prefs, seed=seed, learning_curve=False, budget_seconds=3.0)
+    result = train_taste(X[rows], y, prefs, seed=seed, learning_curve=False, budget_seconds=3.0, library=library)
     return srocc(truth, result.model.predict(X[held_out])[0])
 
 
 def score_ridge_too(X: np.ndarray, y: np.ndarray, prefs: np.ndarray | None, rows: np.ndarray, held_out: np.ndarray,
-                    truth: np.ndarray, seed: int) -> tuple[float, float]:
-    """(winner's, ridge's) held-out SROCC: ridge always uses the A/B choices, the CV-chosen winner may not."""
-    result = train_taste(X[rows], y, prefs, seed=seed, learning_curve=False, budget_seconds=3.0)
+                    truth: np.ndarray, seed: int, library: GraphFeatures) -> tuple[float, float, float]:
+    """(winner's, ridge's, graph's) held-out SROCC: ridge and graph always use the A/B choices, the CV-chosen
+    winner may not."""
+    result = train_taste(X[rows], y, prefs, seed=seed, learning_curve=False, budget_seconds=3.0, library=library)
     return (srocc(truth, result.model.predict(X[held_out])[0]),
-            srocc(truth, result.candidates["ridge"].predict(X[held_out])[0]))
+            srocc(truth, result.candidates["ridge"].predict(X[held_out])[0]),
+            srocc(truth, result.candidates["graph"].predict(X[held_out])[0]))
 
 
 def active_order(space_features: np.ndarray, pool: np.ndarray, reference: np.ndarray, ratings: np.ndarray,
@@ -153,17 +157,19 @@ def run_one(job: tuple[int, int, int, bool]) -> dict:
     started = time.perf_counter()
     space = FeatureSpace.fit(X, seed=0)
     features = space.transform(X)
+    library = GraphFeatures.fit(X, seed=0)  # the taste model's own map (the app fits it on its whole library)
     ref_rng = np.random.default_rng(99)
     reference = features[ref_rng.choice(n, min(2000, n), replace=False)]
     picking_started = time.perf_counter()
     active = active_order(features, pool, reference, ratings, max(budgets))
     picking_seconds = time.perf_counter() - picking_started
-    out = {"corpus": corpus_id, "user": user, "seed": seed, "random": {}, "active": {}, "ab": {}, "ab_ridge": {}}
+    out = {"corpus": corpus_id, "user": user, "seed": seed, "random": {}, "active": {}, "ab": {}, "ab_ridge": {},
+           "ab_graph": {}}
     for budget in budgets:
         rows = order[:budget]
-        out["random"][budget] = score(X, ratings[rows], None, rows, held_out, truth, seed)
+        out["random"][budget] = score(X, ratings[rows], None, rows, held_out, truth, seed, library)
         rows = np.array(active[:budget])
-        out["active"][budget] = score(X, ratings[rows], None, rows, held_out, truth, seed)
+        out["active"][budget] = score(X, ratings[rows], None, rows, held_out, truth, seed, library)
     ab_rng = np.random.default_rng([corpus_id, user, seed, 2])
     ab_budgets = tuple(b for b in budgets if b > A_B_RATINGS)
     states = ab_run(features, pool, reference, ratings, taste, ab_rng, active, max(ab_budgets), ab_budgets)
@@ -174,7 +180,8 @@ def run_one(job: tuple[int, int, int, bool]) -> dict:
         for row in rated:
             y[position[row]] = ratings[row]
         prefs = np.array([(position[a], position[b], tie) for a, b, tie in choices], dtype=np.int64)
-        out["ab"][budget], out["ab_ridge"][budget] = score_ridge_too(X, y, prefs, rows, held_out, truth, seed)
+        out["ab"][budget], out["ab_ridge"][budget], out["ab_graph"][budget] = score_ridge_too(
+            X, y, prefs, rows, held_out, truth, seed, library)
     out["seconds"] = time.perf_counter() - started
     out["picking_seconds"] = picking_seconds
     return out
@@ -203,16 +210,18 @@ def report(runs: list[dict], quick: bool, seconds: float, where: str | None = No
              f"Rate next asks the queue for {STEP} files at a time and rates them before asking again "
              f"(exploitation share {int(100 * EXPLOIT_SHARE)} % included). A/B: the first {A_B_RATINGS} actions are "
              "rate-next ratings, every later action one A/B choice from the pair picker; scored as the chosen winner "
-             "(chosen by cross-validation on the ratings only, so it may ignore the choices) and as ridge, which "
-             "always learns from them.", ""]
+             "(chosen by cross-validation on the ratings only, so it may ignore the choices) and as ridge and the "
+             "graph model, which always learn from them. train_taste is given the corpus's GraphFeatures (all its "
+             "files, as the app gives it a sample of the library), so the graph model is a candidate.", ""]
     for corpus_id in sorted({r["corpus"] for r in runs}):
         mine = [r for r in runs if r["corpus"] == corpus_id]
         budgets = sorted(mine[0]["random"])
         lines += [f"## {names[corpus_id]}", "", "| actions | random ratings | rate-next ratings | "
-                  f"{A_B_RATINGS} ratings + A/B choices (winner) | same, ridge |", "|---:|---|---|---|---|"]
+                  f"{A_B_RATINGS} ratings + A/B choices (winner) | same, ridge | same, graph |",
+                  "|---:|---|---|---|---|---|"]
         for b in budgets:
             cells = []
-            for key in ("random", "active", "ab", "ab_ridge"):
+            for key in ("random", "active", "ab", "ab_ridge", "ab_graph"):
                 values = [r[key][b] for r in mine if b in r[key]]
                 cells.append(f"{np.mean(values):.3f} ± {np.std(values):.3f}" if values else "–")
             lines.append(f"| {b} | " + " | ".join(cells) + " |")
@@ -247,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--corpus", type=int, choices=(0, 1))
+    parser.add_argument("--users", metavar="FIRST:END", help="only these simulated users (to split a run in parts)")
     parser.add_argument("--out", help="write the table here too")
     parser.add_argument("--save-runs", metavar="JSON", help="also save every run's numbers")
     parser.add_argument("--report-from", nargs="+", metavar="JSON", help="only build the report from saved runs")
@@ -264,24 +274,31 @@ def main(argv: list[str] | None = None) -> int:
     corpora = [args.corpus] if args.corpus is not None else [0, 1]
     for corpus_id in corpora:
         corpus_for(corpus_id, args.quick)  # build (and cache) before forking
-    jobs = [(c, u, s, args.quick) for c in corpora for u in range(p.users) for s in range(p.seeds)]
+    first, end = (int(x) for x in args.users.split(":")) if args.users else (0, p.users)
+    jobs = [(c, u, s, args.quick) for c in corpora for u in range(first, end) for s in range(p.seeds)]
     started = time.perf_counter()
     runs = []
+    def save() -> None:  # after every run, so a run cut short by a time limit keeps what it finished
+        if args.save_runs:
+            Path(args.save_runs).write_text(json.dumps({"runs": runs, "seconds": time.perf_counter() - started,
+                                                        "machine": f"{platform.node()} ({os.cpu_count()} cores)"}))
+
     if args.jobs > 1:
-        os.environ.setdefault("OMP_NUM_THREADS", "1")
+        # Set OMP_NUM_THREADS / OPENBLAS_NUM_THREADS=1 in the environment before starting: numpy's BLAS
+        # has chosen its thread count by now, and jobs x all-cores threads would thrash.
         with ProcessPoolExecutor(args.jobs) as pool:
             for run in pool.map(run_one, jobs):
                 runs.append(run)
+                save()
                 print(f"  corpus {run['corpus']} user {run['user']} seed {run['seed']}: "
                       f"{run['seconds']:.0f} s", file=sys.stderr, flush=True)
     else:
         for job in jobs:
             runs.append(run_one(job))
+            save()
             print(f"  {job}: {runs[-1]['seconds']:.0f} s", file=sys.stderr, flush=True)
     seconds = time.perf_counter() - started
-    if args.save_runs:
-        Path(args.save_runs).write_text(json.dumps({"runs": runs, "seconds": seconds, "machine":
-                                                    f"{platform.node()} ({os.cpu_count()} cores)"}))
+    save()
     text = report(runs, args.quick, seconds)
     print(text)
     if args.out:

@@ -43,12 +43,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from anagnorisis.taste.evaluate import mae, pairwise_accuracy, srocc  # noqa: E402
+from anagnorisis.taste.graph import GraphFeatures  # noqa: E402
 from anagnorisis.taste.mlp import training_threads  # noqa: E402
 from anagnorisis.taste.train import train_taste  # noqa: E402
 
 CACHE = ROOT / "bench" / ".cache"
 RESULTS = ROOT / "bench" / "results" / "taste.md"
-CANDIDATES = ("mean", "knn", "ridge", "mlp")
+CANDIDATES = ("mean", "knn", "ridge", "graph", "mlp")
 MIN_DOCSTRING_CHARS = 200
 HELD_OUT = 1000
 SIZES = (10, 25, 50, 100, 200, 500)
@@ -303,6 +304,7 @@ def run_corpus(corpus: Corpus, corpus_id: int, protocol: Protocol) -> dict[int, 
     pool = np.setdiff1d(np.arange(n), held_out)
     scores: dict[int, dict[str, list[dict[str, float]]]] = {N: {} for N in protocol.sizes}
     started = time.perf_counter()
+    library = GraphFeatures.fit(corpus.vectors, seed=0)  # the app fits it on its library (held-out files too)
     for user in range(protocol.users):
         taste = user_taste(corpus, user, corpus_id)
         for seed in range(protocol.seeds):
@@ -310,15 +312,15 @@ def run_corpus(corpus: Corpus, corpus_id: int, protocol: Protocol) -> dict[int, 
             ratings = noisy_ratings(taste, rng)
             order = rng.permutation(pool)
             for N in protocol.sizes:
-                _score_one_run(corpus, ratings, order[:N], held_out, seed, scores[N])
+                _score_one_run(corpus, ratings, order[:N], held_out, seed, scores[N], library)
         print(f"  {corpus.name}: user {user + 1}/{protocol.users} done "
               f"({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
     return scores
 
 
 def _score_one_run(corpus: Corpus, ratings: np.ndarray, rated: np.ndarray, held_out: np.ndarray, seed: int,
-                   out: dict[str, list[dict[str, float]]]) -> None:
-    result = train_taste(corpus.vectors[rated], ratings[rated], seed=seed, learning_curve=False)
+                   out: dict[str, list[dict[str, float]]], library: GraphFeatures) -> None:
+    result = train_taste(corpus.vectors[rated], ratings[rated], seed=seed, learning_curve=False, library=library)
     truth = ratings[held_out]
     for name, model in list(result.candidates.items()) + [("winner", result.model)]:
         prediction = model.predict(corpus.vectors[held_out])[0]
@@ -349,7 +351,7 @@ def time_training(rows: int) -> dict[str, object]:
     X, y = structured_ratings(rows)
     train_taste(X[:300], y[:300], learning_curve=False)  # warm torch and BLAS up, as a running app is
     load = os.getloadavg()[0]
-    result = train_taste(X, y)
+    result = train_taste(X, y, library=X)  # as the app: the graph is built on a sample of the library
     return {"rows": rows, "seconds": result.seconds, "winner": result.winner, "epochs": result.mlp_epochs,
             "best_epoch": result.mlp_best_epoch, "budget_reached": result.budget_reached, "load": load,
             "threads": training_threads(rows, X.shape[1]), "metrics": result.metrics}

@@ -3,10 +3,9 @@
 The picker keeps its own small Bayesian model of the user's taste, refit from the current ratings and
 A/B choices at every call (no training needed, so a rating made a second ago already counts):
 
-- Features. The library's embeddings are reduced to their top principal components (the smooth trend
-  a linear taste follows) and extended with kernel features around k-means landmarks of the library
-  (a Nyström map of a Gaussian kernel: the "this whole cluster" part of a taste). Each half is scaled
-  to a mean squared norm of 1.
+- Features. taste/graph.py's GraphFeatures, the same map the "graph" taste model learns on: the
+  library's top principal components (the smooth trend a linear taste follows) and the low-frequency
+  eigenvectors of its nearest-neighbour graph (the "this family of files" part of a taste).
 - Posterior. Bayesian linear regression on those features: precision A = PRIOR_PRECISION * I plus one
   rank-1 term per rating (phi) and per A/B choice (phi_a - phi_b, which observes the difference).
   A file's uncertainty is proportional to sqrt(phi' A^-1 phi): large far from everything rated.
@@ -26,26 +25,23 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Hashable, Iterable, Sequence
+from typing import Any, Hashable, Iterable, Sequence
 
 import numpy as np
 
 from anagnorisis.embed.base import l2_normalise
+from anagnorisis.taste.graph import GRAPH_SAMPLE, GraphFeatures
 
-# Principal components kept for the linear half, and landmarks of the kernel half.
-MAX_COMPONENTS = 64
-MAX_LANDMARKS = 128
-# Rows used to fit the features (PCA, k-means) and to measure the library's variance: enough to be
+# Rows used to fit the features (the graph) and to measure the library's variance: enough to be
 # stable, small enough that a million-file library costs the same as a ten-thousand-file one.
-FIT_SAMPLE = 4000
+FIT_SAMPLE = GRAPH_SAMPLE
 REFERENCE_SAMPLE = 2000
+# Share of the prior variance on the linear block when choosing files. More than the taste model's own
+# (graph.LINEAR_SHARE): a picker that trusts the graph alone chases its densest regions (measured on
+# bench/taste.py's corpora: 0.5 picked better files than 0.3 on both, for the graph model to learn from).
+PICKER_LINEAR_SHARE = 0.5
 # Candidates scored per call; larger libraries are sampled (plus the best-predicted files for exploitation).
 MAX_CANDIDATES = 6000
-KMEANS_ITERATIONS = 12
-# Kernel width: 2h^2 = this times the median squared distance from a sample to its 3 nearest landmarks.
-BANDWIDTH_FACTOR = 2.0
-# Share of the prior variance given to the linear half (the kernel half gets the rest).
-LINEAR_WEIGHT = 0.3
 # Prior precision of the feature weights: a rating near a file removes about half its uncertainty.
 PRIOR_PRECISION = 1.0
 # One slot in five goes to a file the user will probably like.
@@ -59,81 +55,14 @@ def unit_rows(X: np.ndarray) -> np.ndarray:
     return l2_normalise(X).astype(np.float64)
 
 
-@dataclass
-class FeatureSpace:
-    """The fitted map from embeddings to picker features (PCA part + kernel part)."""
-
-    mean: np.ndarray  # (d,)
-    components: np.ndarray  # (k, d)
-    linear_scale: float
-    landmarks: np.ndarray  # (m, k) in PCA coordinates
-    bandwidth: float  # 2 h^2 of the Gaussian kernel
-    whitening: np.ndarray  # (m, m) K_LL^-1/2
-    kernel_scale: float
+class FeatureSpace(GraphFeatures):
+    """The picker's features: taste/graph.py's GraphFeatures (principal components + the eigenvectors of the
+    library's neighbourhood graph), with PICKER_LINEAR_SHARE of the prior variance on the linear block."""
 
     @classmethod
-    def fit(cls, X: np.ndarray, seed: int = 0) -> "FeatureSpace":
-        rng = np.random.default_rng(seed)
-        X = unit_rows(X)
-        sample = X[rng.choice(len(X), FIT_SAMPLE, replace=False)] if len(X) > FIT_SAMPLE else X
-        mean = sample.mean(axis=0)
-        centred = sample - mean
-        k = max(1, min(MAX_COMPONENTS, len(sample) - 1, X.shape[1]))
-        _, singular, vt = np.linalg.svd(centred, full_matrices=False)
-        components = vt[:k]
-        Z = centred @ components.T
-        linear_scale = 1.0 / math.sqrt(max(float(np.mean(np.sum(Z * Z, axis=1))), 1e-12))
-        m = max(1, min(MAX_LANDMARKS, len(sample) // 4 or 1))
-        landmarks = _kmeans(Z, m, rng)
-        squared = _squared_distances(Z, landmarks)
-        nearest = np.sort(squared, axis=1)[:, : min(3, m)].mean(axis=1)
-        bandwidth = max(float(np.median(nearest)) * BANDWIDTH_FACTOR, 1e-6)
-        K_LL = np.exp(-_squared_distances(landmarks, landmarks) / bandwidth)
-        values, vectors = np.linalg.eigh(K_LL)
-        keep = values > 1e-6 * values.max()
-        whitening = vectors[:, keep] / np.sqrt(values[keep])
-        space = cls(mean, components, linear_scale, landmarks, bandwidth, whitening, 1.0)
-        kernel = space._kernel_part(Z)
-        space.kernel_scale = 1.0 / math.sqrt(max(float(np.mean(np.sum(kernel * kernel, axis=1))), 1e-12))
-        return space
-
-    @property
-    def dim(self) -> int:
-        return self.components.shape[0] + self.whitening.shape[1]
-
-    def _kernel_part(self, Z: np.ndarray) -> np.ndarray:
-        return np.exp(-_squared_distances(Z, self.landmarks) / self.bandwidth) @ self.whitening
-
-    def transform(self, X: np.ndarray) -> np.ndarray:
-        """(n, dim) features of embeddings X (any scale: rows are normalised first)."""
-        Z = (unit_rows(X) - self.mean) @ self.components.T
-        return np.hstack([Z * (self.linear_scale * math.sqrt(2 * LINEAR_WEIGHT)),
-                          self._kernel_part(Z) * (self.kernel_scale * math.sqrt(2 * (1 - LINEAR_WEIGHT)))])
-
-
-def _squared_distances(A: np.ndarray, B: np.ndarray) -> np.ndarray:
-    d = np.sum(A * A, axis=1)[:, None] + np.sum(B * B, axis=1)[None, :] - 2.0 * A @ B.T
-    return np.maximum(d, 0.0)
-
-
-def _kmeans(Z: np.ndarray, m: int, rng: np.random.Generator) -> np.ndarray:
-    """k-means++ seeding and a few Lloyd steps; empty clusters keep their centre."""
-    centres = [Z[rng.integers(len(Z))]]
-    closest = np.sum((Z - centres[0]) ** 2, axis=1)
-    for _ in range(1, m):
-        total = closest.sum()
-        pick = rng.choice(len(Z), p=closest / total) if total > 0 else rng.integers(len(Z))
-        centres.append(Z[pick])
-        closest = np.minimum(closest, np.sum((Z - Z[pick]) ** 2, axis=1))
-    C = np.array(centres)
-    for _ in range(KMEANS_ITERATIONS):
-        label = np.argmin(_squared_distances(Z, C), axis=1)
-        counts = np.bincount(label, minlength=m)
-        sums = np.zeros_like(C)
-        np.add.at(sums, label, Z)
-        filled = counts > 0
-        C[filled] = sums[filled] / counts[filled, None]
-    return C
+    def fit(cls, X: np.ndarray, seed: int = 0, **options: Any) -> "FeatureSpace":
+        options.setdefault("linear_share", PICKER_LINEAR_SHARE)
+        return super().fit(X, seed, **options)  # type: ignore[return-value]
 
 
 class Posterior:

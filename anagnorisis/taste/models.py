@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from anagnorisis.taste.graph import GraphModel
 from anagnorisis.taste.linear import (
     InputScaler,
     RidgeSolution,
@@ -27,7 +28,7 @@ from anagnorisis.taste.mlp import MlpConfig, MlpEnsemble, predict_in_chunks
 from anagnorisis.taste.neighbours import MAX_NEIGHBOURS, MIN_WEIGHT, nearest_rated, neighbour_mean, unit_rows
 from anagnorisis.taste.persist import State, read_model_file, read_state_for, write_model_file
 
-CANDIDATE_NAMES = ("mean", "knn", "ridge", "mlp")
+CANDIDATE_NAMES = ("mean", "knn", "ridge", "graph", "mlp")
 BASELINE_NAMES = ("mean", "knn")
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "MeanModel",
     "KnnModel",
     "RidgeModel",
+    "GraphModel",
     "MlpEnsemble",
     "MlpConfig",
     "load_model",
@@ -216,7 +218,7 @@ class RidgeModel:
         return cls.from_state(read_state_for(cls.name, path))
 
 
-MODEL_CLASSES: dict[str, Any] = {cls.name: cls for cls in (MeanModel, KnnModel, RidgeModel, MlpEnsemble)}
+MODEL_CLASSES: dict[str, Any] = {cls.name: cls for cls in (MeanModel, KnnModel, RidgeModel, GraphModel, MlpEnsemble)}
 
 
 def load_model(path: str | Path) -> TasteModel:

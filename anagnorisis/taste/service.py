@@ -121,6 +121,24 @@ def training_set(store: Store, kind: str, model_id: str) -> TrainingSet:
     return TrainingSet(hashes, X, y, prefs)
 
 
+def library_sample(store: Store, kind: str, model_id: str, size: int, seed: int = 0) -> np.ndarray:
+    """Vectors of `model_id` for up to `size` files of the kind, drawn at random (seeded): the unrated
+    library the graph model learns its neighbourhoods from."""
+
+    def read(conn: duckdb.DuckDBPyConnection) -> list[str]:
+        rows = conn.execute(
+            "SELECT DISTINCT f.content_hash FROM files f JOIN embeddings e"
+            " ON e.content_hash = f.content_hash AND e.model_id = ?"
+            " WHERE f.kind = ? AND NOT f.missing ORDER BY f.content_hash", [model_id, kind]
+        ).fetchall()
+        return [row[0] for row in rows]
+
+    hashes = store.read(read)
+    if len(hashes) > size:
+        hashes = [hashes[i] for i in sorted(np.random.default_rng(seed).choice(len(hashes), size, replace=False))]
+    return load_vectors(store, model_id, hashes)[1] if hashes else np.zeros((0, 0), np.float32)
+
+
 def count_ratings(store: Store, kind: str) -> int:
     return len(store.read(lambda conn: _ratings_of(conn, kind)))
 
@@ -252,11 +270,14 @@ def train_and_save(
     data = training_set(store, kind, model_id)
     _refuse_too_little(store, kind, model_id, data)
     with _one_at_a_time(gpu_lock):
+        from anagnorisis.taste.graph import GRAPH_SAMPLE
         from anagnorisis.taste.train import train_taste
 
+        library = library_sample(store, kind, model_id, GRAPH_SAMPLE)
         result = train_taste(data.X, data.y, data.prefs, budget_seconds=seconds, epochs=epochs, seed=0,
                              on_event=on_event, should_stop=should_stop,
-                             device=str(getattr(settings, "device", "auto") or "auto"))
+                             device=str(getattr(settings, "device", "auto") or "auto"),
+                             library=library if len(library) >= 2 else None)
     version, file = _save_version(store, kind, model_id, result, n_preferences=len(data.prefs))
     document = {
         "model_version": version,

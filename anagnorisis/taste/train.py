@@ -21,6 +21,7 @@ import numpy as np
 
 from anagnorisis.taste.evaluate import Metrics, cross_validated_metrics, srocc
 from anagnorisis.taste.folds import CvSplits, repeats_for
+from anagnorisis.taste.graph import GRAPH_SAMPLE, GraphFeatures, GraphModel
 from anagnorisis.taste.linear import InputScaler, as_preferences, preferences_within, rated_rows, solve_ridge
 from anagnorisis.taste.mlp import EpochReport, MlpConfig, MlpEnsemble, threads_for
 from anagnorisis.taste.models import KnnModel, MeanModel, RidgeModel, TasteModel
@@ -41,6 +42,8 @@ SIMPLER_MODEL_MARGIN = 0.002
 # Ratings subsets of the learning curve (plus all ratings).
 LEARNING_CURVE_SIZES = (10, 25, 50, 100, 200, 500, 1000, 2000, 5000)
 MIN_RATINGS_FOR_CV = 4
+# The non-baselines, simplest first: the first of two within SIMPLER_MODEL_MARGIN SROCC wins.
+CONTENDERS = ("ridge", "graph", "mlp")
 # The learning curve scores on a fifth of the ratings; below this there are too few to rank.
 MIN_RATINGS_FOR_CURVE = 25
 
@@ -101,6 +104,7 @@ def train_taste(
     device: str = "auto",
     mlp_config: MlpConfig | None = None,
     learning_curve: bool = True,
+    library: np.ndarray | GraphFeatures | None = None,
 ) -> TrainResult:
     """Cross-validate mean, kNN, ridge and the MLP ensemble on (X, y, prefs) and return the winner.
 
@@ -108,6 +112,9 @@ def train_taste(
     bounds the whole call; `epochs` fixes the MLP's epochs instead of early stopping. `repeats`
     k-fold splits are averaged (None: more for fewer ratings, see folds.repeats_for). Events go to
     `on_event` as they happen; `should_stop()` ends training early with the best model so far.
+    `library`: embeddings of (a sample of) the whole library, rated or not, or GraphFeatures already fitted
+    on them; with it the graph model (taste/graph.py: Bayesian linear regression on the library's
+    neighbourhood graph) is a candidate too.
     """
     run = _TrainingRun(X, y, prefs, seed=seed, folds=folds, repeats=repeats, on_event=on_event,
                        should_stop=should_stop)
@@ -117,6 +124,7 @@ def train_taste(
     with threads_for(run.n_ratings, run.X.shape[1]):
         run.cross_validate_baselines()
         run.cross_validate_ridge()
+        run.cross_validate_graph(library)
         if learning_curve:
             run.compute_learning_curve()
         run.train_mlp(mlp_config or MlpConfig(), epochs=epochs, deadline=deadline, device=device)
@@ -179,6 +187,29 @@ class _TrainingRun:
         if self._stop_requested():
             return
         self._cross_validate("ridge", lambda: RidgeModel(scaler=self.scaler))
+
+    def cross_validate_graph(self, library: np.ndarray | GraphFeatures | None) -> None:
+        if self._stop_requested() or library is None:
+            return
+        if isinstance(library, GraphFeatures):
+            features = library
+        elif len(library) < 2:
+            return
+        else:
+            self._stage(f"building the neighbourhood graph of {min(len(library), GRAPH_SAMPLE)} library files")
+            features = GraphFeatures.fit(library, seed=self.seed)
+        Phi = features.transform(self.X)
+        self._stage("cross-validating graph")
+        if self.splits.networks:
+            oof = np.empty((self.splits.repeats, self.n_ratings))
+            for network in range(self.splits.networks):
+                held_out = self.splits.held_out(network)
+                rows = self.rated_index[held_out]
+                model = GraphModel(features).fit_features(Phi, *self._hiding(rows))
+                assert model.posterior is not None
+                oof[self.splits.repeat_of(network), held_out] = model.posterior.mean(Phi[rows])
+            self._record_metrics("graph", oof)
+        self.candidates["graph"] = GraphModel(features).fit_features(Phi, self.y, self.prefs)
 
     def compute_learning_curve(self) -> None:
         """SROCC of ridge on a fixed fifth of the ratings, trained on nested subsets of the rest."""
@@ -279,11 +310,15 @@ class _TrainingRun:
         self.candidates["knn"] = KnnModel().fit(self.X, self.y, self.prefs)
 
     def _fit_without(self, model: TasteModel, held_out: np.ndarray) -> TasteModel:
+        return model.fit(self.X, *self._hiding(held_out))
+
+    def _hiding(self, held_out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(y, prefs) with the held-out rows' ratings hidden (NaN) and every choice touching them dropped."""
         y = self.y.copy()
         y[held_out] = np.nan
         allowed = np.ones(len(y), dtype=bool)
         allowed[held_out] = False  # a choice touching a held-out item would leak its rating
-        return model.fit(self.X, y, preferences_within(self.prefs, allowed))
+        return y, preferences_within(self.prefs, allowed)
 
     def _record_metrics(self, name: str, oof: np.ndarray) -> None:
         """Metrics of out-of-fold predictions (repeats, ratings), averaged over the repeated splits."""
@@ -332,7 +367,7 @@ def choose_winner(metrics: dict[str, Metrics], n_ratings: int | None = None) -> 
     if "knn" not in metrics:
         return "mean", "stopped before kNN could be evaluated; predicting the mean rating"
     knn, mean = metrics["knn"], metrics["mean"]
-    contenders = [name for name in ("ridge", "mlp") if name in metrics and beats_baselines(metrics[name], knn, mean)]
+    contenders = [name for name in CONTENDERS if name in metrics and beats_baselines(metrics[name], knn, mean)]
     if contenders:
         best = _best_contender(contenders, metrics)
         return best, _winning_reason(best, metrics, contenders)
@@ -355,7 +390,7 @@ def _winning_reason(best: str, metrics: dict[str, Metrics], contenders: Sequence
         f"pairwise accuracy {m['pairwise_accuracy']:.3f} vs kNN {knn['pairwise_accuracy']:.3f}, "
         f"MAE {m['mae']:.2f} vs the mean's {mean['mae']:.2f}"
     )
-    others = [name for name in ("ridge", "mlp") if name in metrics and name != best]
+    others = [name for name in CONTENDERS if name in metrics and name != best]
     for other in others:
         o = metrics[other]
         if other in contenders:
@@ -378,7 +413,7 @@ def _best_baseline(metrics: dict[str, Metrics], n_ratings: int | None) -> tuple[
     tried = ", ".join(
         f"{name} SROCC {metrics[name]['srocc']:.3f} / pairwise {metrics[name]['pairwise_accuracy']:.3f} / "
         f"MAE {metrics[name]['mae']:.2f}"
-        for name in ("ridge", "mlp") if name in metrics
+        for name in CONTENDERS if name in metrics
     ) or "no other model was evaluated"
     noise = 2.0 / math.sqrt(max(n_ratings - 1, 1)) if n_ratings else 0.0
     misorders = knn["srocc"] < -noise and knn["pairwise_accuracy"] < 0.5

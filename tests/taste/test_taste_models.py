@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from anagnorisis.taste.device import pick_device
+from anagnorisis.taste.graph import GraphFeatures, GraphModel
 from anagnorisis.taste.evaluate import srocc
 from anagnorisis.taste.models import (
     CANDIDATE_NAMES,
@@ -26,28 +27,34 @@ from tests.taste.taste_data import PlantedRatings, unit_rows
 FAST_MLP = MlpConfig(members=4, max_steps=600, patience_steps=100)
 
 
-def make_model(name: str) -> TasteModel:
+def make_model(name: str, library: np.ndarray | None = None) -> TasteModel:
+    """A candidate; the graph model's features are fitted on `library` (rated and unrated embeddings)."""
     makers: dict[str, Callable[[], TasteModel]] = {
         "mean": MeanModel, "knn": KnnModel, "ridge": RidgeModel, "mlp": lambda: MlpEnsemble(FAST_MLP, device="cpu"),
+        "graph": lambda: GraphModel(GraphFeatures.fit(library)),
     }
     return makers[name]()
 
 
+def whole_library(data: PlantedRatings) -> np.ndarray:
+    return np.vstack([data.X, data.X_held_out])
+
+
 def test_the_candidates_are_named_as_the_spec_says() -> None:
-    assert CANDIDATE_NAMES == ("mean", "knn", "ridge", "mlp")
+    assert CANDIDATE_NAMES == ("mean", "knn", "ridge", "graph", "mlp")
 
 
 @pytest.mark.parametrize("name", CANDIDATE_NAMES)
 def test_every_candidate_predicts_a_rating_and_an_uncertainty_per_item(name: str, planted: PlantedRatings) -> None:
-    model = make_model(name).fit(planted.X, planted.y)
+    model = make_model(name, whole_library(planted)).fit(planted.X, planted.y)
     rating, uncertainty = model.predict(planted.X_held_out[:50])
     assert rating.shape == uncertainty.shape == (50,)
     assert np.all(np.isfinite(rating)) and np.all(uncertainty >= 0)
 
 
-@pytest.mark.parametrize("name", ("knn", "ridge", "mlp"))
+@pytest.mark.parametrize("name", ("knn", "ridge", "graph", "mlp"))
 def test_learning_models_rank_held_out_items_on_a_planted_signal(name: str, planted: PlantedRatings) -> None:
-    model = make_model(name).fit(planted.X, planted.y)
+    model = make_model(name, whole_library(planted)).fit(planted.X, planted.y)
     assert srocc(planted.y_held_out, model.predict(planted.X_held_out)[0]) > 0.4
 
 
@@ -133,7 +140,7 @@ def test_a_preference_naming_a_missing_row_is_refused() -> None:
 
 @pytest.mark.parametrize("name", CANDIDATE_NAMES)
 def test_a_saved_model_loads_back_and_predicts_the_same(name: str, planted: PlantedRatings, tmp_path: Path) -> None:
-    model = make_model(name).fit(planted.X, planted.y)
+    model = make_model(name, whole_library(planted)).fit(planted.X, planted.y)
     path = tmp_path / f"{name}.pt"
     model.save(path)
     loaded = load_model(path)

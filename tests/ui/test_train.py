@@ -66,7 +66,7 @@ def test_the_stream_yields_loss_updates_while_training_runs_then_the_report(trai
 
     report = final.report
     assert report.document["model_version"] == 1 and report.document["n_ratings"] == N_RATED
-    assert [row[0] for row in report.metrics] == ["mean", "knn", "ridge", "mlp"]
+    assert [row[0] for row in report.metrics] == ["mean", "knn", "ridge", "graph", "mlp"]
     assert sum("chosen" in row[1] for row in report.metrics) == 1
     assert report.document["winner"] in report.markdown and "won" in report.markdown
     assert len(report.scatter) == N_RATED
