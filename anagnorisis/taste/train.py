@@ -73,6 +73,8 @@ class TrainResult:
     budget_reached: bool = False
     mlp_epochs: int = 0
     mlp_best_epoch: int = 0
+    # Standard error of each candidate's CV SROCC minus the preferred model's (what choose_winner weighed).
+    margins: dict[str, float] = field(default_factory=dict)
 
     def scatter(self) -> tuple[np.ndarray, np.ndarray]:
         """(actual, predicted) ratings of the winner's cross-validation, for a scatter plot."""
@@ -257,7 +259,8 @@ class _TrainingRun:
     # -- the result -------------------------------------------------------------------------
 
     def result(self) -> TrainResult:
-        winner, reason = choose_winner(self.metrics, self.n_ratings, margins=self._margins_over(PREFERRED))
+        margins = self._margins_over(PREFERRED)
+        winner, reason = choose_winner(self.metrics, self.n_ratings, margins=margins)
         self._stage(f"winner: {winner}. {reason}")
         return TrainResult(
             model=self.candidates[winner],
@@ -274,6 +277,7 @@ class _TrainingRun:
             budget_reached=self.budget_reached,
             mlp_epochs=self.mlp_epochs,
             mlp_best_epoch=self.mlp_best_epoch,
+            margins=margins,
         )
 
     # -- helpers ----------------------------------------------------------------------------

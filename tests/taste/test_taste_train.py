@@ -153,6 +153,33 @@ def test_the_best_contender_wins_and_a_near_tie_keeps_the_simpler_model() -> Non
     assert choose_winner({**base, "ridge": metrics(1.2, 0.6, 0.7), "mlp": metrics(1.2, 0.6001, 0.7)})[0] == "ridge"
 
 
+def test_the_graph_model_is_kept_unless_another_is_ahead_by_more_than_its_standard_error() -> None:
+    scores = {"mean": metrics(2.0, 0.0, 0.5), "knn": metrics(1.5, 0.45, 0.66), "ridge": metrics(1.4, 0.47, 0.67),
+              "graph": metrics(1.4, 0.44, 0.65), "mlp": metrics(1.3, 0.43, 0.64)}
+    winner, reason = choose_winner(scores, 200, margins={"knn": 0.03, "ridge": 0.04, "mlp": 0.03})
+    assert winner == "graph"
+    assert "within one standard error" in reason and "ridge 0.470 (± 0.040)" in reason
+    # Ridge ahead by 0.03 with a standard error of 0.01: a real lead, and the usual rule picks it.
+    assert choose_winner(scores, 200, margins={"knn": 0.03, "ridge": 0.01, "mlp": 0.03})[0] == "ridge"
+    # The graph model must still beat the mean on MAE; without margins the CV maximum is taken as before.
+    worse_mae = {**scores, "graph": metrics(2.1, 0.44, 0.65)}
+    assert choose_winner(worse_mae, 200, margins={"knn": 0.03, "ridge": 0.04, "mlp": 0.03})[0] == "ridge"
+    assert choose_winner(scores, 200)[0] == "ridge"
+
+
+def test_the_margins_are_paired_bootstrap_standard_errors_that_shrink_with_more_ratings() -> None:
+    widths = []
+    for n_rated in (100, 1600):
+        data = planted_ratings(n_rated=n_rated, seed=4)
+        result = train_taste(data.X, data.y, seed=0, epochs=2, learning_curve=False,
+                             library=np.vstack([data.X, data.X_held_out]))
+        assert "graph" in result.metrics
+        margins = result.margins
+        assert set(margins) == {"knn", "ridge", "mlp"} and all(value > 0 for value in margins.values())
+        widths.append(margins["ridge"])
+    assert widths[1] < 0.6 * widths[0]  # about 1 / sqrt(16) in theory
+
+
 def test_when_knn_misorders_the_ratings_the_mean_is_the_fallback() -> None:
     winner, reason = choose_winner({"mean": metrics(2.0, 0.0, 0.5), "knn": metrics(2.2, -0.05, 0.48),
                                     "ridge": metrics(2.1, -0.1, 0.45)})
