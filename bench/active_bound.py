@@ -82,10 +82,15 @@ def main(corpus_id: int, users: int) -> None:
                     key = f"{choice} choice, {learner}"
                     scores.setdefault(key, {}).setdefault(budget, []).append(srocc(ratings[held_out], predicted))
     print(f"{corpus.name}: {len(np.unique(groups))} groups, {users} users, held-out SROCC")
-    print("| choice, learner | " + " | ".join(str(b) for b in BUDGETS) + " |")
-    print("|---|" + "---:|" * len(BUDGETS))
+    print_table("choice, learner", BUDGETS, scores)
+
+
+def print_table(first_column: str, budgets: tuple[int, ...], scores: dict[str, dict[int, list[float]]]) -> None:
+    """One markdown row per key: the mean score at each budget."""
+    print(f"| {first_column} | " + " | ".join(str(b) for b in budgets) + " |")
+    print("|---|" + "---:|" * len(budgets))
     for key, by_budget in scores.items():
-        print(f"| {key} | " + " | ".join(f"{np.mean(by_budget[b]):.3f}" for b in BUDGETS) + " |")
+        print(f"| {key} | " + " | ".join(f"{np.mean(by_budget[b]):.3f}" for b in budgets) + " |")
 
 
 if __name__ == "__main__":

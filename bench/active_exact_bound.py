@@ -22,6 +22,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import active as bench_active  # noqa: E402
+from active_bound import print_table  # noqa: E402
 import taste as protocol  # noqa: E402
 
 from anagnorisis.taste.evaluate import srocc  # noqa: E402
@@ -74,10 +75,7 @@ def main(corpus_id: int, users: int) -> None:
                 predicted = posterior_mean(K, rows, ratings)
                 scores[name].setdefault(budget, []).append(srocc(ratings[held_out], predicted[held_out]))
     print(f"{corpus.name}: exact-prior Gaussian process, {users} users, held-out SROCC")
-    print("| choice | " + " | ".join(str(b) for b in BUDGETS) + " |")
-    print("|---|" + "---:|" * len(BUDGETS))
-    for name, by_budget in scores.items():
-        print(f"| {name} | " + " | ".join(f"{np.mean(by_budget[b]):.3f}" for b in BUDGETS) + " |")
+    print_table("choice", BUDGETS, scores)
 
 
 if __name__ == "__main__":
