@@ -1,13 +1,15 @@
 """Training the taste model (SPEC §6): cross-validate every candidate, pick the winner, say why.
 
 Order of work, cheapest first, so that Stop at any moment leaves a usable model: the mean and kNN
-baselines, ridge (closed form), a ridge learning curve, then the MLP ensemble, whose fold networks
-and final members train together and stream their losses. Pure numpy/torch: no database, no UI.
+baselines, ridge (closed form), the graph model (closed form, when the library's embeddings are given),
+a ridge learning curve, then the MLP ensemble, whose fold networks and final members train together and
+stream their losses. Pure numpy/torch: no database, no UI.
 
 Every candidate is scored on the same k folds (evaluate.cross_validated_metrics: MAE over all
-held-out ratings, SROCC and pairwise accuracy within each fold's held-out set). The winner is the
-best non-baseline that beats kNN on SROCC and pairwise accuracy and the mean on MAE; if none does,
-a baseline wins and the reason says so.
+held-out ratings, SROCC and pairwise accuracy within each fold's held-out set). The graph model is kept
+unless another candidate is ahead of it by more than one standard error of the difference (choose_winner);
+otherwise the winner is the best non-baseline that beats kNN on SROCC and pairwise accuracy and the mean
+on MAE; if none does, a baseline wins and the reason says so.
 """
 from __future__ import annotations
 
@@ -114,7 +116,7 @@ def train_taste(
     learning_curve: bool = True,
     library: np.ndarray | GraphFeatures | None = None,
 ) -> TrainResult:
-    """Cross-validate mean, kNN, ridge and the MLP ensemble on (X, y, prefs) and return the winner.
+    """Cross-validate mean, kNN, ridge, graph (with `library`) and the MLP ensemble on (X, y, prefs); the winner.
 
     y is NaN for rows known only from A/B choices (prefs: rows of winner, loser, tie). The budget
     bounds the whole call; `epochs` fixes the MLP's epochs instead of early stopping. `repeats`
