@@ -58,8 +58,8 @@ LINEAR_SHARE = 0.3
 NOISE_GRID = (0.125, 0.25, 0.5, 1.0, 2.0)
 DEFAULT_NOISE = 0.5
 MIN_RATINGS_FOR_EVIDENCE = 5
-# Rows transformed at a time (bounds the rows x sample similarity matrix to ~32 MB).
-TRANSFORM_CHUNK = 2048
+# Rows compared with the sample at a time (bounds the rows x sample similarity and its sort to ~25 MB).
+TRANSFORM_CHUNK = 512
 
 
 def unit_rows(X: np.ndarray) -> np.ndarray:
@@ -156,11 +156,16 @@ def _normalised_adjacency(S: np.ndarray, k: int, temperature: float) -> tuple[sc
     """(D^-1/2 W D^-1/2, degrees) of the symmetrised k-nearest-neighbour graph of the unit rows S."""
     n = len(S)
     S32 = S.astype(np.float32)
-    similarity = S32 @ S32.T
-    np.fill_diagonal(similarity, -np.inf)
-    nearest = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
+    nearest = np.empty((n, k), dtype=np.int64)
+    closeness = np.empty((n, k))
+    for start in range(0, n, TRANSFORM_CHUNK):  # row blocks: a full n x n similarity would cost 64 MB+
+        similarity = S32[start:start + TRANSFORM_CHUNK] @ S32.T
+        np.fill_diagonal(similarity[:, start:], -np.inf)
+        block = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
+        nearest[start:start + TRANSFORM_CHUNK] = block
+        closeness[start:start + TRANSFORM_CHUNK] = np.take_along_axis(similarity, block, axis=1)
     source = np.repeat(np.arange(n), k)
-    weight = np.exp((similarity[source, nearest.ravel()].astype(np.float64) - 1.0) / temperature)
+    weight = np.exp((closeness.ravel() - 1.0) / temperature)
     W = scipy.sparse.csr_matrix((weight, (source, nearest.ravel())), shape=(n, n))
     W = W.maximum(W.T)
     degree = np.asarray(W.sum(axis=1)).ravel()

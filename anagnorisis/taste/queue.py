@@ -29,7 +29,10 @@ MAX_NEXT = 200
 TOP_PREDICTED_CANDIDATES = 500
 REFIT_CHANGE = 0.10
 
-_spaces: dict[tuple[str, str, str], tuple[int, active.FeatureSpace, np.ndarray]] = {}
+# Feature rows kept per fitted space (files x 192 floats: 6,500 candidates are about 10 MB).
+MAX_CACHED_FEATURES = 50_000
+
+_spaces: dict[tuple[str, str, str], tuple[int, active.FeatureSpace, np.ndarray, dict[str, np.ndarray]]] = {}
 _spaces_lock = threading.Lock()
 
 
@@ -71,15 +74,34 @@ class _Library:
         with _spaces_lock:
             cached = _spaces.get(key)
             if cached is not None and abs(cached[0] - len(self.hashes)) <= REFIT_CHANGE * max(cached[0], 1):
+                self._rows = cached[3]
                 return cached[1], cached[2]
         rng = np.random.default_rng(0)
         sample = self.sample(rng, active.FIT_SAMPLE)
         _, X = self.vectors(sample)
         space = active.FeatureSpace.fit(X, seed=0)
         reference = space.transform(X[: active.REFERENCE_SAMPLE])
+        self._rows = {}
         with _spaces_lock:
-            _spaces[key] = (len(self.hashes), space, reference)
+            _spaces[key] = (len(self.hashes), space, reference, self._rows)
         return space, reference
+
+    def features(self, space: active.FeatureSpace, hashes: Sequence[str], X: np.ndarray) -> np.ndarray:
+        """space.transform(X) for these files, each row computed once per fitted space (content hashes)."""
+        rows = getattr(self, "_rows", None)
+        if rows is None:
+            return space.transform(X)
+        with _spaces_lock:
+            missing = [i for i, h in enumerate(hashes) if h not in rows]
+        computed = space.transform(X[missing]) if missing else None
+        with _spaces_lock:  # requests run in parallel threads: one of them may clear the cache meanwhile
+            if computed is not None:
+                if len(rows) + len(missing) > MAX_CACHED_FEATURES:
+                    rows.clear()
+                rows.update((hashes[i], row) for i, row in zip(missing, computed))
+            if any(h not in rows for h in hashes):
+                return space.transform(X)
+            return np.stack([rows[h] for h in hashes]) if len(hashes) else np.zeros((0, space.dim))
 
     def sample(self, rng: np.random.Generator, size: int, among: Sequence[str] | None = None) -> list[str]:
         pool = self.hashes if among is None else list(among)
@@ -93,7 +115,7 @@ def _posterior(library: _Library, settings: Any, space: active.FeatureSpace) -> 
     data = training_set(library.store, library.kind, library.model_id)
     if not data.hashes:
         return active.Posterior(space.dim), set(), 0
-    features = space.transform(data.X)
+    features = library.features(space, data.hashes, data.X)
     rated = np.isfinite(data.y)
     prefs = np.asarray(data.prefs).reshape(-1, 3)
     differences = features[prefs[:, 0]] - features[prefs[:, 1]] if len(prefs) else None
@@ -142,7 +164,7 @@ def next_files(store: Store, settings: Any, kind: str, n: int = 10, *, session: 
     found, X = library.vectors(candidates)
     results: list[dict[str, Any]] = []
     if found:
-        features = space.transform(X)
+        features = library.features(space, found, X)
         model_ratings = [_predicted(library.by_hash[h]) for h in found]
         mean = posterior.mean(features)
         predicted = np.array([m if m is not None else p for m, p in zip(model_ratings, mean)])
@@ -171,7 +193,8 @@ def next_pair(store: Store, settings: Any, kind: str, *, session: Any = None, se
     partner_found, X_partner = library.vectors(partners)
     excluded = active.asked_mask(first_found, partner_found, _asked_pairs(store))
     similarity = active.unit_rows(X_first) @ active.unit_rows(X_partner).T
-    features_first, features_partner = space.transform(X_first), space.transform(X_partner)
+    features_first = library.features(space, first_found, X_first)
+    features_partner = library.features(space, partner_found, X_partner)
 
     def predictions(hashes: list[str], features: np.ndarray) -> np.ndarray:
         mean = posterior.mean(features)

@@ -23,7 +23,6 @@ import pandas as pd
 
 from anagnorisis.config import KINDS
 from anagnorisis.jobs import Job, Jobs
-from anagnorisis.taste.models import CANDIDATE_NAMES
 from anagnorisis.taste.service import (
     TasteError, TrainOutcome, model_versions, predict_kind, rollback, train_and_save,
 )
@@ -43,6 +42,7 @@ LOSS_COLUMNS = {"epoch": "int64", "loss": "float64", "series": "str"}
 SCATTER_COLUMNS = {"your rating": "float64", "predicted": "float64"}
 HISTOGRAM_COLUMNS = {"rating": "str", "files": "int64"}
 CURVE_COLUMNS = {"ratings": "int64", "SROCC": "float64"}
+# The candidates in the order the report lists them (taste.models.CANDIDATE_NAMES, which imports torch).
 CANDIDATE_ROLES = {"mean": "baseline", "knn": "baseline", "ridge": "candidate", "graph": "candidate",
                    "mlp": "candidate"}
 METRICS_HEADERS = ["model", "role", "MAE", "SROCC", "pairwise accuracy"]
@@ -122,7 +122,7 @@ def placeholder_losses() -> pd.DataFrame:
 
 def metrics_rows(metrics: dict[str, dict[str, float]], winner: str) -> list[list[Any]]:
     rows = []
-    for name in CANDIDATE_NAMES:
+    for name in CANDIDATE_ROLES:  # in the report's order
         if name in metrics:
             m = metrics[name]
             role = CANDIDATE_ROLES[name] + (" · chosen" if name == winner else "")
