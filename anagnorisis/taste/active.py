@@ -29,8 +29,7 @@ from typing import Any, Hashable, Iterable, Sequence
 
 import numpy as np
 
-from anagnorisis.embed.base import l2_normalise
-from anagnorisis.taste.graph import GRAPH_SAMPLE, GraphFeatures
+from anagnorisis.taste.graph import GRAPH_SAMPLE, GraphFeatures, unit_rows  # noqa: F401  (unit_rows: queue.py)
 
 # Rows used to fit the features (the graph) and to measure the library's variance: enough to be
 # stable, small enough that a million-file library costs the same as a ten-thousand-file one.
@@ -48,11 +47,6 @@ PRIOR_PRECISION = 1.0
 EXPLOIT_SHARE = 0.2
 # Two files this similar (cosine) are one file twice: never paired.
 NEAR_DUPLICATE = 0.985
-
-
-def unit_rows(X: np.ndarray) -> np.ndarray:
-    """Unit-length rows (embed.base.l2_normalise) in float64, for the decompositions below."""
-    return l2_normalise(X).astype(np.float64)
 
 
 class FeatureSpace(GraphFeatures):

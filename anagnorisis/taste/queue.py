@@ -44,6 +44,7 @@ class _Library:
         self.model_id = active_embedding_model(kind, settings)
         records = session.records(kind) if session is not None else present_files(store, kind)
         self.index = None
+        self._rows: dict[str, np.ndarray] | None = None  # feature rows of the fitted space (space() sets it)
         if session is not None:
             try:
                 index = session.loaded_index(kind, self.model_id)
@@ -88,7 +89,7 @@ class _Library:
 
     def features(self, space: active.FeatureSpace, hashes: Sequence[str], X: np.ndarray) -> np.ndarray:
         """space.transform(X) for these files, each row computed once per fitted space (content hashes)."""
-        rows = getattr(self, "_rows", None)
+        rows = self._rows
         if rows is None:
             return space.transform(X)
         with _spaces_lock:
