@@ -87,6 +87,35 @@ def test_a_batch_is_diverse_and_keeps_a_share_for_files_you_will_like() -> None:
     assert similarity[~np.eye(len(picks), dtype=bool)].max() < 0.99  # no near-duplicates in one batch
 
 
+
+def test_a_like_pick_is_predicted_in_the_top_tenth_and_the_most_informative_of_those() -> None:
+    X, labels = clustered(6)
+    features, reference = picker_inputs(X)
+    rated = np.random.default_rng(1).choice(len(X), 40, replace=False)
+    posterior = Posterior.fit(features[rated], np.where(labels[rated] == 2, 9.0, 3.0))
+    candidates = np.setdiff1d(np.arange(len(X)), rated)
+    cand = features[candidates]
+    predicted = posterior.mean(cand)
+    # The best-predicted file is made the best known one too: rating it would teach least.
+    predicted[np.argmin(posterior.spread(cand))] = predicted.max() + 1.0
+    picks = propose(cand, posterior, reference, 5, predicted=predicted)
+    like = [p for p in picks if p.role == "like"]
+    assert len(like) == 1 and picks[-1] is like[0]
+    top_tenth = np.flatnonzero(predicted >= np.quantile(predicted, 0.9))
+    assert like[0].index in top_tenth
+    assert like[0].index != int(np.argmax(predicted))
+    # Of the top tenth not taken by the four "learn" picks, it has the largest expected variance drop.
+    ahead = propose(cand, posterior, reference, 4, predicted=predicted, exploit_share=0.0)
+    covariance = posterior.covariance.copy()
+    for p in ahead:  # the batch so far, as if rated (noise-scaled units, as the picker counts them)
+        phi = cand[p.index]
+        covariance -= np.outer(covariance @ phi, covariance @ phi) / (1.0 + phi @ covariance @ phi)
+    second_moment = reference.T @ reference / len(reference)
+    left = np.setdiff1d(top_tenth, [p.index for p in ahead])
+    projected = cand[left] @ covariance
+    gain = np.einsum("ij,jk,ik->i", projected, second_moment, projected) / (1 + np.einsum("ij,ij->i", projected, cand[left]))
+    assert like[0].index == left[np.argmax(gain)]
+
 def test_preferences_move_predictions_in_the_preferred_direction() -> None:
     rng = np.random.default_rng(5)
     X = rng.normal(size=(80, 16)).astype(np.float32)
