@@ -13,7 +13,7 @@ import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
@@ -30,7 +30,11 @@ from anagnorisis.embed.base import (
     log_failures,
 )
 from anagnorisis.embed.catalog import DEFAULT_TEXT_MODEL, PACKAGED_IDS, packaged_minilm_path
-from anagnorisis.embed.device import DeviceChoice, pick_device
+
+if TYPE_CHECKING:
+    # embed.device imports torch (≈ 200 MB of RSS): the device is picked on first use, not when the encoder is
+    # built, so the app can resolve its text encoder at start without importing torch (SPEC §9 RSS bar).
+    from anagnorisis.embed.device import DeviceChoice
 
 log = logging.getLogger(__name__)
 
@@ -192,10 +196,29 @@ class SentenceEncoder:
         if path is None and self.model_id in PACKAGED_IDS:
             path = packaged_minilm_path()
         self._source = str(path) if path is not None else self.model_id
-        self._choice = device if isinstance(device, DeviceChoice) else pick_device(device)
-        self.batch_size = batch_size or (CUDA_BATCH if self._choice.is_cuda else CPU_BATCH)
+        self._device = device
+        self._chosen: DeviceChoice | None = None
+        self._batch_size = batch_size
         self._model: Any = None
         self._lock = threading.Lock()
+
+    @property
+    def _choice(self) -> DeviceChoice:
+        """The device and dtype, picked on first use (importing torch then, not when the encoder is built)."""
+        if self._chosen is None:
+            from anagnorisis.embed.device import DeviceChoice, pick_device
+
+            device = self._device
+            self._chosen = device if isinstance(device, DeviceChoice) else pick_device(str(device))
+        return self._chosen
+
+    @property
+    def batch_size(self) -> int:
+        return self._batch_size or (CUDA_BATCH if self._choice.is_cuda else CPU_BATCH)
+
+    @batch_size.setter
+    def batch_size(self, value: int | None) -> None:
+        self._batch_size = value
 
     # ------------------------------------------------------------ loading
 

@@ -17,6 +17,11 @@ from anagnorisis.store.errors import StoreBusy, StoreError
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
+# DuckDB keeps every table block it has read cached until its memory limit (80 % of RAM by default) is reached.
+# After a bulk read of vectors, which the caller keeps in an index of its own, those blocks are a second copy:
+# 100k × 384 float32 rows kept 120 MB of RSS (bench/app.py). release_cache keeps at most this much of them.
+CACHE_KEEP_BYTES = 32 << 20
+
 # How long an open waits for another process to let go of the file before giving up, in seconds (SPEC §1).
 LOCK_WAIT_SECONDS = 30.0
 LOCK_RETRY_SECONDS = 0.25
@@ -86,6 +91,30 @@ class Store:
             return fn(cursor)
         finally:
             cursor.close()
+
+    def release_cache(self, keep_bytes: int = CACHE_KEEP_BYTES) -> int:
+        """Evict the table blocks DuckDB holds cached beyond keep_bytes (they are read from disk again when
+        needed); the number of cached bytes it asked DuckDB to drop, 0 when there was nothing worth it.
+
+        DuckDB evicts only to fit its memory limit, so the limit is lowered for a moment to what the database
+        uses besides cached table blocks (plus keep_bytes as headroom for a query running meanwhile), then set
+        back to the default. Best effort: if DuckDB cannot get there (blocks in use), nothing changes."""
+        with self._write_lock:
+            connection = self._connection
+            try:
+                usage = dict(connection.execute("SELECT tag, memory_usage_bytes FROM duckdb_memory()").fetchall())
+                cached = int(usage.get("BASE_TABLE", 0))
+                if cached <= 2 * keep_bytes and keep_bytes:
+                    return 0
+                target = sum(int(used) for used in usage.values()) - cached + keep_bytes
+                connection.execute(f"SET memory_limit = '{target}B'")
+            except duckdb.Error as error:
+                log.debug("could not release DuckDB's cached blocks: %s", error)
+                return 0
+            # Back to DuckDB's default (80 % of RAM): the store sets no limit of its own; the value shown by
+            # current_setting is rounded, so it could not be set back exactly.
+            connection.execute("RESET memory_limit")
+            return cached - keep_bytes
 
     def checkpoint(self) -> None:
         with self._write_lock:

@@ -175,14 +175,24 @@ def _stored_chunks(table: pa.Table, model_id: str) -> StoredChunks:
 
 
 def _blobs_as_matrix(column: pa.ChunkedArray, rows: int, dim: int) -> Vectors:
-    """Equal-sized float32 blobs as one (rows, dim) matrix, copied straight from Arrow's data buffer."""
-    blobs = column.combine_chunks()
-    width = np.int64 if pa.types.is_large_binary(blobs.type) else np.int32
-    offsets = np.frombuffer(blobs.buffers()[1], dtype=width)[blobs.offset : blobs.offset + rows + 1]
-    if not np.all(np.diff(offsets) == dim * 4):
-        raise ValueError(f"chunk vectors of {dim} dimensions expected, found blobs of other sizes")
-    data = np.frombuffer(blobs.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
-    return data.view(np.float32).reshape(rows, dim).copy()
+    """Equal-sized float32 blobs as one (rows, dim) matrix, copied straight from Arrow's data buffers (chunk by
+    chunk: one binary array holds at most 2 GB, less than 1M × 768 floats)."""
+    matrix = np.empty((rows, dim), dtype=np.float32)
+    filled = 0
+    for blobs in column.chunks:
+        count = len(blobs)
+        if not count:
+            continue
+        width = np.int64 if pa.types.is_large_binary(blobs.type) else np.int32
+        offsets = np.frombuffer(blobs.buffers()[1], dtype=width)[blobs.offset : blobs.offset + count + 1]
+        if not np.all(np.diff(offsets) == dim * 4):
+            raise ValueError(f"vectors of {dim} dimensions expected, found blobs of other sizes")
+        data = np.frombuffer(blobs.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
+        matrix[filled : filled + count] = data.view(np.float32).reshape(count, dim)
+        filled += count
+    if filled != rows:
+        raise ValueError(f"expected {rows} vectors, found {filled}")
+    return matrix
 
 
 def embedded_hashes(store: Store, model_id: str) -> set[str]:
@@ -214,8 +224,8 @@ def load_vectors(store: Store, model_id: str, hashes: Sequence[str] | None = Non
     found = table.column("content_hash").to_pylist()
     if not found:
         return [], np.zeros((0, 0), dtype=np.float32)
-    dims = set(table.column("dim").to_pylist())
+    dims = pc.unique(table.column("dim")).to_pylist()
     if len(dims) != 1:
         raise ValueError(f"model {model_id} has vectors of several sizes {sorted(dims)}; re-embed with --model {model_id}")
-    matrix = np.frombuffer(b"".join(table.column("vector").to_pylist()), dtype=np.float32).reshape(len(found), dims.pop())
-    return found, matrix.copy()
+    # Straight from Arrow's buffer: no Python bytes object per row (100k of them fragmented the heap).
+    return found, _blobs_as_matrix(table.column("vector"), len(found), dims[0])

@@ -99,11 +99,13 @@ def _choices_of(conn: duckdb.DuckDBPyConnection, kind: str) -> list[tuple[str, s
     ).fetchall()]
 
 
-def training_set(store: Store, kind: str, model_id: str) -> TrainingSet:
+def training_set(store: Store, kind: str, model_id: str,
+                 vectors: Callable[[list[str]], tuple[list[str], np.ndarray]] | None = None) -> TrainingSet:
     """User ratings of a kind joined with that model's vectors, plus A/B choices mapped to row pairs.
 
     Files without a vector of `model_id` are left out (they are counted by `unembedded_ratings`); a choice
-    counts only when both files are of this kind and have a vector.
+    counts only when both files are of this kind and have a vector. `vectors` (sorted hashes → the found ones
+    and their rows) reads them from elsewhere than the store, e.g. a vector index already in memory.
     """
 
     def read(conn: duckdb.DuckDBPyConnection) -> tuple[set[str], dict[str, float], list[tuple[str, str, bool]]]:
@@ -112,7 +114,8 @@ def training_set(store: Store, kind: str, model_id: str) -> TrainingSet:
     of_kind, ratings, choices = store.read(read)
     choices = [c for c in choices if c[0] in of_kind and c[1] in of_kind and c[0] != c[1]]
     wanted = sorted(set(ratings) | {h for c in choices for h in c[:2]})
-    hashes, X = load_vectors(store, model_id, wanted) if wanted else ([], np.zeros((0, 0), np.float32))
+    read_vectors = vectors or (lambda wanted_hashes: load_vectors(store, model_id, wanted_hashes))
+    hashes, X = read_vectors(wanted) if wanted else ([], np.zeros((0, 0), np.float32))
     row_of = {content_hash: row for row, content_hash in enumerate(hashes)}
     y = np.array([ratings.get(content_hash, np.nan) for content_hash in hashes], dtype=np.float64)
     prefs = np.array([(row_of[winner], row_of[loser], int(tie)) for winner, loser, tie in choices

@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from typing import Any
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -85,6 +86,7 @@ class AnagnorisisBlocks(gr.Blocks):
         self._announce()
         self.context.start_scan()  # background: the UI is served meanwhile
         self._backups.start()
+        threading.Thread(target=_warm_up_taste, name="warm-up-taste", daemon=True).start()
         if block:
             self.block_thread()
         return result
@@ -275,6 +277,35 @@ def build_app(data_dir: str | None = None, config: str | None = None, **settings
     return app
 
 
+# glibc raises its mmap threshold to the size of each large block freed (up to 32 MB), after which numpy's
+# temporaries of rate next and why (a few MB each, on many request threads) are carved from the heaps and stay
+# there as fragments: +120 MB of RSS over six /next calls at 100k files (bench/app.py). A fixed threshold keeps
+# blocks of 256 KiB and up in their own mappings, given back to the system when freed.
+MMAP_THRESHOLD_BYTES = 256 << 10
+_M_MMAP_THRESHOLD = -3
+
+
+def fix_mmap_threshold(size: int = MMAP_THRESHOLD_BYTES) -> bool:
+    """Set glibc's mmap threshold once for the process (no-op where the C library is not glibc)."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.mallopt(_M_MMAP_THRESHOLD, int(size)))
+    except (OSError, AttributeError):
+        return False
+
+
+def _warm_up_taste() -> None:
+    """Import rate next's modules (torch comes with them, ≈ 2 s) once the UI is served, so the first /next does not
+    pay for it; building the text encoder no longer imports torch at start."""
+    try:
+        import anagnorisis.taste.queue  # noqa: F401
+    except Exception:  # noqa: BLE001 - the request that needs it reports the error
+        log.debug("warming up the taste modules failed", exc_info=True)
+
+
 def _stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 
@@ -287,6 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir")
     parser.add_argument("--config")
     args = parser.parse_args(argv)
+    fix_mmap_threshold()
     from anagnorisis.store import StoreError
 
     try:

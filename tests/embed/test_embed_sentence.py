@@ -126,3 +126,14 @@ def test_html_is_reduced_to_its_visible_words() -> None:
 def test_spread_picks_evenly_with_both_ends() -> None:
     assert spread(list(range(10)), 4) == [0, 3, 6, 9]
     assert spread([1, 2], 5) == [1, 2]
+
+
+def test_building_the_text_encoder_does_not_import_torch() -> None:
+    """The app resolves every kind's encoder at start; torch (≈ 200 MB of RSS) comes with the first model load."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from anagnorisis.embed.sentence import SentenceEncoder; e = SentenceEncoder(device='cpu');"
+            " assert 'torch' not in sys.modules, 'torch imported'; assert e.batch_size > 0;"
+            " assert e._choice.device.type == 'cpu'")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2])

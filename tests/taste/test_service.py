@@ -161,6 +161,15 @@ def test_the_training_set_uses_one_models_vectors_and_maps_choices_to_rows(libra
     assert int(np.isfinite(y).sum()) == 6 and np.isnan(y[hashes.index(unrated[0])])
     assert prefs.tolist() == [[hashes.index(unrated[0]), hashes.index(rated), 0],
                               [hashes.index(unrated[1]), hashes.index(unrated[0]), 1]]
+    # Rate next passes the vectors of the index it holds in memory: the same training set, no store read.
+    asked: list[list[str]] = []
+    with open_store(library.data_dir) as store:
+        def from_memory(wanted: list[str]) -> tuple[list[str], np.ndarray]:
+            asked.append(wanted)
+            return hashes, X
+        same = training_set(store, "images", library.model_id, vectors=from_memory)
+    assert asked == [hashes] and same.hashes == hashes and np.array_equal(same.X, X)
+    assert np.array_equal(same.y, y, equal_nan=True) and same.prefs.tolist() == prefs.tolist()
 
 
 def test_a_train_forwarded_into_the_app_waits_for_the_apps_gpu_lock(library: Planted) -> None:
