@@ -34,7 +34,7 @@ import scipy.sparse
 import scipy.sparse.linalg
 
 from anagnorisis.embed.base import l2_normalise
-from anagnorisis.taste.linear import as_preferences, rated_rows
+from anagnorisis.taste.prefs import as_preferences, rated_rows
 from anagnorisis.taste.persist import State, read_state_for, write_model_file
 
 # Library files the graph is built on: the graph costs O(sample^2 x dim) to build and every

@@ -13,9 +13,8 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-Vectors = npt.NDArray[np.float32]
-# One A/B choice per row: (winner row, loser row, tie as 0/1); rows index the X given to fit().
-Preferences = npt.NDArray[np.int64]
+# Re-exported: the models import the preference helpers from here with the ridge solver.
+from anagnorisis.taste.prefs import Preferences, Vectors, as_preferences, preferences_within, rated_rows  # noqa: F401
 
 # Alpha is searched relative to the number of ratings, because the Gram matrix grows with it and
 # inputs are scaled to unit mean variance: 1e-3 is almost plain least squares, 1e3 almost the mean.
@@ -29,37 +28,6 @@ FEATURE_RELATIVE_ALPHA = 1e-3
 FEATURE_ALPHA_SHARE = 0.1
 # A 1 - leverage this close to zero means an interpolated point; clip so LOO stays finite.
 MIN_ONE_MINUS_LEVERAGE = 1e-6
-
-
-def as_preferences(prefs: object, n_rows: int) -> Preferences:
-    """A/B choices as an (m, 3) int64 array (winner, loser, tie), checked against n_rows; None -> empty."""
-    if prefs is None:
-        return np.zeros((0, 3), dtype=np.int64)
-    array = np.asarray(prefs, dtype=np.int64)
-    if array.size == 0:
-        return np.zeros((0, 3), dtype=np.int64)
-    if array.ndim != 2 or array.shape[1] not in (2, 3):
-        raise ValueError("preferences must be rows of (winner_idx, loser_idx[, tie])")
-    if array.shape[1] == 2:
-        array = np.column_stack([array, np.zeros(len(array), dtype=np.int64)])
-    if array[:, :2].min() < 0 or array[:, :2].max() >= n_rows:
-        raise ValueError(f"a preference names a row outside 0..{n_rows - 1}")
-    array = array[array[:, 0] != array[:, 1]]
-    array[:, 2] = array[:, 2] != 0
-    return array
-
-
-def preferences_within(prefs: Preferences, rows_allowed: np.ndarray) -> Preferences:
-    """The choices whose both items are allowed rows (e.g. the training rows of one CV fold)."""
-    if len(prefs) == 0:
-        return prefs
-    keep = rows_allowed[prefs[:, 0]] & rows_allowed[prefs[:, 1]]
-    return prefs[keep]
-
-
-def rated_rows(y: np.ndarray) -> np.ndarray:
-    """Boolean mask of rows with a rating; NaN marks an item known only from A/B choices."""
-    return np.isfinite(np.asarray(y, dtype=np.float64))
 
 
 @dataclass

@@ -7,10 +7,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
+
+# torch is imported when a model file is written or read, not with this module: rate next and why import the
+# graph model, which saves through here, and need no torch otherwise (≈ 200 MB of RSS).
 
 FORMAT_VERSION = 1
 State = dict[str, Any]
@@ -22,12 +27,16 @@ def write_model_file(path: str | Path, model_name: str, state: State) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"model": model_name, "format": FORMAT_VERSION, "state": _to_saveable(state)}
     temporary = path.with_name(path.name + ".tmp")
+    import torch
+
     torch.save(payload, temporary)
     os.replace(temporary, path)
 
 
 def read_model_file(path: str | Path) -> tuple[str, State]:
     """The candidate name and state saved by write_model_file; arrays come back as numpy."""
+    import torch
+
     payload = torch.load(Path(path), map_location="cpu", weights_only=True)
     if not isinstance(payload, dict) or "model" not in payload or "state" not in payload:
         raise ValueError(f"{path} is not an Anagnorisis taste model file")
@@ -45,6 +54,8 @@ def read_state_for(model_name: str, path: str | Path) -> State:
 
 
 def _to_saveable(state: State) -> State:
+    import torch
+
     out: State = {}
     for key, value in state.items():
         if isinstance(value, np.ndarray):
@@ -59,6 +70,8 @@ def _to_saveable(state: State) -> State:
 
 
 def _from_saved(state: State) -> State:
+    import torch
+
     out: State = {}
     for key, value in state.items():
         if isinstance(value, torch.Tensor):

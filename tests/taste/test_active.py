@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -224,6 +226,29 @@ def test_why_returns_the_true_nearest_rated_neighbours(library, cli: Cli, data_d
         assert neighbour["user_rating"] == library.taste[path]
     assert json.dumps(document)  # one JSON object
 
+
+
+PROBE = """
+import io, json, sys
+from anagnorisis.cli import run
+paths = sys.argv[2:]
+for args in (["next", "images", "--n", "5"], ["why", paths[-1]]):
+    out = io.StringIO()
+    assert run(["--data-dir", sys.argv[1], "--json", *args], stdout=out) == 0, out.getvalue()
+    assert json.loads(out.getvalue())
+print(json.dumps(sorted(m for m in sys.modules if m == "torch" or m.startswith("torch."))))
+"""
+
+
+def test_rate_next_and_why_answer_without_importing_torch(library, cli: Cli, data_dir: Path) -> None:
+    """Rate next and why run on numpy and scipy alone; torch (~200 MB of RSS) is loaded only to train or to read a
+    model file, so the app's memory stays low until then (SPEC §9)."""
+    lines = "".join(f"{path}\t{library.taste[path]}\n" for path in library.paths[:12])
+    assert cli("rate", "--stdin", stdin=lines).code == 0
+    done = subprocess.run([sys.executable, "-c", PROBE, str(data_dir), *library.paths[:13]], capture_output=True,
+                          text=True, timeout=120, cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []
 
 
 def test_next_and_why_say_what_is_missing_instead_of_failing_silently(data_dir: Path, cli: Cli) -> None:
