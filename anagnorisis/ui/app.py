@@ -6,9 +6,11 @@ import atexit
 import ipaddress
 import logging
 import os
+import re
 import signal
 import sys
 import threading
+from collections import OrderedDict
 from typing import Any
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -55,6 +57,53 @@ def check_exposure(settings: Settings, host: str, share: bool) -> tuple[str, str
     return credentials
 
 
+# Gradio keeps a session for every session hash it sees: a copy of the whole app's component configuration
+# (≈ 0.7 MB here, seven tabs) plus its gr.State values, 10,000 sessions by default. A browser page is one session,
+# but a raw HTTP call to a named endpoint (/gradio_api/call/rate …) without a session hash of its own gets a new
+# one named after its event id: a script rating 10,000 files through /rate grew the app by 7 GB. Such one-shot
+# sessions are kept only for the latest ONE_SHOT_SESSIONS calls; browser and gradio_client sessions, which come
+# back, for the latest SESSION_CAPACITY (least recently used first out).
+ONE_SHOT_SESSIONS = 32
+SESSION_CAPACITY = 500
+_EVENT_ID = re.compile(r"[0-9a-f]{32}")  # Gradio's Event id (uuid4().hex), used as the session hash of a bare call
+
+
+def bound_one_shot_sessions(app: gr.Blocks, keep: int = ONE_SHOT_SESSIONS) -> bool:
+    """Make the running app's session store drop one-shot API sessions beyond the latest `keep`; False (and
+    Gradio's own policy) where this Gradio's session store is not the one this was written for."""
+    holder = getattr(app, "state_holder", None)
+    if holder is None or not isinstance(getattr(holder, "session_data", None), OrderedDict):
+        log.warning("this Gradio's session store is unknown: one-shot API sessions are kept as Gradio decides")
+        return False
+    if not isinstance(holder, _BoundedStateHolder):
+        holder.__class__ = type("BoundedStateHolder", (_BoundedStateHolder, type(holder)), {})
+    holder.one_shot_keep = keep
+    holder.one_shots = OrderedDict()
+    return True
+
+
+class _BoundedStateHolder:
+    """Mixed into Gradio's StateHolder by bound_one_shot_sessions: its update() also evicts old one-shot sessions."""
+
+    one_shot_keep: int
+    one_shots: OrderedDict[str, None]
+    session_data: OrderedDict[str, Any]
+    time_last_used: dict[str, Any]
+    lock: Any
+
+    def update(self, session_id: str) -> None:
+        super().update(session_id)  # type: ignore[misc]
+        if not _EVENT_ID.fullmatch(session_id):
+            return
+        with self.lock:
+            self.one_shots[session_id] = None
+            self.one_shots.move_to_end(session_id)
+            while len(self.one_shots) > self.one_shot_keep:
+                evicted, _ = self.one_shots.popitem(last=False)
+                self.session_data.pop(evicted, None)
+                self.time_last_used.pop(evicted, None)
+
+
 def served_paths(ctx: AppContext) -> list[str]:
     """Exactly what the browser may fetch: the library roots and the previews cache."""
     from anagnorisis.store.roots import list_roots
@@ -82,7 +131,9 @@ class AnagnorisisBlocks(gr.Blocks):
         kwargs.setdefault("js", KEYBOARD_JS)
         gr.set_static_paths(served_paths(self.context))
         block = not kwargs.pop("prevent_thread_lock", False)
+        kwargs.setdefault("state_session_capacity", SESSION_CAPACITY)
         result = super().launch(*args, server_name=host, share=share, auth=auth, prevent_thread_lock=True, **kwargs)
+        bound_one_shot_sessions(self)
         self._announce()
         self.context.start_scan()  # background: the UI is served meanwhile
         self._backups.start()

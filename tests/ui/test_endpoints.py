@@ -119,3 +119,36 @@ def test_the_next_prefer_and_why_endpoints_return_the_cli_documents(running_app:
     assert {n["path"] for n in explained["neighbours"]} == set(photos[:2])
     similarities = [n["similarity"] for n in explained["neighbours"]]
     assert similarities == sorted(similarities, reverse=True)
+
+
+def _bare_call(url: str, api: str, data: list[object]) -> object:
+    """One call through Gradio's two-step HTTP API with no session hash, as a curl script makes it."""
+    import urllib.request
+
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    request = urllib.request.Request(f"{url}gradio_api/call/{api}", data=json.dumps({"data": data}).encode(),
+                                     headers={"Content-Type": "application/json"}, method="POST")
+    with opener.open(request, timeout=30) as response:
+        event_id = json.loads(response.read())["event_id"]
+    with opener.open(f"{url}gradio_api/call/{api}/{event_id}", timeout=30) as response:
+        body = response.read().decode()
+    assert "event: complete" in body, body[:300]
+    return json.loads(body.split("data:", 1)[1].strip().splitlines()[0])[0]
+
+
+def test_bare_api_calls_do_not_pile_up_sessions_and_a_returning_client_keeps_its_own(running_app: RunningApp) -> None:
+    """Each bare HTTP call is a new Gradio session (a copy of the app's whole configuration): a script rating a
+    library through /rate must not grow the app without bound, while a client that comes back keeps its session."""
+    from anagnorisis.ui.app import ONE_SHOT_SESSIONS
+
+    holder = running_app.app.state_holder
+    client = running_app.client()
+    client.predict(path=str(running_app.photos[0]), rating=7, api_name="/rate")
+    assert client.session_hash in holder.session_data
+    for index in range(ONE_SHOT_SESSIONS + 40):
+        photo = str(running_app.photos[index % len(running_app.photos)])
+        document = _bare_call(running_app.url, "rate", [photo, float(index % 11)])
+        assert document["record"]["user_rating"] == float(index % 11)  # type: ignore[index]
+    assert len(holder.session_data) <= ONE_SHOT_SESSIONS + 2, "one-shot sessions beyond the latest ones are dropped"
+    assert client.session_hash in holder.session_data, "the returning client's session is kept"
+    assert client.predict(path=str(running_app.photos[1]), rating=3, api_name="/rate")["record"]["user_rating"] == 3
