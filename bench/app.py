@@ -121,6 +121,9 @@ def search_args(sort: str | None, offset: int) -> dict[str, object]:
             "rating": None, "model_rating": None, "ext": None}
 
 
+BARE_CALLS = 500
+
+
 def call(url: str, api: str, payload: dict[str, object]) -> float:
     """Seconds for one named-endpoint call (Gradio's two-step HTTP API: POST, then read the event stream)."""
     started = time.perf_counter()
@@ -166,6 +169,10 @@ def main() -> int:
             queues = [call(url, "next", {"kind": "images", "n": 12}) for _ in range(5)]
             whys = [call(url, "why", {"path": str(p)}) for p in sorted(library.glob("folder0009/*.jpg"))[:5]]
             app_rss = rss_mb(app.pid)
+            # A script driving the named endpoints by bare HTTP calls: each is a new Gradio session.
+            for offset in range(BARE_CALLS):
+                call(url, "search", search_args(None, 24 * (offset % 10)))
+            scripted_rss = rss_mb(app.pid)
         finally:
             app.terminate()
             app.wait()
@@ -193,6 +200,8 @@ def main() -> int:
             f"| {app_rss / baseline_rss:.2f} |",
             f"| RSS after start + searches + ratings, before /next and /why | {searched_rss:.0f} MB | "
             f"{baseline_rss:.0f} MB (empty Blocks) | {searched_rss / baseline_rss:.2f} |",
+            f"| RSS after {BARE_CALLS} more bare HTTP /search calls (a script's) | {scripted_rss:.0f} MB | "
+            f"{app_rss:.0f} MB (before them) | {scripted_rss / app_rss:.2f} |",
             f"| first gallery page (/search, cold records cache) | {first_page * 1000:.0f} ms | | |",
             f"| gallery page, warm (/search sort=rating, median of 10) | {statistics.median(pages) * 1000:.0f} ms | | |",
             f"| rating through /rate (HTTP round trip, median of 20) | {statistics.median(ratings) * 1000:.1f} ms | | |",
