@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin
 
 import pytest
 
@@ -141,3 +142,39 @@ def test_the_radio_keeps_drawing_and_never_repeats_the_track_just_played(
     full_after = wait_until(lambda: sum((plays(app, t.path) or (0, 0, None))[0] for t in tracks) >= full_before + 4
                             and sum((plays(app, t.path) or (0, 0, None))[0] for t in tracks), what="full plays")
     assert full_after >= full_before + 4
+
+
+def test_choosing_b_in_the_music_a_b_panel_stores_b_as_the_winner(music_app: tuple[Any, str, list[Track], Path],
+                                                                   tmp_path: Path) -> None:
+    app, url, tracks, broken = music_app
+    by_name = {path.name: path for path in [*(track.path for track in tracks), broken]}
+
+    def shown(side: str, page: Any) -> Path:
+        text = page.inner_text(f"#music-ab-{side}-name")  # "long song.ogg · not rated"
+        matches = [path for name, path in by_name.items() if text.startswith(name + " ")]
+        assert len(matches) == 1, (text, matches)
+        return matches[0]
+
+    with browser_page(tmp_path) as page:
+        page.goto(url)
+        page.get_by_role("tab", name="Music").click()
+        page.wait_for_function("document.querySelector('#music-table').innerText.includes('Wave Tune')",
+                               timeout=30_000)
+        page.locator("#music-ab").get_by_text("Which do you prefer?").click()
+        page.wait_for_selector("#music-ab-a audio", timeout=15_000)
+        page.wait_for_selector("#music-ab-b audio", timeout=15_000)
+        a, b = shown("a", page), shown("b", page)
+        assert a != b
+        for side in ("a", "b"):  # each side's player is served a file the browser can fetch
+            source = page.get_attribute(f"#music-ab-{side} audio", "src")
+            assert source and page.request.get(urljoin(url, source)).status == 200, source
+        screenshot(page, "music-ab-question")
+        page.click("#music-ab-prefer-b")
+        page.wait_for_function(
+            "document.querySelector('#music-ab-status').innerText.startsWith('saved: B over A')", timeout=15_000)
+        assert b.name in page.inner_text("#music-ab-status")
+
+    stored = app.context.session.store.read(lambda c: c.execute(
+        "SELECT DISTINCT w.display_path, l.display_path, p.tie, p.kind, p.source FROM preferences p "
+        "JOIN files w ON w.content_hash = p.winner_hash JOIN files l ON l.content_hash = p.loser_hash").fetchall())
+    assert stored == [(str(b), str(a), False, "music", "user")]

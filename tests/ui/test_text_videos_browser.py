@@ -130,3 +130,63 @@ def test_open_a_text_rate_it_and_play_a_video_for_a_second(running: App, tmp_pat
     assert text_rating == [(rating,)]
     assert set(plays) == {"clip one.mp4", "clip two.mkv"}  # both started: last played is set
     assert sorted(plays.values()) == [0, 1]  # the first played to its end; the second was still playing
+
+
+def _stored_preferences(data_dir: Path) -> list[tuple[Any, ...]]:
+    connection = duckdb.connect(str(data_dir / "anagnorisis.duckdb"), read_only=True)
+    try:
+        return connection.execute(
+            "SELECT DISTINCT w.display_path, l.display_path, p.tie, p.kind, p.source FROM preferences p "
+            "JOIN files w ON w.content_hash = p.winner_hash JOIN files l ON l.content_hash = p.loser_hash "
+            "ORDER BY p.kind").fetchall()
+    finally:
+        connection.close()
+
+
+def test_a_b_in_the_text_and_videos_tabs_stores_a_tie_and_a_winner(running: App, tmp_path: Path) -> None:
+    """Text: the two documents' first lines side by side (escaped: the note's script never runs), Equal stores a tie.
+    Videos: a frame of each clip, A stores A as the winner; with two clips there is no second question."""
+    texts = {"summer.md": running.notes / "summer.md", "short.txt": running.notes / "short.txt"}
+    films = {"clip one.mp4": running.films / "clip one.mp4", "clip two.mkv": running.films / "clip two.mkv"}
+
+    def shown(page: Any, kind: str, side: str, names: dict[str, Path]) -> Path:
+        text = page.inner_text(f"#{kind}-ab-{side}-name")
+        matches = [path for name, path in names.items() if text.startswith(name + " ")]
+        assert len(matches) == 1, (text, matches)
+        return matches[0]
+
+    with browser_page(tmp_path) as page:
+        page.goto(running.url)
+        page.get_by_role("tab", name="Text", exact=True).click()
+        page.locator("#text-table [role=gridcell]", has_text="summer.md").first.wait_for(timeout=30_000)
+        page.locator("#text-ab").get_by_text("Which do you prefer?").click()
+        page.wait_for_function("document.querySelector('#text-ab-b-name').innerText.includes(' · ')",
+                               timeout=15_000)
+        text_a, text_b = shown(page, "text", "a", texts), shown(page, "text", "b", texts)
+        assert {text_a, text_b} == set(texts.values())
+        side = "a" if text_a.name == "summer.md" else "b"
+        assert "The fishing boats came back" in page.inner_text(f"#text-ab-{side}")
+        assert page.locator(f"#text-ab-{side} script, #text-ab-{side} img").count() == 0  # the note's HTML never runs
+        assert "A short note about nothing much." in page.inner_text(f"#text-ab-{'b' if side == 'a' else 'a'}")
+        page.click("#text-ab-equal")
+        page.wait_for_function(
+            "document.querySelector('#text-ab-status').innerText.startsWith('saved: A and B equal')", timeout=15_000)
+        screenshot(page, "text-ab-equal")
+
+        page.get_by_role("tab", name="Videos", exact=True).click()
+        page.locator("#videos-ab").get_by_text("Which do you prefer?").click()
+        page.wait_for_selector("#videos-ab-a img", timeout=30_000)
+        page.wait_for_selector("#videos-ab-b img", timeout=15_000)
+        film_a, film_b = shown(page, "videos", "a", films), shown(page, "videos", "b", films)
+        assert film_a != film_b
+        page.click("#videos-ab-prefer-a")
+        page.wait_for_function(
+            "document.querySelector('#videos-ab-status').innerText.startsWith('saved: A over B')", timeout=15_000)
+        screenshot(page, "videos-ab-answered")
+        assert page.title() != "pwned"
+
+    running.app.close()
+    assert _stored_preferences(running.data_dir) == [
+        (str(text_a), str(text_b), True, "text", "user"),
+        (str(film_a), str(film_b), False, "videos", "user"),
+    ]
