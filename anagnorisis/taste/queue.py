@@ -162,6 +162,8 @@ def next_files(store: Store, settings: Any, kind: str, n: int = 10, *, session: 
     if not library.hashes:
         return {**base, "results": [], "cold_start": True, "n_ratings": 0, "n_preferences": 0,
                 "message": f"no {kind} file has a {library.model_id} embedding yet; scan and embed first"}
+    if len(library.hashes) == 1:  # nothing to learn a feature map from: the one file is the whole queue
+        return _single_file_queue(library, base)
     space, reference = library.space()
     posterior, rated, n_choices = _posterior(library, settings, space)
     candidates = _candidates(library, rated, np.random.default_rng(0))
@@ -180,6 +182,16 @@ def next_files(store: Store, settings: Any, kind: str, n: int = 10, *, session: 
     return {**base, "results": results, "cold_start": not rated and n_choices == 0, "n_ratings": len(rated),
             "n_preferences": n_choices,
             **({} if results else {"message": f"every embedded {kind} file is rated already"})}
+
+
+def _single_file_queue(library: _Library, base: dict[str, Any]) -> dict[str, Any]:
+    """next_files of a kind with one embedded file: that file while it is unrated, else nothing left."""
+    record = library.by_hash[library.hashes[0]]
+    rated = record.get("user_rating") is not None
+    results = [] if rated else [{**public_record(record), "score": 0.0, "role": "cover",
+                                 "reason": "cold start: the only embedded file of this kind"}]
+    return {**base, "results": results, "cold_start": not rated, "n_ratings": int(rated), "n_preferences": 0,
+            **({"message": f"every embedded {library.kind} file is rated already"} if rated else {})}
 
 
 def next_pair(store: Store, settings: Any, kind: str, *, session: Any = None, seed: int = 0) -> dict[str, Any]:

@@ -269,3 +269,19 @@ def test_next_and_why_say_what_is_missing_instead_of_failing_silently(data_dir: 
     done = cli.json("next", "images")
     assert done["results"] == [] and "rated already" in done["message"]
     assert cli.json("why", photos[0])["n_rated"] == 2  # the file itself is never its own neighbour
+
+
+def test_a_library_of_one_file_proposes_it_until_rated_then_nothing(data_dir: Path, cli: Cli) -> None:
+    """One embedded file leaves nothing to fit the picker's feature map on: the queue is that file, then empty."""
+    from tests.taste.planted_library import write_photos
+
+    (photo,) = write_photos(data_dir, 1)
+    assert cli("scan", "images").code == 0 and cli("embed", "images").code == 0
+    first = cli.json("next", "images", "--n", "5")
+    assert [item["path"] for item in first["results"]] == [photo] and first["cold_start"] is True
+    assert first["results"][0]["role"] == "cover" and first["results"][0]["reason"]
+    assert cli("rate", photo, "7").code == 0
+    after = cli.json("next", "images")
+    assert after["results"] == [] and after["n_ratings"] == 1 and "rated already" in after["message"]
+    assert cli.json("why", photo)["n_rated"] == 0
+    assert cli("--json", "prefer", photo, photo).code == 2
