@@ -1,9 +1,11 @@
 """Search, sort, filter and page a kind: plain functions the media tabs (and tests) call."""
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import random
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +16,15 @@ from anagnorisis.ui.context import AppContext
 PAGE_SIZE = 24  # items per gallery page: four rows of six thumbnails
 QUERY_ORDER = "(query score)"  # the sort selector's entry when a query ranks the results
 RATED_CHOICES = ("all", "rated", "unrated")
+
+# Each load of a player (a track, a video) gets a number no other load of this process had, nor, in practice, a
+# previous run's: the page's script reports a start once per number, so a number seen again would lose a play.
+_LOADS = itertools.count(int(time.time() * 1000))
+
+
+def next_load() -> int:
+    """A fresh number for one load of a player: browser events name it, so late events of an old load are ignored."""
+    return next(_LOADS)
 
 
 def sort_choices(kind: str) -> list[str]:

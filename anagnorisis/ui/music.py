@@ -26,7 +26,7 @@ from anagnorisis.search import SearchRequest
 from anagnorisis.store.records import public_record
 from anagnorisis.ui import learn
 from anagnorisis.ui.browse import (
-    PageView, wire_search_events,
+    PageView, next_load, wire_search_events,
     build_request, file_name, Filters, new_seed, Page, rating_text, run_page, search_controls,
 )
 from anagnorisis.ui.context import AppContext
@@ -164,7 +164,7 @@ class Player:
     mode: str = ""  # "playlist", "radio", or "" when stopped
     tracks: list[tuple[str, str]] = field(default_factory=list)  # (path, content hash) in play order
     position: int = -1
-    nonce: int = 0  # counts loads: a browser event names the load it belongs to, so late events are ignored
+    nonce: int = 0  # the current load (browse.next_load): a browser event names its load; late ones are ignored
     transcoded: bool = False  # the current load is the cached transcode (the original failed or is unplayable)
     finished: bool = True  # the current track ended, was skipped or failed: Next counts no skip
     temperature: float = DEFAULT_RADIO_TEMPERATURE
@@ -236,7 +236,7 @@ def load_current(ctx: AppContext, player: Player) -> PlayerUpdate:
             message = f"passed over {os.path.basename(track[0])}: {reason}"
             player = step_forward(ctx, replace(player, finished=True, message=message))
             continue
-        player = replace(player, nonce=player.nonce + 1, finished=False)
+        player = replace(player, nonce=next_load(), finished=False)
         shown = player_html(ctx, record, file_url(path), player.nonce)
         return shown, now_text(player, record), slider_for(record), "", player
     return stopped(player, "Stopped: too many tracks in a row could not be played.")
@@ -426,6 +426,13 @@ element.addEventListener('playing', (event) => {
   started.add(audio.dataset.nonce);
   tell('play', audio);
 }, true);
+// A page update keeps the element and changes its attributes: a new load of the same file (the list started
+// again) changes only data-nonce, which the browser does not reload by itself. Start it from the beginning.
+new MutationObserver((changes) => {
+  for (const change of changes) {
+    if (change.target.tagName === 'AUDIO' && change.oldValue !== change.target.dataset.nonce) change.target.load();
+  }
+}).observe(element, {subtree: true, attributes: true, attributeFilter: ['data-nonce'], attributeOldValue: true});
 const report = (type) => (event) => { if (event.target.tagName === 'AUDIO') tell(type, event.target); };
 element.addEventListener('ended', report('end'), true);
 element.addEventListener('error', report('stop'), true);

@@ -25,7 +25,7 @@ from anagnorisis.playback import file_url
 from anagnorisis.plays import PlayEventError, play_path
 from anagnorisis.ui import learn
 from anagnorisis.ui.browse import (
-    PageView, wire_search_events,
+    PageView, next_load, wire_search_events,
     QUERY_ORDER, build_request, file_name, Filters, human_size, Page, rating_text, run_page,
     search_controls,
 )
@@ -52,7 +52,7 @@ class Player:
 
     tracks: list[tuple[str, str]] = field(default_factory=list)
     position: int = -1
-    nonce: int = 0  # counts loads: a browser event names the load it belongs to, so late events are ignored
+    nonce: int = 0  # the current load (browse.next_load): a browser event names its load; late ones are ignored
     finished: bool = True  # ended, skipped or failed: Next counts no skip
     forced: bool = False  # the current load is the cached MP4 because the browser failed on the original
     preparing: str = ""  # the job making the current video playable, while it runs
@@ -222,7 +222,7 @@ def cannot_play(player: Player, record: dict[str, Any] | None, path: str, error:
 
 
 def show_video(player: Player, record: dict[str, Any], path: Path) -> PlayerUpdate:
-    player = replace(player, nonce=player.nonce + 1, finished=False, preparing="")
+    player = replace(player, nonce=next_load(), finished=False, preparing="")
     return (video_html(record, file_url(path), player.nonce), details_markdown(record, player), slider_for(record),
             "", replace(player, message=""), gr.update(active=False))
 
@@ -378,6 +378,13 @@ element.addEventListener('playing', (event) => {
   started.add(video.dataset.nonce);
   tell('play', video);
 }, true);
+// A page update keeps the element and changes its attributes: a new load of the same file (the list started
+// again) changes only data-nonce, which the browser does not reload by itself. Start it from the beginning.
+new MutationObserver((changes) => {
+  for (const change of changes) {
+    if (change.target.tagName === 'VIDEO' && change.oldValue !== change.target.dataset.nonce) change.target.load();
+  }
+}).observe(element, {subtree: true, attributes: true, attributeFilter: ['data-nonce'], attributeOldValue: true});
 element.addEventListener('ended', (event) => { if (event.target.tagName === 'VIDEO') tell('end', event.target); }, true);
 element.addEventListener('error', (event) => { if (event.target.tagName === 'VIDEO') tell('stop', event.target); }, true);
 """

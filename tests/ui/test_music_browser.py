@@ -178,3 +178,26 @@ def test_choosing_b_in_the_music_a_b_panel_stores_b_as_the_winner(music_app: tup
         "SELECT DISTINCT w.display_path, l.display_path, p.tie, p.kind, p.source FROM preferences p "
         "JOIN files w ON w.content_hash = p.winner_hash JOIN files l ON l.content_hash = p.loser_hash").fetchall())
     assert stored == [(str(b), str(a), False, "music", "user")]
+
+
+def test_a_second_list_started_in_the_same_page_records_its_start(music_app: tuple[Any, str, list[Track], Path],
+                                                                   tmp_path: Path) -> None:
+    """Every list started from the page is a new player; its first track's start must still reach the database."""
+    app, url, tracks, _broken = music_app
+    long_song = tracks[0]  # first by date; 20 s: it cannot end (and count a full play) while the test waits for its start
+    with browser_page(tmp_path) as page:
+        page.goto(url)
+        page.get_by_role("tab", name="Music").click()
+        page.wait_for_function("document.querySelector('#music-table').innerText.includes('Wave Tune')",
+                               timeout=30_000)
+        seen = []
+        for _ in range(2):
+            before = (plays(app, long_song.path) or (0, 0, None))[2]
+            page.click("#music-playlist")
+            started = wait_until(lambda b=before: (after := (plays(app, long_song.path) or (0, 0, None))[2])
+                                 and (b is None or after > b) and after, what="the start of the list's first track")
+            seen.append(started)
+            page.wait_for_function("!document.querySelector('#music-player audio').paused", timeout=10_000)
+            position = page.evaluate("() => document.querySelector('#music-player audio').currentTime")
+            assert position < 5, position  # started again from the beginning, not carried on
+        assert seen[1] > seen[0]
