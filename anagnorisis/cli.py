@@ -110,6 +110,9 @@ def check_kind(kind: str) -> str:
 def cmd_library(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
     from anagnorisis.store.roots import RootRefused, add_root, list_roots, remove_root
 
+    if args.library_command in ("add", "remove") and not str(args.path or "").strip():
+        raise CommandFailed(f"cannot {args.library_command} a root for {args.kind}: no folder given (an empty path"
+                            " would mean the current folder; name it, e.g. '.', to mean that)")
     if args.library_command == "add":
         try:
             root = add_root(ctx.store, check_kind(args.kind), ctx.abspath(args.path))

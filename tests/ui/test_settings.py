@@ -35,6 +35,11 @@ def test_an_invalid_root_is_refused_with_its_reason(tmp_path: Path) -> None:
         assert message.startswith("not added") and "does not exist" in message
         message, _rows = tab.add_root(app.context, "images", str(library / "inner"))
         assert "inside" in message
+        roots_before = tab.roots_table(app.context)
+        for blank in ("", "   "):  # an empty Folder field: refused, not taken as the app's working folder
+            message, rows = tab.add_root(app.context, "images", blank)
+            assert message.startswith("not added") and "no folder given" in message, message
+            assert rows == roots_before
         elsewhere = tmp_path / "music"
         elsewhere.mkdir()
         message, rows = tab.add_root(app.context, "music", str(elsewhere))
