@@ -132,6 +132,25 @@ def test_a_video_named_m4a_is_refused_as_a_video(tmp_path: Path) -> None:
         MUSIC.read_metadata(write_video(tmp_path / "clip.mp4", audio=True).rename(tmp_path / "clip.m4a"))
 
 
+def test_a_whole_ogg_is_judged_by_its_end_of_stream_page_not_by_a_seek_to_its_end(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """libsndfile's seek within Ogg Vorbis may land late, so a read at the end came up short on a whole file
+    (Wesnoth's northerners.ogg, 0.13 s short). The Ogg pages prove the end instead; a cut Ogg is still refused."""
+    def seek_lands_late(sound: object, frames: int, window: int) -> None:
+        raise MediaError("truncated: audio stops before its stated length")
+
+    monkeypatch.setattr(music, "_read_the_end", seek_lands_late)
+    whole = write_ogg(tmp_path / "whole.ogg", seconds=3.0)
+    assert MUSIC.read_metadata(whole).metadata["duration"] == pytest.approx(3.0, abs=0.1)
+    flac = write_flac(tmp_path / "whole.flac", seconds=3.0)  # other formats still read their end
+    with pytest.raises(MediaError, match="truncated"):
+        MUSIC.read_metadata(flac)
+    cut = tmp_path / "cut.ogg"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    with pytest.raises(MediaError, match="truncated"):
+        MUSIC.read_metadata(cut)
+
+
 def test_an_mp3_without_a_length_header_is_not_called_truncated(tmp_path: Path) -> None:
     """Without a Xing/Info header an MP3's length is a guess, so a short body is not evidence of damage."""
     buffer = io.BytesIO()
