@@ -6,7 +6,7 @@ import math
 import os
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from anagnorisis import search
@@ -92,6 +92,21 @@ class PageView:
     results: list[dict[str, Any]] = field(default_factory=list)
     request: SearchRequest | None = None
     total: int = 0
+
+
+FRESH_KEYS = ("user_rating", "rated_at", "full_plays", "skips", "last_played")
+
+
+def fresh_page(ctx: AppContext, kind: str, view: PageView) -> PageView:
+    """The page with ratings and plays as the session has them now (after a rating or a play event)."""
+    if not view.results:
+        return view
+    wanted = {record.get("content_hash") for record in view.results}
+    cached = {record["content_hash"]: record for record in ctx.session.records(kind)
+              if record["content_hash"] in wanted}
+    results = [{**record, **{key: cached[record["content_hash"]].get(key) for key in FRESH_KEYS}}
+               if record.get("content_hash") in cached else record for record in view.results]
+    return replace(view, results=results)
 
 
 def run_page(ctx: AppContext, request: SearchRequest) -> Page:

@@ -101,6 +101,14 @@ def rate(ctx: AppContext, view: View, index: int | None, value: float) -> tuple[
     return f"saved {fresh['user_rating']:g}", view
 
 
+def rated_view(ctx: AppContext, view: View, index: int | None) -> tuple[Any, Any]:
+    """After a rating: the details and the gallery's captions say the new rating; the selection stays."""
+    if view is None or index is None or not (0 <= index < len(view.results)):
+        return gr.update(), gr.update()
+    return (details_markdown(view.results[index]),
+            gr.update(value=gallery_items(ctx, view.results), selected_index=index))
+
+
 def clear_rating(ctx: AppContext, view: View, index: int | None) -> tuple[str, View]:
     if view is None or index is None or not (0 <= index < len(view.results)):
         return "Select an image first.", view
@@ -232,9 +240,12 @@ def render(ctx: AppContext) -> Loader:
     gallery.select(on_select, view, shown, api_visibility="private")
     prev_item.click(lambda v, i: show(ctx, v, step(v, i, -1)), [view, selected], shown, api_visibility="private")
     next_item.click(lambda v, i: show(ctx, v, step(v, i, +1)), [view, selected], shown, api_visibility="private")
+    refresh = {"fn": lambda v, i: rated_view(ctx, v, i), "inputs": [view, selected], "outputs": [details, gallery],
+               "api_visibility": "private", "show_progress": "hidden"}
     slider.release(lambda v, i, value: rate(ctx, v, i, value), [view, selected, slider], [saved, view],
-                   api_visibility="private", trigger_mode="always_last")
-    clear.click(lambda v, i: clear_rating(ctx, v, i), [view, selected], [saved, view], api_visibility="private")
+                   api_visibility="private", trigger_mode="always_last").success(**refresh)
+    clear.click(lambda v, i: clear_rating(ctx, v, i), [view, selected], [saved, view],
+                api_visibility="private").success(**refresh)
 
     def similar_to(current: View, index: int | None) -> tuple[str, str, str]:
         if current is None or index is None or not (0 <= index < len(current.results)):

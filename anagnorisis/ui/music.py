@@ -26,7 +26,7 @@ from anagnorisis.search import SearchRequest
 from anagnorisis.store.records import public_record
 from anagnorisis.ui import learn
 from anagnorisis.ui.browse import (
-    PageView, next_load, wire_search_events,
+    PageView, fresh_page, next_load, wire_search_events,
     build_request, file_name, Filters, new_seed, Page, rating_text, run_page, search_controls,
 )
 from anagnorisis.ui.context import AppContext
@@ -108,15 +108,7 @@ def table_frame(ctx: AppContext, view: View) -> pd.DataFrame:
 
 def with_fresh_values(ctx: AppContext, view: View) -> View:
     """The page with ratings and plays as the session has them now (after a rating or a play event)."""
-    if not view.results:
-        return view
-    wanted = {record.get("content_hash") for record in view.results}
-    cached = {record["content_hash"]: record for record in ctx.session.records(KIND)
-              if record["content_hash"] in wanted}
-    keys = ("user_rating", "rated_at", "full_plays", "skips", "last_played")
-    results = [{**record, **{key: cached[record["content_hash"]].get(key) for key in keys}}
-               if record.get("content_hash") in cached else record for record in view.results]
-    return replace(view, results=results)
+    return fresh_page(ctx, KIND, view)
 
 
 def search_page(ctx: AppContext, query: str, mode: str, sort: str, order: str, temperature: float, seed: int,
@@ -554,9 +546,17 @@ def render(ctx: AppContext) -> Loader:
     after_play(player_view.end(on_end, player, player_outputs, **quiet))
     after_play(player_view.stop(on_error, player, player_outputs, **quiet))
 
-    after_play(slider.release(lambda p, value: rate_current(ctx, p, value), [player, slider], saved,
-                              trigger_mode="always_last", **private))
-    after_play(clear.click(lambda p: rate_current(ctx, p, None), player, saved, **private))
+    def now_line(current_player: Player) -> str:
+        """The Now-playing line again, after a rating (it says the rating)."""
+        track = current_player.current()
+        record = ctx.session.record_by_path(KIND, track[0]) if track else None
+        return now_text(current_player, record) if record else gr.update()  # type: ignore[return-value]
+
+    for rated in (slider.release(lambda p, value: rate_current(ctx, p, value), [player, slider], saved,
+                                 trigger_mode="always_last", **private),
+                  clear.click(lambda p: rate_current(ctx, p, None), player, saved, **private)):
+        after_play(rated)
+        rated.success(now_line, player, now, show_progress="hidden", **private)
 
     learn.QueueButtons(rate_next_button, more_to_rate).wire(lambda: rate_next(ctx), search_outputs)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import logging
 import os
+import re
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 from typing import Any
@@ -25,7 +26,7 @@ from anagnorisis.playback import file_url
 from anagnorisis.textview import Passage, best_passage, render_document, render_raw
 from anagnorisis.ui import learn
 from anagnorisis.ui.browse import (
-    PageView, wire_search_events,
+    PageView, fresh_page, wire_search_events,
     build_request, file_name, Filters, human_size, Page, rating_text, run_page, search_controls,
 )
 from anagnorisis.ui.context import AppContext
@@ -288,6 +289,17 @@ def rate(ctx: AppContext, opened: Opened | None, value: float | None) -> str:
     return "saved: rating cleared" if fresh["user_rating"] is None else f"saved {fresh['user_rating']:g}"
 
 
+def rated_view(ctx: AppContext, opened: Opened | None, details: str, view: View) -> tuple[Any, Any, View]:
+    """After a rating: the details' rating line and the list's rating column say the new rating."""
+    record = ctx.session.record_by_path(KIND, opened.path) if opened is not None else None
+    if record is None:
+        return gr.update(), gr.update(), view
+    fresh = fresh_page(ctx, KIND, view)
+    line = f"**Rating:** {rating_text(record)}"
+    shown = re.sub(r"^\*\*Rating:\*\* .*$", lambda _match: line, details or "", count=1, flags=re.MULTILINE)
+    return shown, table_frame(fresh), fresh
+
+
 def save(ctx: AppContext, view: View, opened: Opened | None, text: str) -> tuple[str, str, str, str, Opened | None]:
     """Handler: write the editor's text (atomic, the file's encoding); the rating follows the new content."""
     if opened is None:
@@ -390,9 +402,11 @@ def render(ctx: AppContext) -> Loader:
         return open_row(ctx, current, event.row_value[0] if event.row_value else None)
 
     table.select(on_row, view, reader, **private).then(None, None, None, js=SCROLL_TO_PASSAGE_JS, **private)
-    slider.release(lambda o, value: rate(ctx, o, value), [opened, slider], saved, trigger_mode="always_last",
-                   **private)
-    clear.click(lambda o: rate(ctx, o, None), opened, saved, **private)
+    for rated in (slider.release(lambda o, value: rate(ctx, o, value), [opened, slider], saved,
+                                 trigger_mode="always_last", **private),
+                  clear.click(lambda o: rate(ctx, o, None), opened, saved, **private)):
+        rated.success(lambda o, d, v: rated_view(ctx, o, d, v), [opened, details, view], [details, table, view],
+                      show_progress="hidden", **private)
 
     learn.QueueButtons(rate_next_button, more_to_rate).wire(
         lambda: rate_next(ctx), search_outputs, then=(lambda current: open_row(ctx, current, 1), view, reader))

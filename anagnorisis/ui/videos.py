@@ -25,7 +25,7 @@ from anagnorisis.playback import file_url
 from anagnorisis.plays import PlayEventError, play_path
 from anagnorisis.ui import learn
 from anagnorisis.ui.browse import (
-    PageView, next_load, wire_search_events,
+    PageView, fresh_page, next_load, wire_search_events,
     QUERY_ORDER, build_request, file_name, Filters, human_size, Page, rating_text, run_page,
     search_controls,
 )
@@ -364,6 +364,18 @@ def rate_current(ctx: AppContext, player: Player, value: float | None) -> str:
     return "saved: rating cleared" if fresh["user_rating"] is None else f"saved {fresh['user_rating']:g}"
 
 
+def rated_view(ctx: AppContext, player: Player, view: View) -> tuple[Any, Any, View]:
+    """After a rating: the details and the grid's captions say the new rating; the playing video stays selected."""
+    track = player.current()
+    record = ctx.session.record_by_path(KIND, track[0]) if track else None
+    if record is None:
+        return gr.update(), gr.update(), view
+    fresh = fresh_page(ctx, KIND, view)
+    shown = [i for i, known in enumerate(fresh.results) if known.get("content_hash") == track[1]]
+    grid = gr.update(value=gallery_items(ctx, fresh.results), selected_index=shown[0] if shown else None)
+    return details_markdown(record, player), grid, fresh
+
+
 # ---------------------------------------------------------------------------------------------- wiring
 
 PLAYER_JS = """
@@ -468,9 +480,11 @@ def render(ctx: AppContext) -> Loader:
     player_view.play(on_start, player, details, **private)
     player_view.end(on_end, [player, autoplay], player_outputs, **private)
     player_view.stop(on_error, player, player_outputs, **private)
-    slider.release(lambda p, value: rate_current(ctx, p, value), [player, slider], saved,
-                   trigger_mode="always_last", **private)
-    clear.click(lambda p: rate_current(ctx, p, None), player, saved, **private)
+    for rated in (slider.release(lambda p, value: rate_current(ctx, p, value), [player, slider], saved,
+                                 trigger_mode="always_last", **private),
+                  clear.click(lambda p: rate_current(ctx, p, None), player, saved, **private)):
+        rated.success(lambda p, v: rated_view(ctx, p, v), [player, view], [details, gallery, view],
+                      show_progress="hidden", **private)
 
     def similar_to(current: Player) -> tuple[Any, Any, Any]:
         track = current.current()

@@ -42,6 +42,11 @@ def test_search_open_and_rate_an_image_in_the_browser(running_app: RunningApp, t
         shown = float(page.locator("#images-rating input[type=number]").input_value())
         assert 6 <= shown <= 8
         assert page.inner_text("#images-saved") == f"saved {shown:g}"
+        page.wait_for_function(  # the details and the gallery caption say the new rating; the image stays open
+            f"document.querySelector('#images-details').innerText.includes('yours {shown:g}')", timeout=15_000)
+        assert str(opened) in page.inner_text("#images-details")
+        assert f"yours {shown:g}" in page.inner_text("#images-gallery")
+        assert page.locator("#images-large img").count() == 1
 
         slider.focus()
         page.keyboard.press("ArrowRight")  # the keyboard saves too

@@ -92,6 +92,8 @@ def test_skip_full_plays_and_rating_in_the_browser(music_app: tuple[Any, str, li
         shown = float(page.locator("#music-rating input[type=number]").input_value())
         assert 7 <= shown <= 9 and page.inner_text("#music-saved") == f"saved {shown:g}"
         assert rating(app, long_song.path) == shown
+        page.wait_for_function(  # the Now-playing line says the new rating
+            f"document.querySelector('#music-now').innerText.includes('yours {shown:g}')", timeout=15_000)
 
         page.click("#music-next")  # 20 s track, seconds in: a skip
         page.wait_for_function("document.querySelector('#music-player').innerText.includes('Short Two')",

@@ -95,6 +95,10 @@ def test_open_a_text_rate_it_and_play_a_video_for_a_second(running: App, tmp_pat
         rating = rate_with_slider(page, "text", 0.8)
         assert 7 <= rating <= 9
         assert page.inner_text("#text-saved") == f"saved {rating:g}"
+        page.wait_for_function(  # the details and the list say the new rating
+            f"document.querySelector('#text-details').innerText.includes('yours {rating:g}')", timeout=15_000)
+        assert "Best passage" in page.inner_text("#text-details")  # the rest of the details stays
+        page.locator("#text-table [role=gridcell]", has_text=f"yours {rating:g}").first.wait_for(timeout=15_000)
         screenshot(page, "text-tab-rated")
 
         page.get_by_role("tab", name="Videos", exact=True).click()
@@ -114,6 +118,11 @@ def test_open_a_text_rate_it_and_play_a_video_for_a_second(running: App, tmp_pat
             f"(() => {{ const v = document.querySelector('#videos-player video');"
             f" return v && v.getAttribute('src') !== {first_src!r} && v.currentTime > 0.2; }})()", timeout=30_000)
         second_src = page.locator("#videos-player video").get_attribute("src") or ""
+        video_rating = rate_with_slider(page, "videos", 0.3)
+        page.wait_for_function(  # the details and the grid's caption say the new rating
+            f"document.querySelector('#videos-details').innerText.includes('yours {video_rating:g}')",
+            timeout=15_000)
+        assert f"yours {video_rating:g}" in page.inner_text("#videos-gallery")
 
     assert "previews/video/" in first_src or "previews/video/" in second_src  # one was transcoded for the browser
     running.app.close()
