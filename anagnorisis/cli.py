@@ -784,6 +784,10 @@ def _forward_rate_stdin(info: dict[str, Any], argv: list[str], stdin: TextIO, st
         if not line.strip():
             continue
         path, _, rating = line.rpartition("\t")
+        if not path:  # the same answer as a direct run: not a rating of the empty path
+            failed += 1
+            print(f"error: expected PATH<TAB>RATING, got {line!r}", file=stdout, flush=True)
+            continue
         sink = io.StringIO()
         code = forward(info, [*base, "--cwd", os.getcwd(), "rate", path, rating], sink, sink)
         if code == 0:
@@ -853,5 +857,17 @@ LOCAL_COMMANDS = {"serve"}
 READ_ONLY_COMMANDS = {"search", "export", "rate", "unrate", "next", "prefer", "why", "serve"}
 
 
+# The exit status of a program stopped because the reader of its output left (128 + SIGPIPE, as a shell says).
+OUTPUT_CLOSED_STATUS = 141
+
+
 def main(argv: list[str] | None = None) -> int:
-    return run(list(sys.argv[1:] if argv is None else argv))
+    from anagnorisis.remote import OutputClosed
+
+    try:
+        return run(list(sys.argv[1:] if argv is None else argv))
+    except (BrokenPipeError, OutputClosed):
+        # `… | head` read what it wanted and left: what was committed stays committed; no traceback, and no
+        # second error when Python flushes the closed stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return OUTPUT_CLOSED_STATUS

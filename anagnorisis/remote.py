@@ -71,6 +71,18 @@ def remove_app_file(data_dir: Path, token: str) -> None:
         pass
 
 
+class OutputClosed(Exception):
+    """The reader of this command's output went away (`… | head`): not the app's fault; stop quietly."""
+
+
+def _copy(target: TextIO, data: str) -> None:
+    try:
+        target.write(data)
+        target.flush()
+    except BrokenPipeError as error:  # a ConnectionError too: it must not be taken for the app's silence
+        raise OutputClosed from error
+
+
 def forward(info: dict[str, Any], argv: list[str], stdout: TextIO, stderr: TextIO) -> int:
     """Run argv in the live app; copy its streams here; return its exit status."""
     body = json.dumps({"argv": argv}).encode()
@@ -86,9 +98,7 @@ def forward(info: dict[str, Any], argv: list[str], stdout: TextIO, stderr: TextI
                 message = json.loads(raw)
                 if "exit" in message:
                     return int(message["exit"])
-                target = stdout if message.get("stream") == "stdout" else stderr
-                target.write(message["data"])
-                target.flush()
+                _copy(stdout if message.get("stream") == "stdout" else stderr, message["data"])
     except (urllib.error.URLError, ConnectionError, TimeoutError) as error:
         print(f"error: the running app (PID {info['pid']}) did not answer: {error}", file=stderr)
         return 1

@@ -74,6 +74,29 @@ def test_a_forwarded_rate_stdin_acknowledges_each_commit(running_app: RunningApp
     result = Cli(running_app.data_dir).subprocess("rate", "--stdin", stdin=lines)
     assert result.code == 0, result.stderr
     assert result.stdout.split() == ["ok"] * 4
+    without_a_tab = Cli(running_app.data_dir).subprocess("rate", "--stdin", stdin=f"{running_app.photos[0]} 5\n")
+    assert without_a_tab.code == 1
+    assert without_a_tab.stdout.startswith("error: expected PATH<TAB>RATING, got "), without_a_tab.stdout
+
+
+def run_into_a_closed_pipe(data_dir: Path, *args: str) -> tuple[int, str]:
+    """Run the CLI with its stdout's reader gone before it writes (as `… | head` leaves it): (status, stderr)."""
+    process = subprocess.Popen([sys.executable, "-m", "anagnorisis", "--data-dir", str(data_dir), *args],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()
+    code = process.wait(timeout=120)
+    return code, process.stderr.read()
+
+
+def test_output_piped_into_a_reader_that_leaves_ends_quietly(running_app: RunningApp, tmp_path: Path) -> None:
+    """`search … | head`: no traceback, no blame on the running app, the status a shell gives SIGPIPE."""
+    from anagnorisis.cli import OUTPUT_CLOSED_STATUS
+
+    code, stderr = run_into_a_closed_pipe(running_app.data_dir, "search", "images", "--limit", "12")
+    assert (code, stderr) == (OUTPUT_CLOSED_STATUS, ""), stderr  # forwarded: it used to say the app did not answer
+    code, stderr = run_into_a_closed_pipe(tmp_path / "alone", "search", "images")
+    assert (code, stderr) == (OUTPUT_CLOSED_STATUS, ""), stderr  # run here: it used to end in a BrokenPipeError
 
 
 def test_a_foreign_lock_ends_with_the_holders_pid(tmp_path: Path) -> None:
