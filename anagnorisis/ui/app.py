@@ -321,7 +321,8 @@ def build_app(data_dir: str | None = None, config: str | None = None, **settings
                    show_progress="hidden")
         rescan.click(lambda: ctx.start_scan() and None, None, None, api_visibility="private")
         for loader in loaders:
-            app.load(loader.fn, loader.inputs, loader.outputs, api_visibility="private")
+            for one in (loader, *loader.also):
+                app.load(one.fn, one.inputs, one.outputs, api_visibility="private")
         app.load(lambda: gr.update(visible=library_is_empty(ctx)), None, first_start, api_visibility="private")
         app.load(lambda: models_text(ctx), None, models, api_visibility="private")
         download.click(lambda: download_all(ctx), None, downloading, api_visibility="private")

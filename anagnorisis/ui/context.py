@@ -23,6 +23,16 @@ class CommandError(Exception):
 
 
 @dataclass
+class Loader:
+    """What the app runs when a page opens, to fill a tab (then `also`, each the same way)."""
+
+    fn: Any
+    inputs: list[Any]
+    outputs: list[Any]
+    also: tuple[Loader, ...] = ()
+
+
+@dataclass
 class AppContext:
     settings: Settings
     session: Session

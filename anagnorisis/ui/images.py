@@ -13,7 +13,8 @@ from anagnorisis.ui.browse import (
     QUERY_ORDER, build_request, file_name, Filters, human_size, Page, rating_text, run_page,
     search_controls,
 )
-from anagnorisis.ui.context import AppContext
+from anagnorisis.ui.context import AppContext, Loader
+from anagnorisis.ui.skipped import SkippedPanel
 
 KIND = "images"
 
@@ -171,15 +172,6 @@ KEYBOARD_JS = """
 """
 
 
-@dataclass
-class Loader:
-    """What the app runs when a page opens, to fill the tab."""
-
-    fn: Any
-    inputs: list[Any]
-    outputs: list[Any]
-
-
 def render(ctx: AppContext) -> Loader:
     """Build the tab and wire its events."""
     (query, mode, sort, order, temperature, seed, reshuffle, go, folder, rated, ext, rmin, rmax, mmin,
@@ -195,6 +187,7 @@ def render(ctx: AppContext) -> Loader:
                 previous_page = gr.Button("◀ Page")
                 page = gr.Number(value=1, precision=0, minimum=1, label="Page")
                 next_page = gr.Button("Page ▶")
+            skipped = SkippedPanel(ctx, KIND)
         with gr.Column(scale=2):
             large = gr.Image(type="filepath", label="Selected", interactive=False, height=380,
                              elem_id="images-large")
@@ -265,4 +258,5 @@ def render(ctx: AppContext) -> Loader:
             do_search, search_inputs, search_outputs, api_visibility="private")
     trash.click(lambda v, i: file_action(ctx, v, i, "trash", ""), [view, selected], action_result,
                 api_visibility="private").then(do_search, search_inputs, search_outputs, api_visibility="private")
-    return Loader(from_first_page, search_inputs, search_outputs)
+    return Loader(from_first_page, search_inputs, search_outputs,
+                  also=(Loader(skipped.refresh, [], [skipped.accordion, skipped.text]),))

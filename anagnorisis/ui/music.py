@@ -31,6 +31,7 @@ from anagnorisis.ui.browse import (
 )
 from anagnorisis.ui.context import AppContext
 from anagnorisis.ui.images import Loader
+from anagnorisis.ui.skipped import SkippedPanel
 
 log = logging.getLogger(__name__)
 
@@ -488,6 +489,7 @@ def render(ctx: AppContext) -> Loader:
         previous_page = gr.Button("◀ Page")
         page = gr.Number(value=1, precision=0, minimum=1, label="Page")
         next_page = gr.Button("Page ▶")
+    skipped = SkippedPanel(ctx, KIND)
     learn.ab_panel(ctx, KIND, learn.Preview(
         make=lambda elem_id, label: gr.HTML(css_template=PLAYER_CSS, label=label, elem_id=elem_id),
         value=ab_side_html))
@@ -566,4 +568,5 @@ def render(ctx: AppContext) -> Loader:
         return play_endpoint(ctx, path, event)
 
     gr.api(play, api_name="play")
-    return Loader(from_first_page, search_inputs, search_outputs)
+    return Loader(from_first_page, search_inputs, search_outputs,
+                  also=(Loader(skipped.refresh, [], [skipped.accordion, skipped.text]),))

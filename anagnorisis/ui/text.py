@@ -31,6 +31,7 @@ from anagnorisis.ui.browse import (
 )
 from anagnorisis.ui.context import AppContext
 from anagnorisis.ui.images import Loader
+from anagnorisis.ui.skipped import SkippedPanel, skipped_markdown
 
 log = logging.getLogger(__name__)
 
@@ -126,12 +127,7 @@ def table_frame(view: View) -> pd.DataFrame:
 
 def skipped_files(ctx: AppContext) -> str:
     """The files of text roots the scanner skipped, each with its reason (binary files say so)."""
-    rows = ctx.session.store.read(lambda c: c.execute(
-        "SELECT path_bytes, reason FROM scan_issues WHERE kind = ? ORDER BY path_bytes", [KIND]).fetchall())
-    if not rows:
-        return "No files were skipped."
-    lines = [f"- `{bytes(path).decode('utf-8', 'replace')}` — **{_label(reason)}**" for path, reason in rows]
-    return f"{len(rows)} file(s) not shown:\n\n" + "\n".join(lines)
+    return skipped_markdown(ctx, KIND, _label)
 
 
 def _label(reason: str) -> str:
@@ -359,8 +355,8 @@ def render(ctx: AppContext) -> Loader:
                 previous_page = gr.Button("◀ Page")
                 page = gr.Number(value=1, precision=0, minimum=1, label="Page")
                 next_page = gr.Button("Page ▶")
-            with gr.Accordion("Skipped files (binary or unreadable)", open=False):
-                skipped = gr.Markdown(elem_id="text-skipped")
+            skipped_panel = SkippedPanel(ctx, KIND, _label)
+            skipped = skipped_panel.text
         with gr.Column(scale=6):
             details = gr.Markdown("Select a document.", elem_id="text-details")
             slider = gr.Slider(0, 10, value=0, step=0.5, label="Your rating (0–10)", elem_id="text-rating")
@@ -417,4 +413,5 @@ def render(ctx: AppContext) -> Loader:
 
     save_button.click(on_save, [view, opened, editor], [save_result, details, rendered, raw, opened],
                       **private).then(do_search, search_inputs, search_outputs, **private)
-    return Loader(from_first_page, search_inputs, search_outputs)
+    return Loader(from_first_page, search_inputs, search_outputs,
+                  also=(Loader(skipped_panel.refresh, [], [skipped_panel.accordion, skipped_panel.text]),))

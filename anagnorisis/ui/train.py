@@ -26,7 +26,7 @@ from anagnorisis.jobs import Job, Jobs
 from anagnorisis.taste.service import (
     TasteError, TrainOutcome, model_versions, predict_kind, rollback, train_and_save,
 )
-from anagnorisis.ui.context import AppContext
+from anagnorisis.ui.context import AppContext, Loader
 
 log = logging.getLogger(__name__)
 
@@ -376,15 +376,6 @@ def versions_after_predict(ctx: AppContext, kind: str, seen: float | None) -> tu
 
 
 # ---------------------------------------------------------------- the tab
-
-
-@dataclass
-class Loader:
-    """What the app runs when a page opens, to fill the tab."""
-
-    fn: Any
-    inputs: list[Any]
-    outputs: list[Any]
 
 
 def render(ctx: AppContext) -> Loader:

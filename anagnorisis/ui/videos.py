@@ -31,6 +31,7 @@ from anagnorisis.ui.browse import (
 )
 from anagnorisis.ui.context import AppContext
 from anagnorisis.ui.images import Loader
+from anagnorisis.ui.skipped import SkippedPanel
 from anagnorisis.videoplay import VideoError, ensure_frame, needs_preparing, playable_path, url_safe_path
 
 log = logging.getLogger(__name__)
@@ -423,6 +424,7 @@ def render(ctx: AppContext) -> Loader:
                 previous_page = gr.Button("◀ Page")
                 page = gr.Number(value=1, precision=0, minimum=1, label="Page")
                 next_page = gr.Button("Page ▶")
+            skipped = SkippedPanel(ctx, KIND)
         with gr.Column(scale=3):
             player_view = gr.HTML(IDLE_HTML, js_on_load=PLAYER_JS, css_template=PLAYER_CSS, elem_id="videos-player")
             details = gr.Markdown(elem_id="videos-details")
@@ -498,4 +500,5 @@ def render(ctx: AppContext) -> Loader:
 
     similar.click(similar_to, player, [query, mode, sort], **private).then(
         from_first_page, search_inputs, search_outputs, **private)
-    return Loader(from_first_page, search_inputs, search_outputs)
+    return Loader(from_first_page, search_inputs, search_outputs,
+                  also=(Loader(skipped.refresh, [], [skipped.accordion, skipped.text]),))

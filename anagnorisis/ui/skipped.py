@@ -1,0 +1,55 @@
+"""The files of a kind's folders that the scanner skipped (damaged, truncated, empty, disguised), with the reason.
+
+The scan keeps them in ``scan_issues``; every media tab shows them in a closed panel whose label counts them, so a
+file missing from the library is never a mystery.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import gradio as gr
+
+from anagnorisis.ui.context import AppContext
+
+SHOWN_AT_MOST = 500  # files listed in the panel; the count in its label is always the whole number
+
+
+def skipped_rows(ctx: AppContext, kind: str, limit: int = SHOWN_AT_MOST) -> tuple[int, list[tuple[str, str]]]:
+    """(how many files of the kind were skipped, the first `limit` of them as (path, reason), by path)."""
+    def read(conn: Any) -> tuple[int, list[tuple[str, str]]]:
+        total = conn.execute("SELECT count(*) FROM scan_issues WHERE kind = ?", [kind]).fetchone()[0]
+        rows = conn.execute("SELECT path_bytes, reason FROM scan_issues WHERE kind = ? ORDER BY path_bytes LIMIT ?",
+                            [kind, limit]).fetchall()
+        return int(total), [(bytes(path).decode("utf-8", "replace"), str(reason)) for path, reason in rows]
+
+    return ctx.session.store.read(read)
+
+
+def skipped_markdown(ctx: AppContext, kind: str, label: Callable[[str], str] = str) -> str:
+    """The panel's text: each skipped file with its reason (label() may rename a reason), or that there is none."""
+    total, rows = skipped_rows(ctx, kind)
+    if not total:
+        return "No files were skipped."
+    lines = [f"- `{path}` — **{label(reason)}**" for path, reason in rows]
+    more = f"\n\n…and {total - len(rows):,} more (the log lists every one)." if total > len(rows) else ""
+    return f"{total:,} file(s) not in the library:\n\n" + "\n".join(lines) + more
+
+
+def panel_title(ctx: AppContext, kind: str) -> str:
+    total, _rows = skipped_rows(ctx, kind, limit=0)
+    return f"Skipped files ({total:,}): damaged or unreadable"
+
+
+class SkippedPanel:
+    """A closed accordion listing the kind's skipped files; it reads them afresh when opened and on page load."""
+
+    def __init__(self, ctx: AppContext, kind: str, label: Callable[[str], str] = str) -> None:
+        self.ctx, self.kind, self.label = ctx, kind, label
+        with gr.Accordion(panel_title(ctx, kind), open=False, elem_id=f"{kind}-skipped-panel") as self.accordion:
+            self.text = gr.Markdown(elem_id=f"{kind}-skipped")
+        self.accordion.expand(self.refresh, None, [self.accordion, self.text], api_visibility="private",
+                              show_progress="hidden")
+
+    def refresh(self) -> tuple[Any, str]:
+        return gr.update(label=panel_title(self.ctx, self.kind)), skipped_markdown(self.ctx, self.kind, self.label)
