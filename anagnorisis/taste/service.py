@@ -165,6 +165,11 @@ def active_version(store: Store, kind: str) -> int | None:
     return None if row is None or row[0] is None else int(row[0])
 
 
+def active_model(store: Store, kind: str) -> dict[str, Any] | None:
+    """The active version of a kind: version, created_at, winner, embedding_model, file and its saved report."""
+    return _model_row(store, kind, None)
+
+
 def _model_row(store: Store, kind: str, version: int | None) -> dict[str, Any] | None:
     where = "version = ?" if version is not None else "active ORDER BY version DESC LIMIT 1"
     params: list[Any] = [kind] + ([version] if version is not None else [])

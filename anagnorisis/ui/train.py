@@ -24,7 +24,7 @@ import pandas as pd
 from anagnorisis.config import KINDS
 from anagnorisis.jobs import Job, Jobs
 from anagnorisis.taste.service import (
-    TasteError, TrainOutcome, model_versions, predict_kind, rollback, train_and_save,
+    TasteError, TrainOutcome, active_model, model_versions, predict_kind, rollback, train_and_save,
 )
 from anagnorisis.ui.context import AppContext, Loader
 
@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 # that a fast training on hundreds of epochs does not flood the websocket.
 YIELD_EVERY_SECONDS = 0.25
 QUEUE_POLL_SECONDS = 0.1
+STOPPING = "Stopping: the best model so far will be kept…"
 BUDGET_MODES = ("seconds", "epochs")
 DEFAULT_BUDGET = {"seconds": 10, "epochs": 200}
 # Column types of each plot's data: Gradio picks an axis's scale from them (an empty untyped frame would make
@@ -84,6 +85,7 @@ class _Live:
     rows: list[tuple[int, float, str]] = field(default_factory=list)
     stage: str = "starting…"
     epoch: int = 0
+    stopping: bool = False  # Stop was pressed: the status says so until the final word
 
     def take(self, event: dict[str, Any]) -> None:
         if event.get("type") == "loss":
@@ -97,11 +99,12 @@ class _Live:
         return typed_frame(self.rows, LOSS_COLUMNS)
 
     def status(self) -> str:
+        doing = STOPPING if self.stopping else f"Training: {self.stage}"
         if not self.rows:
-            return f"Training: {self.stage}"
+            return doing
         epoch = [row for row in self.rows if row[0] == self.epoch]
         losses = ", ".join(f"{series} loss {loss:.3f}" for _, loss, series in epoch)
-        return f"Training: {self.stage} · epoch {self.epoch} · {losses}"
+        return f"{doing} · epoch {self.epoch} · {losses}"
 
 
 # ---------------------------------------------------------------- the report
@@ -164,6 +167,40 @@ def build_report(outcome: TrainOutcome) -> TrainReport:
     return TrainReport(document=document, markdown=report_markdown(document),
                        metrics=metrics_rows(document["metrics"], document["winner"]), scatter=scatter,
                        histogram=rating_histogram(actual), curve=curve)
+
+
+def current_ratings(ctx: AppContext, kind: str) -> np.ndarray:
+    """Your ratings of the kind's present files (one per content)."""
+    rows = ctx.session.store.read(lambda c: c.execute(
+        "SELECT r.rating FROM ratings r WHERE r.rating IS NOT NULL AND r.content_hash IN"
+        " (SELECT content_hash FROM files WHERE kind = ? AND NOT missing)", [kind]).fetchall())
+    return np.asarray([row[0] for row in rows], dtype=np.float64)
+
+
+SavedView = tuple[str, str, list[list[Any]], pd.DataFrame, pd.DataFrame, pd.DataFrame, list[list[Any]]]
+# status, report, metrics, scatter, histogram, curve, versions
+
+
+def saved_view(ctx: AppContext, kind: str) -> SavedView:
+    """The tab as it opens (or when the kind changes): the active model's saved report, the histogram of your
+    ratings now and the versions. The scatter needs the cross-validated predictions, kept only in this page."""
+    histogram = rating_histogram(current_ratings(ctx, kind))
+    empty_scatter, versions = typed_frame([], SCATTER_COLUMNS), versions_rows(ctx, kind)
+    row = active_model(ctx.session.store, kind)
+    if row is None:
+        return (f"No {kind} model yet: rate some files (or answer A/B questions), then press Start.", "", [],
+                empty_scatter, histogram, typed_frame([], CURVE_COLUMNS), versions)
+    saved = row["report"]
+    document = {"n_preferences": 0, "seconds": 0.0, "stopped_early": False, "reason": "", "learning_curve": [],
+                **saved, "model_version": row["version"], "kind": kind, "embedding_model": row["embedding_model"],
+                "winner": row["winner"]}
+    when = (row["created_at"] or "")[:16].replace("T", " ")
+    markdown = (f"*The active model's report, from its training on {when} UTC. The scatter of cross-validated "
+                f"predictions is drawn after a training here.*\n\n" + report_markdown(document))
+    curve = typed_frame([(int(n), float(q)) for n, q in document["learning_curve"]], CURVE_COLUMNS)
+    status = f"{kind} model v{row['version']} ({row['winner']}) is active. Press Start to train a new version."
+    return (status, markdown, metrics_rows(document.get("metrics") or {}, row["winner"]), empty_scatter, histogram,
+            curve, versions)
 
 
 def versions_rows(ctx: AppContext, kind: str) -> list[list[Any]]:
@@ -243,11 +280,17 @@ class Trainer:
         return self._busy.locked()
 
     def stop(self) -> str:
-        """Handler: end the training; the best model so far is kept and saved."""
+        """End the training; the best model so far is kept and saved. Returns what to tell the user."""
         if not self.running:
             return "No training is running."
         self._stop.set()
-        return "Stopping: the best model so far will be kept…"
+        return STOPPING
+
+    def stop_button(self) -> Any:
+        """Handler: Stop. While a training runs its own stream says "Stopping…" then "Stopped…", in that order; an
+        answer from here could land after the stream's last word and leave the tab saying "Stopping…"."""
+        said = self.stop()
+        return gr.update() if said == STOPPING else said
 
     def stream(
         self, kind: str, mode: str, budget: float | None, *, predict_after: bool = True
@@ -299,7 +342,7 @@ class Trainer:
         """Updates from the training's events: at most one per YIELD_EVERY_SECONDS, the final one at once."""
         live = _Live()
         yield TrainUpdate(live.status(), live.losses(), time.monotonic(), first=True)
-        last_yield, changed = time.monotonic(), False
+        last_yield, changed, stopping = time.monotonic(), False, False
         while True:
             for what, payload in _drain(events):
                 if what == "event":
@@ -308,6 +351,9 @@ class Trainer:
                 else:
                     yield _final_update(what, payload, live)
                     return
+            if self._stop.is_set() and not stopping:
+                live.stopping, stopping, changed, last_yield = True, True, False, time.monotonic()
+                yield TrainUpdate(live.status(), live.losses(), last_yield)
             if changed and time.monotonic() - last_yield >= YIELD_EVERY_SECONDS:
                 yield TrainUpdate(live.status(), live.losses(), time.monotonic())
                 last_yield, changed = time.monotonic(), False
@@ -329,8 +375,10 @@ def _final_update(what: str, payload: Any, live: _Live) -> TrainUpdate:
     if what == "error":
         return TrainUpdate(str(payload), live.losses(), time.monotonic(), running=False)
     document = payload.document
-    status = (f"Done: model v{document['model_version']} ({document['winner']}) is active; "
-              f"rating every {document['kind']} file in the background.")
+    model = f"v{document['model_version']} ({document['winner']})"
+    done = f"Stopped early: the best model so far, {model}, is" if document.get("stopped_early") else \
+        f"Done: model {model} is"
+    status = f"{done} active; rating every {document['kind']} file in the background."
     return TrainUpdate(status, live.losses(), time.monotonic(), running=False, report=build_report(payload))
 
 
@@ -350,8 +398,8 @@ def _budget(mode: str, budget: float | None) -> tuple[float | None, int | None]:
 
 def rollback_to(ctx: AppContext, kind: str, version: float | None) -> tuple[str, list[list[Any]]]:
     """Handler: make a version active again; predicts with it if it never rated the files."""
-    if version in (None, ""):
-        return "Enter the version to roll back to.", versions_rows(ctx, kind)
+    if version in (None, "") or not float(version):
+        return "Pick a version first: click its row in the table, or type its number.", versions_rows(ctx, kind)
     try:
         document = rollback(ctx.session.store, kind, int(version))
     except TasteError as error:
@@ -440,10 +488,17 @@ def render(ctx: AppContext) -> Loader:
 
     outputs = [status, loss, report, metrics, scatter, histogram, curve, versions, start]
     start.click(run, [kind, mode, budget], outputs, api_visibility="private", show_progress="hidden")
-    stop.click(lambda: trainer.stop(), None, status, api_visibility="private", show_progress="hidden")
+    stop.click(trainer.stop_button, None, status, api_visibility="private", show_progress="hidden")
     mode.change(budget_label, mode, budget, api_visibility="private")
-    kind.change(lambda k: versions_rows(ctx, k), kind, versions, api_visibility="private")
-    roll.click(lambda k, v: rollback_to(ctx, k, v), [kind, version], [rolled, versions], api_visibility="private")
+    shown = [status, report, metrics, scatter, histogram, curve, versions]
+
+    def show_saved(kind_name: str) -> SavedView:
+        view = saved_view(ctx, kind_name)
+        return (gr.update() if trainer.running else view[0], *view[1:])  # type: ignore[return-value]
+
+    kind.change(show_saved, kind, shown, api_visibility="private")
+    roll.click(lambda k, v: rollback_to(ctx, k, v), [kind, version], [rolled, versions],
+               api_visibility="private").success(show_saved, kind, shown, api_visibility="private")
 
     def pick_version(event: gr.SelectData) -> Any:
         row = getattr(event, "row_value", None)
@@ -452,4 +507,4 @@ def render(ctx: AppContext) -> Loader:
     versions.select(pick_version, None, version, api_visibility="private")
     versions_timer.tick(lambda k, seen: versions_after_predict(ctx, k, seen), [kind, predict_seen],
                         [versions, predict_seen], api_visibility="private", show_progress="hidden")
-    return Loader(lambda k: versions_rows(ctx, k), [kind], [versions])
+    return Loader(show_saved, [kind], shown)

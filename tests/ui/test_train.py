@@ -5,6 +5,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+import gradio as gr
 import numpy as np
 import pytest
 
@@ -15,7 +16,7 @@ from anagnorisis.store.vectors import load_vectors
 from anagnorisis.taste.models import load_model
 from anagnorisis.taste.service import model_versions
 from anagnorisis.ui.context import AppContext
-from anagnorisis.ui.train import Trainer, TrainUpdate, rollback_to, versions_rows
+from anagnorisis.ui.train import Trainer, TrainUpdate, rollback_to, saved_view, versions_rows
 from tests.taste.planted_library import PlantedLibrary, open_library_store, planted_library, rate
 from tests.ui.browser import browser_page, screenshot
 from tests.ui.conftest import RunningApp
@@ -79,13 +80,19 @@ def test_stop_ends_training_early_and_keeps_a_saved_best_so_far_model(
 ) -> None:
     ctx, library = app_context
     started = time.monotonic()
-    last = None
+    last, said = None, []
     for update in trainer.stream("images", "epochs", 100_000, predict_after=False):
+        said.append(update.status)
         if len(update.losses) and update.running and not trainer._stop.is_set():
-            assert trainer.stop().startswith("Stopping")
+            # the button leaves the status to the stream, which says "Stopping…" then its last word, in order
+            assert trainer.stop_button() == gr.update()
+            stopped_at = len(said)
         last = update
     assert time.monotonic() - started < 30
     assert last is not None and last.report is not None, last
+    assert said[stopped_at].startswith("Stopping: the best model so far will be kept… · epoch "), said[stopped_at:]
+    assert last.status.startswith("Stopped early: the best model so far, v1 (") and last.status.endswith(
+        "is active; rating every images file in the background."), last.status
     document = last.report.document
     assert document["stopped_early"] is True
     assert Path(document["model_file"]).is_file()
@@ -94,7 +101,7 @@ def test_stop_ends_training_early_and_keeps_a_saved_best_so_far_model(
     model = load_model(document["model_file"])
     rating, uncertainty = model.predict(load_vectors_of(ctx, library))
     assert len(rating) == N_FILES and (uncertainty >= 0).all()
-    assert trainer.stop() == "No training is running."
+    assert trainer.stop() == "No training is running." == trainer.stop_button()
 
 
 def load_vectors_of(ctx: AppContext, library: PlantedLibrary) -> np.ndarray:
@@ -170,6 +177,28 @@ def test_rollback_activates_the_older_version_and_predicts_with_it_if_it_never_d
 
     message, _rows = rollback_to(ctx, "images", 7)
     assert message.startswith("Not rolled back") and "no images model version 7" in message
+    for unpicked in (None, 0):  # the Version box before a row is clicked
+        message, _rows = rollback_to(ctx, "images", unpicked)
+        assert message.startswith("Pick a version first"), message
+
+
+def test_the_tab_opens_with_the_active_models_saved_report_and_your_ratings(
+    app_context: tuple[AppContext, PlantedLibrary], trainer: Trainer,
+) -> None:
+    """A reload (or another kind) shows what the last training reported, not an empty tab."""
+    ctx, _library = app_context
+    status, report, metrics, scatter, histogram, curve, versions = saved_view(ctx, "images")
+    assert status.startswith("No images model yet") and report == "" and metrics == [] and versions == []
+    assert int(histogram["files"].sum()) == N_RATED  # the histogram of your ratings is there before any training
+
+    final = list(trainer.stream("images", "epochs", 5, predict_after=False))[-1]
+    assert final.report is not None
+    status, report, metrics, scatter, histogram, curve, versions = saved_view(ctx, "images")
+    assert status.startswith("images model v1 (") and "is active" in status
+    assert "won" in report and "from its training on" in report
+    assert metrics == final.report.metrics  # the same table the training showed
+    assert curve.equals(final.report.curve) and len(scatter) == 0
+    assert int(histogram["files"].sum()) == N_RATED and [row[:2] for row in versions] == [[1, "✓"]]
 
 
 @pytest.mark.browser
@@ -196,6 +225,15 @@ def test_start_in_the_browser_draws_the_loss_plot_then_shows_the_report(
         page.wait_for_function(
             "document.querySelector('#train-versions').innerText.split(/\\s+/).includes('12')", timeout=30_000)
         screenshot(page, "train-tab-report")
+
+        page.reload()  # a new page shows the active model's saved report and your ratings, not an empty tab
+        page.get_by_role("tab", name="Train").click()
+        page.wait_for_function(
+            "document.querySelector('#train-report').innerText.includes('from its training on')", timeout=30_000)
+        assert "won" in page.inner_text("#train-report")
+        assert page.inner_text("#train-status").startswith("images model v1 (")
+        assert page.locator("#train-histogram .mark-rect path").count() == 10
+        screenshot(page, "train-tab-reloaded")
 
     versions = model_versions(session.store, "images")
     assert [(v["version"], v["active"]) for v in versions] == [(1, True)]
