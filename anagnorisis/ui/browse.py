@@ -109,6 +109,20 @@ def fresh_page(ctx: AppContext, kind: str, view: PageView) -> PageView:
     return replace(view, results=results)
 
 
+def commit_rating(ctx: AppContext, kind: str, path: str, value: float | None) -> tuple[dict[str, Any] | None, str]:
+    """Rate from a tab: (the fresh record, "saved …"), or (None, why not) for a value outside 0–10 (typed in the
+    slider's box, which shows it clamped while the browser sends it as typed)."""
+    from anagnorisis.store.ratings import RatingOutOfRange
+
+    try:
+        fresh = ctx.session.rate(kind, path, None if value is None else float(value))
+    except RatingOutOfRange as error:
+        record = ctx.session.record_by_path(kind, path) or {}
+        kept = record.get("user_rating")
+        return None, f"not saved: {error}; the rating stays {'unset' if kept is None else f'{kept:g}'}"
+    return fresh, "saved: rating cleared" if fresh["user_rating"] is None else f"saved {fresh['user_rating']:g}"
+
+
 def run_page(ctx: AppContext, request: SearchRequest) -> Page:
     """One page of results, or an error a person can act on (never an exception into the UI)."""
     try:

@@ -9,7 +9,7 @@ import gradio as gr
 from anagnorisis.previews import ensure_thumbnail
 from anagnorisis.ui import learn
 from anagnorisis.ui.browse import (
-    wire_search_events,
+    commit_rating, wire_search_events,
     QUERY_ORDER, build_request, file_name, Filters, human_size, Page, rating_text, run_page,
     search_controls,
 )
@@ -97,9 +97,10 @@ def rate(ctx: AppContext, view: View, index: int | None, value: float) -> tuple[
     if view is None or index is None or not (0 <= index < len(view.results)):
         return "Select an image first.", view
     record = view.results[index]
-    fresh = ctx.session.rate(KIND, record["path"], float(value))
-    view.results[index] = {**record, "user_rating": fresh["user_rating"], "rated_at": fresh.get("rated_at")}
-    return f"saved {fresh['user_rating']:g}", view
+    fresh, said = commit_rating(ctx, KIND, record["path"], value)
+    if fresh is not None:
+        view.results[index] = {**record, "user_rating": fresh["user_rating"], "rated_at": fresh.get("rated_at")}
+    return said, view
 
 
 def rated_view(ctx: AppContext, view: View, index: int | None) -> tuple[Any, Any]:
@@ -153,6 +154,11 @@ KEYBOARD_JS = """
   const click = (id) => { const el = document.getElementById(id); if (el) el.click(); };
   document.addEventListener('keydown', (event) => {
     const tag = (event.target.tagName || '').toLowerCase();
+    // A rating typed in the slider's box is saved when the box loses focus; Enter saves it as well.
+    if (event.key === 'Enter' && event.target.type === 'number' && event.target.closest('[id$="-rating"]')) {
+      event.target.blur();
+      return;
+    }
     if (tag === 'textarea' || (tag === 'input' && event.target.type !== 'range')) return;
     if (event.key === 'PageDown') click('images-next');
     if (event.key === 'PageUp') click('images-prev');

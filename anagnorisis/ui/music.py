@@ -26,7 +26,7 @@ from anagnorisis.search import SearchRequest
 from anagnorisis.store.records import public_record
 from anagnorisis.ui import learn
 from anagnorisis.ui.browse import (
-    PageView, fresh_page, next_load, wire_search_events,
+    PageView, commit_rating, fresh_page, next_load, wire_search_events,
     build_request, file_name, Filters, new_seed, Page, rating_text, run_page, search_controls,
 )
 from anagnorisis.ui.context import AppContext
@@ -389,8 +389,7 @@ def rate_current(ctx: AppContext, player: Player, value: float | None) -> str:
     track = player.current()
     if track is None:
         return "Play a track to rate it."
-    fresh = ctx.session.rate(KIND, track[0], None if value is None else float(value))
-    return "saved: rating cleared" if fresh["user_rating"] is None else f"saved {fresh['user_rating']:g}"
+    return commit_rating(ctx, KIND, track[0], value)[1]
 
 
 # ---------------------------------------------------------------------------------------------- the named endpoint

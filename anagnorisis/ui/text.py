@@ -26,7 +26,7 @@ from anagnorisis.playback import file_url
 from anagnorisis.textview import Passage, best_passage, render_document, render_raw
 from anagnorisis.ui import learn
 from anagnorisis.ui.browse import (
-    PageView, fresh_page, wire_search_events,
+    PageView, commit_rating, fresh_page, wire_search_events,
     build_request, file_name, Filters, human_size, Page, rating_text, run_page, search_controls,
 )
 from anagnorisis.ui.context import AppContext
@@ -281,8 +281,7 @@ def rate(ctx: AppContext, opened: Opened | None, value: float | None) -> str:
     """Handler: commit the slider's value; 'saved' appears only after the commit."""
     if opened is None:
         return "Open a document first."
-    fresh = ctx.session.rate(KIND, opened.path, None if value is None else float(value))
-    return "saved: rating cleared" if fresh["user_rating"] is None else f"saved {fresh['user_rating']:g}"
+    return commit_rating(ctx, KIND, opened.path, value)[1]
 
 
 def rated_view(ctx: AppContext, opened: Opened | None, details: str, view: View) -> tuple[Any, Any, View]:

@@ -25,7 +25,7 @@ from anagnorisis.playback import file_url
 from anagnorisis.plays import PlayEventError, play_path
 from anagnorisis.ui import learn
 from anagnorisis.ui.browse import (
-    PageView, fresh_page, next_load, wire_search_events,
+    PageView, commit_rating, fresh_page, next_load, wire_search_events,
     QUERY_ORDER, build_request, file_name, Filters, human_size, Page, rating_text, run_page,
     search_controls,
 )
@@ -361,8 +361,7 @@ def rate_current(ctx: AppContext, player: Player, value: float | None) -> str:
     track = player.current()
     if track is None:
         return "Play a video to rate it."
-    fresh = ctx.session.rate(KIND, track[0], None if value is None else float(value))
-    return "saved: rating cleared" if fresh["user_rating"] is None else f"saved {fresh['user_rating']:g}"
+    return commit_rating(ctx, KIND, track[0], value)[1]
 
 
 def rated_view(ctx: AppContext, player: Player, view: View) -> tuple[Any, Any, View]:

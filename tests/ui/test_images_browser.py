@@ -69,3 +69,41 @@ def test_search_open_and_rate_an_image_in_the_browser(running_app: RunningApp, t
     finally:
         connection.close()
     assert stored == [(shown + 0.5,)]
+
+
+def test_a_typed_rating_saves_on_enter_and_one_outside_0_to_10_is_refused(running_app: RunningApp,
+                                                                          tmp_path: Path) -> None:
+    def stored(path: Path) -> float | None:
+        return (running_app.app.context.session.record_by_path("images", str(path)) or {}).get("user_rating")
+
+    with browser_page(tmp_path) as page:
+        page.goto(running_app.url)
+        page.wait_for_selector("#images-gallery img", timeout=30_000)
+        page.locator("#images-gallery img").first.click()
+        page.wait_for_selector("#images-large img", timeout=15_000)
+        opened = next(photo for photo in running_app.photos if str(photo) in page.inner_text("#images-details"))
+        box = page.locator("#images-rating input[type=number]")
+        box.fill("6.5")
+        box.press("Enter")  # no need to leave the box
+        page.wait_for_function("document.querySelector('#images-saved').innerText === 'saved 6.5'",
+                               timeout=15_000)
+        assert stored(opened) == 6.5
+        box.fill("11")
+        box.press("Enter")
+        page.locator(".toast-body", has_text="Value 11 is greater than maximum value 10").wait_for(timeout=15_000)
+        assert stored(opened) == 6.5  # refused, the rating kept
+
+
+def test_a_rating_outside_0_to_10_that_reaches_the_handler_is_refused_with_the_rating_kept(
+        running_app: RunningApp) -> None:
+    from anagnorisis.ui import images
+    from anagnorisis.ui.browse import PageView
+
+    ctx = running_app.app.context
+    record = ctx.session.record_by_path("images", str(running_app.photos[0]))
+    view = PageView([dict(record)])
+    assert images.rate(ctx, view, 0, 7)[0] == "saved 7"
+    said, view = images.rate(ctx, view, 0, 11)
+    assert said == "not saved: rating 11.0 is outside 0–10; the rating stays 7", said
+    assert ctx.session.record_by_path("images", str(running_app.photos[0]))["user_rating"] == 7
+    assert view.results[0]["user_rating"] == 7
