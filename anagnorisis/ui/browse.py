@@ -222,10 +222,12 @@ def search_controls(kind: str, placeholder: str, ext_example: str) -> SearchCont
 
 def wire_search_events(search: Any, inputs: list[Any], outputs: list[Any], *, go: Any, query: Any,
                        changes: tuple[Any, ...], reshuffle: Any, seed: Any, page: Any, previous_page: Any,
-                       next_page: Any) -> Any:
+                       next_page: Any, after: tuple[Any, Any, Any] | None = None) -> Any:
     """Wire a tab's search, reshuffle and paging events; `inputs[6]` is the page number.
 
-    Returns the handler that searches from the first page (a tab's initial fill and its "similar" action use it).
+    `after` (fn, inputs, outputs) runs after each of them: a tab whose selection is a position on the page clears
+    it there, since the same position now holds another file. Returns the handler that searches from the first
+    page (a tab's initial fill and its "similar" action use it).
     """
     private: dict[str, Any] = {"api_visibility": "private"}
 
@@ -234,12 +236,16 @@ def wire_search_events(search: Any, inputs: list[Any], outputs: list[Any], *, go
         listed[6] = 1
         return search(*listed)
 
-    go.click(from_first_page, inputs, outputs, **private)
-    query.submit(from_first_page, inputs, outputs, **private)
+    def then(event: Any) -> None:
+        if after is not None:
+            event.then(*after, **private)
+
+    then(go.click(from_first_page, inputs, outputs, **private))
+    then(query.submit(from_first_page, inputs, outputs, **private))
     for control in changes:
-        control.change(from_first_page, inputs, outputs, **private)
-    reshuffle.click(lambda: new_seed(), None, seed, **private).then(search, inputs, outputs, **private)
-    previous_page.click(lambda p: max(1, int(p or 1) - 1), page, page, **private).then(
-        search, inputs, outputs, **private)
-    next_page.click(lambda p: int(p or 1) + 1, page, page, **private).then(search, inputs, outputs, **private)
+        then(control.change(from_first_page, inputs, outputs, **private))
+    then(reshuffle.click(lambda: new_seed(), None, seed, **private).then(search, inputs, outputs, **private))
+    then(previous_page.click(lambda p: max(1, int(p or 1) - 1), page, page, **private).then(
+        search, inputs, outputs, **private))
+    then(next_page.click(lambda p: int(p or 1) + 1, page, page, **private).then(search, inputs, outputs, **private))
     return from_first_page

@@ -231,7 +231,8 @@ def render(ctx: AppContext) -> Loader:
 
     from_first_page = wire_search_events(
         do_search, search_inputs, search_outputs, go=go, query=query, changes=(sort, order, rated),
-        reshuffle=reshuffle, seed=seed, page=page, previous_page=previous_page, next_page=next_page)
+        reshuffle=reshuffle, seed=seed, page=page, previous_page=previous_page, next_page=next_page,
+        after=(lambda: show(ctx, None, None), None, shown))
 
     def on_select(current: View, event: gr.SelectData) -> Any:
         return show(ctx, current, event.index)
@@ -248,7 +249,7 @@ def render(ctx: AppContext) -> Loader:
 
     def similar_to(current: View, index: int | None) -> tuple[str, str, str]:
         if current is None or index is None or not (0 <= index < len(current.results)):
-            return gr.update(), gr.update(), gr.update()  # type: ignore[return-value]
+            raise gr.Error("Select an image first: Similar finds the images that look like it.")
         return current.results[index]["path"], "similar", QUERY_ORDER
 
     learn.QueueButtons(rate_next_button, more_to_rate).wire(
@@ -256,8 +257,9 @@ def render(ctx: AppContext) -> Loader:
         then=(lambda v: show(ctx, v, 0 if v.results else None), view, shown))
     learn.wire_why(ctx, KIND, why_button, why_text, [view, selected], selected_path)
 
-    similar.click(similar_to, [view, selected], [query, mode, sort], api_visibility="private").then(
-        from_first_page, search_inputs, search_outputs, api_visibility="private")
+    similar.click(similar_to, [view, selected], [query, mode, sort], api_visibility="private").success(
+        from_first_page, search_inputs, search_outputs, api_visibility="private").then(
+        lambda: show(ctx, None, None), None, shown, api_visibility="private")
     for button, action, argument in ((move, "move", target), (rename, "rename", new_name)):
         button.click(lambda v, i, arg, action=action: file_action(ctx, v, i, action, arg), [view, selected, argument],
                      action_result, api_visibility="private").then(

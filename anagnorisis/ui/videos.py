@@ -490,14 +490,14 @@ def render(ctx: AppContext) -> Loader:
     def similar_to(current: Player) -> tuple[Any, Any, Any]:
         track = current.current()
         if track is None:
-            return gr.update(), gr.update(), gr.update()
+            raise gr.Error("Play a video first: Similar finds the videos that look like it.")
         return track[0], "similar", QUERY_ORDER
 
     learn.QueueButtons(rate_next_button, more_to_rate).wire(lambda: rate_next(ctx), search_outputs)
 
     learn.wire_why(ctx, KIND, why_button, why_text, [player], learn.playing_path)
 
-    similar.click(similar_to, player, [query, mode, sort], **private).then(
+    similar.click(similar_to, player, [query, mode, sort], **private).success(
         from_first_page, search_inputs, search_outputs, **private)
     return Loader(from_first_page, search_inputs, search_outputs,
                   also=(Loader(skipped.refresh, [], [skipped.accordion, skipped.text]),))

@@ -107,3 +107,28 @@ def test_a_rating_outside_0_to_10_that_reaches_the_handler_is_refused_with_the_r
     assert said == "not saved: rating 11.0 is outside 0–10; the rating stays 7", said
     assert ctx.session.record_by_path("images", str(running_app.photos[0]))["user_rating"] == 7
     assert view.results[0]["user_rating"] == 7
+
+
+def test_a_new_search_clears_the_selection_so_the_slider_cannot_rate_another_file(running_app: RunningApp,
+                                                                                tmp_path: Path) -> None:
+    """The selection is a position on the page: after a search (or a page turn) that position holds another file."""
+    with browser_page(tmp_path) as page:
+        page.goto(running_app.url)
+        page.wait_for_selector("#images-gallery img", timeout=30_000)
+        page.locator("#images-gallery img").nth(3).click()
+        page.wait_for_selector("#images-large img", timeout=15_000)
+        page.fill("#images-query textarea", "blue door")
+        page.keyboard.press("Enter")
+        page.wait_for_function("document.querySelector('#images-details').innerText.trim() === 'Select an image.'",
+                               timeout=15_000)
+        assert page.locator("#images-large img").count() == 0
+        page.locator("#images-rating input[type=number]").fill("9")
+        page.locator("#images-rating input[type=number]").press("Enter")
+        page.wait_for_function(
+            "document.querySelector('#images-saved').innerText === 'Select an image first.'", timeout=15_000)
+        page.click("#images-similar")
+        page.locator(".toast-body", has_text="Select an image first: Similar").wait_for(timeout=15_000)
+        assert page.input_value("#images-query textarea") == "blue door"  # Similar without a selection: no change
+    rated = running_app.app.context.session.store.read(
+        lambda c: c.execute("SELECT count(*) FROM ratings WHERE rating IS NOT NULL").fetchone()[0])
+    assert rated == 0
