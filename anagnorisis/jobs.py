@@ -26,6 +26,7 @@ class Job:
     started: float = field(default_factory=time.time)
     finished: float | None = None
     cancel_requested: bool = False
+    label: str = ""  # what the status line calls it, when the name is a key (e.g. "prepare video 1a2b3c4d")
 
     def progress(self, done: int, total: int, message: str = "") -> None:
         self.done, self.total = done, total
@@ -36,12 +37,13 @@ class Job:
         return self.cancel_requested
 
     def describe(self) -> str:
+        called = self.label or self.name
         if self.state == "running":
             share = f" {self.done}/{self.total}" if self.total else ""
-            return f"{self.name}{share}{' – ' + self.message if self.message else ''}"
+            return f"{called}{share}{' – ' + self.message if self.message else ''}"
         if self.state == "failed":
-            return f"{self.name} failed: {self.error}"
-        return f"{self.name} {self.state}{' – ' + self.message if self.message else ''}"
+            return f"{called} failed: {self.error}"
+        return f"{called} {self.state}{' – ' + self.message if self.message else ''}"
 
 
 class Jobs:
@@ -52,13 +54,14 @@ class Jobs:
         self._lock = threading.Lock()
         self.gpu_lock = threading.Lock()
 
-    def start(self, name: str, work: Callable[[Job], Any], *, on_done: Callable[[Job], None] | None = None) -> Job:
+    def start(self, name: str, work: Callable[[Job], Any], *, on_done: Callable[[Job], None] | None = None,
+              label: str = "") -> Job:
         """Start work(job) on a thread unless a job of this name is running (then return that one)."""
         with self._lock:
             running = self._jobs.get(name)
             if running is not None and running.state == "running":
                 return running
-            job = self._jobs[name] = Job(name)
+            job = self._jobs[name] = Job(name, label=label)
         threading.Thread(target=self._run, args=(job, work, on_done), name=f"job-{name}", daemon=True).start()
         return job
 
@@ -83,6 +86,15 @@ class Jobs:
             return False
         job.cancel_requested = True
         return True
+
+    def forget(self, name: str) -> bool:
+        """Drop a finished job from the status line (its word no longer holds); a running one stays."""
+        with self._lock:
+            job = self._jobs.get(name)
+            if job is None or job.state == "running":
+                return False
+            del self._jobs[name]
+            return True
 
     def get(self, name: str) -> Job | None:
         return self._jobs.get(name)

@@ -405,6 +405,7 @@ def rollback_to(ctx: AppContext, kind: str, version: float | None) -> tuple[str,
     except TasteError as error:
         return f"Not rolled back: {error}", versions_rows(ctx, kind)
     ctx.session.invalidate(kind)
+    ctx.jobs.forget("predict")  # "…rated by model vN" on the status line is no longer true
     predicted = next((v["predicted"] for v in model_versions(ctx.session.store, kind)
                       if v["version"] == document["model_version"]), 0)
     message = f"{kind} model v{document['model_version']} is active again (was v{document['previous_version']})."

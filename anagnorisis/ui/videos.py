@@ -238,9 +238,11 @@ def start_preparing(ctx: AppContext, player: Player, record: dict[str, Any]) -> 
         def progress(done: float, total: float) -> None:
             job.progress(int(100 * done / total) if total else 0, 100, title)
 
-        return str(playable_path(record, ctx.session.previews_dir, progress, force=force))
+        ready = str(playable_path(record, ctx.session.previews_dir, progress, force=force))
+        job.message = f"{title} is ready to play"
+        return ready
 
-    ctx.jobs.start(name, work)
+    ctx.jobs.start(name, work, label="video preparation")
     player = replace(player, preparing=name, finished=True)
     return (message_html(f"Preparing {title} for the browser… 0%", "video-preparing"),
             details_markdown(record, player), slider_for(record), "", player, gr.update(active=True))

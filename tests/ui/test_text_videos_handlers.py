@@ -152,6 +152,9 @@ def test_a_video_the_browser_cannot_play_is_prepared_with_progress_then_played(l
     assert "Preparing b second.mkv for the browser" in html and timer["active"] is True
     job = ctx.jobs.wait(player.preparing, timeout=30)
     assert job is not None and job.state == "done"
+    # the status line says what it did in words, not the job's key (the content hash)
+    assert "video preparation done – b second.mkv is ready to play" in ctx.jobs.status_line()
+    assert view.results[index]["content_hash"][:8] not in ctx.jobs.status_line()
     html, *_rest, ready, timer = videos.poll(ctx, player)
     cached = ctx.session.previews_dir / "video" / f"{view.results[index]['content_hash']}.mp4"
     assert cached.exists() and str(cached) in html and timer["active"] is False and not ready.preparing

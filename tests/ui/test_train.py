@@ -174,6 +174,14 @@ def test_rollback_activates_the_older_version_and_predicts_with_it_if_it_never_d
     assert job is not None and job.state == "done"
     records = present_files(ctx.session.store, "images")
     assert all(r["model_version"] == 1 and r["model_rating_stale"] is False for r in records)
+    assert "rated by model v1" in ctx.jobs.status_line()
+    rollback_to(ctx, "images", 2)
+    ctx.jobs.wait("predict", timeout=30)
+    assert "rated by model v2" in ctx.jobs.status_line()
+
+    message, rows = rollback_to(ctx, "images", 1)  # v1 rated the files before: no predict, and no stale word
+    assert "v1 is active again (was v2)" in message and "predicting" not in message
+    assert "model v2" not in ctx.jobs.status_line()
 
     message, _rows = rollback_to(ctx, "images", 7)
     assert message.startswith("Not rolled back") and "no images model version 7" in message
