@@ -5,6 +5,7 @@ import itertools
 import math
 import os
 import random
+import re
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -123,14 +124,32 @@ def commit_rating(ctx: AppContext, kind: str, path: str, value: float | None) ->
     return fresh, "saved: rating cleared" if fresh["user_rating"] is None else f"saved {fresh['user_rating']:g}"
 
 
+# The search's messages name the CLI's options and commands; on screen they name the controls instead.
+_CLI_TO_SCREEN = (
+    (re.compile(r"\(--mode similar PATH\)"), "(Mode: similar with a file's path as the search, or its Similar button)"),
+    (re.compile(r"--mode (\w+)"), r"Mode: \1"),
+    (re.compile(r"`models download \w+`"), "Settings → Models and device → Download models"),
+    (re.compile(r"run `embed \w+` and try again"), "wait for the embedding on the status line, then try again"),
+    (re.compile(r"\(see `library list`\)"), "(see Settings → Library folders)"),
+    (re.compile(r"--model-rating"), "the model rating filter"),
+    (re.compile(r"--rating"), "the rating filter"),
+    (re.compile(r"--(temperature|seed)"), lambda match: match.group(1).capitalize()),
+)
+
+
+def for_the_screen(message: str) -> str:
+    """A search message with the CLI's words replaced by the names of the tab's controls."""
+    for pattern, replacement in _CLI_TO_SCREEN:
+        message = pattern.sub(replacement, message)
+    return message
+
+
 def run_page(ctx: AppContext, request: SearchRequest) -> Page:
     """One page of results, or an error a person can act on (never an exception into the UI)."""
     try:
         result = ctx.session.search(request)
-    except search.UsageError as error:
-        return Page([], 0, 0, 1, 1, None, str(error))
-    except search.SearchError as error:
-        return Page([], 0, 0, 1, 1, None, str(error))
+    except (search.UsageError, search.SearchError) as error:
+        return Page([], 0, 0, 1, 1, None, for_the_screen(str(error)))
     pages = max(1, math.ceil(result.total / max(1, request.limit)))
     return Page(result.results, result.total, result.not_indexed, request.offset // max(1, request.limit) + 1,
                 pages, result.mode)

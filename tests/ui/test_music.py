@@ -114,6 +114,9 @@ def test_name_search_finds_a_track_by_its_file_name(ctx: Any) -> None:
 def test_meaning_search_says_it_is_unavailable_with_the_basic_audio_features(ctx: Any) -> None:
     frame, summary, _view, _page = search(ctx, query="calm piano at night", mode="meaning")
     assert "meaning search is unavailable for music" in summary and frame.empty
+    # the screen names its own controls, not the CLI's options
+    assert "--mode" not in summary and "`models download" not in summary, summary
+    assert "Search by file name (Mode: name)" in summary and "Settings → Models and device" in summary
     frame, summary, _view, _page = search(ctx, query="calm piano at night")  # auto: falls back to names
     assert "unavailable" not in summary
 
