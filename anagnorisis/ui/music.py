@@ -41,6 +41,9 @@ DEFAULT_RADIO_TEMPERATURE = 1.0  # SPEC §4: T = 1 draws in proportion to the sc
 MAX_LOAD_ATTEMPTS = 20  # tracks tried in a row when files vanish or do not decode, before the player gives up
 HEADERS = ["#", "Cover", "Artist", "Title", "Album", "Year", "Length", "Rating", "Model rating", "Plays", "Skips",
            "Last played", "Why here"]
+# Fixed widths for the short columns, so that their headers are not stacked a letter per line; the text ones share
+# the rest.
+COLUMN_WIDTHS = ["44px", "64px", "11%", "14%", "11%", "60px", "72px", "72px", "96px", "64px", "64px", "120px", "12%"]
 TEXT_COLUMN: Literal["str"] = "str"
 DATATYPES: list[Literal["number", "html", "str"]] = ["number", "html", *[TEXT_COLUMN] * (len(HEADERS) - 2)]
 IDLE_HTML = '<div class="music-idle">Nothing playing. Click a track, <b>Play as playlist</b> or <b>Radio</b>.</div>'
@@ -483,7 +486,7 @@ def render(ctx: AppContext) -> Loader:
         summary = gr.Markdown(elem_id="music-summary")
         rate_next_button = learn.rate_next_button(KIND)
     table = gr.Dataframe(headers=HEADERS, datatype=DATATYPES, interactive=False, wrap=True, max_height=720,
-                         column_widths=["50px", "64px"], label="Library", elem_id="music-table")
+                         column_widths=COLUMN_WIDTHS, label="Library", elem_id="music-table")
     with gr.Row():
         previous_page = gr.Button("◀ Page")
         page = gr.Number(value=1, precision=0, minimum=1, label="Page")

@@ -345,10 +345,10 @@ def render(ctx: AppContext) -> Loader:
         summary = gr.Markdown(elem_id="text-summary")
         rate_next_button = learn.rate_next_button(KIND)
     with gr.Row(equal_height=False):
-        with gr.Column(scale=5):
+        with gr.Column(scale=6):
             table = gr.Dataframe(headers=HEADERS, datatype=["number", "str", "str", "str", "str", "str"],
                                  interactive=False, wrap=True, max_height=640,
-                                 column_widths=["44px", "16%", "36%", "13%", "9%", "26%"],
+                                 column_widths=["40px", "18%", "34%", "14%", "11%", "19%"],
                                  label="Documents", elem_id="text-table")
             with gr.Row():
                 previous_page = gr.Button("◀ Page")
@@ -356,11 +356,11 @@ def render(ctx: AppContext) -> Loader:
                 next_page = gr.Button("Page ▶")
             skipped_panel = SkippedPanel(ctx, KIND, _label)
             skipped = skipped_panel.text
-        with gr.Column(scale=6):
+        with gr.Column(scale=5):
             details = gr.Markdown("Select a document.", elem_id="text-details")
             slider = gr.Slider(0, 10, value=0, step=0.5, label="Your rating (0–10)", elem_id="text-rating")
+            saved = gr.Markdown(elem_id="text-saved")
             with gr.Row():
-                saved = gr.Markdown(elem_id="text-saved")
                 clear = gr.Button("Clear rating", scale=0, elem_id="text-clear-rating")
                 more_to_rate = learn.more_to_rate_button(KIND)
                 why_button = learn.why_button(KIND)
