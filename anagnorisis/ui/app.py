@@ -22,6 +22,7 @@ import gradio as gr  # noqa: E402  (the environment above must be set before Gra
 from anagnorisis.config import Settings, load_settings  # noqa: E402
 from anagnorisis.ui.context import AppContext, CommandError  # noqa: E402
 from anagnorisis.ui.images import KEYBOARD_JS  # noqa: E402
+from anagnorisis.ui.wiki import WIKI_JS  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +129,7 @@ class AnagnorisisBlocks(gr.Blocks):
         auth = kwargs.pop("auth", None) or check_exposure(self.settings, host, share)
         kwargs.setdefault("server_port", self.settings.port)
         kwargs.setdefault("show_error", True)
-        kwargs.setdefault("js", KEYBOARD_JS)
+        kwargs.setdefault("js", f"() => {{ ({KEYBOARD_JS})(); ({WIKI_JS})(); }}")
         gr.set_static_paths(served_paths(self.context))
         block = not kwargs.pop("prevent_thread_lock", False)
         kwargs.setdefault("state_session_capacity", SESSION_CAPACITY)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from urllib.parse import quote
 
 import gradio as gr
 
@@ -25,15 +26,36 @@ def page_title(path: Path) -> str:
     return path.stem
 
 
+PAGE_LINK_PREFIX = "#wiki-page="  # a link to another page inside the tab: WIKI_JS opens that page when clicked
+
+
 def render_page(path: Path) -> str:
-    """The page's Markdown with links to other wiki pages turned into the target page's title."""
+    """The page's Markdown with links to other wiki pages turned into in-tab links to the target page."""
     titles = {file.name: title for title, file in pages(path.parent).items()}
 
     def replace(match: re.Match[str]) -> str:
         target = titles.get(match.group(2))
-        return f"**{match.group(1)}** (page *{target}*)" if target else match.group(0)
+        return f"[{match.group(1)}]({PAGE_LINK_PREFIX}{quote(target)})" if target else match.group(0)
 
     return LINK.sub(replace, path.read_text(encoding="utf-8"))
+
+
+# A click on an in-tab link picks that page in the page list (which renders it) instead of following the link.
+WIKI_JS = """
+() => {
+  if (window.__anagnorisisWiki) return;
+  window.__anagnorisisWiki = true;
+  document.addEventListener('click', (event) => {
+    const link = event.target.closest && event.target.closest('#wiki-body a[href*="PREFIX"]');
+    if (!link) return;
+    event.preventDefault();
+    const title = decodeURIComponent(link.getAttribute('href').split('PREFIX')[1]);
+    const choice = Array.from(document.querySelectorAll('#wiki-pages label'))
+      .find((label) => label.innerText.trim() === title);
+    if (choice) { choice.click(); window.scrollTo({top: 0}); }
+  }, true);
+}
+""".replace("PREFIX", PAGE_LINK_PREFIX)
 
 
 def render(ctx: AppContext) -> None:

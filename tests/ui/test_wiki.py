@@ -2,14 +2,19 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
+
+import pytest
 
 from anagnorisis.ui.wiki import LINK, WIKI_DIR, page_title, pages, render_page
+from tests.ui.browser import browser_page
+from tests.ui.conftest import RunningApp
 
 SPEC_TOPICS = ("getting-started", "images", "music", "text", "videos", "training", "search", "privacy", "cli",
                "docker", "migrating", "faq")
 
 
-def heading_slugs(path) -> set[str]:  # type: ignore[no-untyped-def]
+def heading_slugs(path: Path) -> set[str]:
     headings = [line.lstrip("#").strip() for line in path.read_text().splitlines() if line.startswith("#")]
     return {re.sub(r"[^a-z0-9 -]", "", heading.lower()).replace(" ", "-") for heading in headings}
 
@@ -34,3 +39,16 @@ def test_every_link_between_pages_resolves_and_renders_as_a_page_name() -> None:
 def test_the_readme_links_the_wiki() -> None:
     readme = (WIKI_DIR.parent / "README.md").read_text()
     assert "wiki/index.md" in readme
+
+
+@pytest.mark.browser
+def test_a_link_between_pages_opens_that_page_in_the_tab(running_app: RunningApp, tmp_path: Path) -> None:
+    training = WIKI_DIR / "training.md"
+    with browser_page(tmp_path) as page:
+        page.goto(running_app.url)
+        page.get_by_role("tab", name="Wiki").click()
+        page.locator("#wiki-body a", has_text="Training the taste model").click()
+        page.wait_for_function(
+            f"document.querySelector('#wiki-body h1').innerText.trim() === {page_title(training)!r}", timeout=15_000)
+        assert page.locator("#wiki-pages input:checked").get_attribute("value") == page_title(training)
+        assert page.url.rstrip("/") == running_app.url.rstrip("/")  # the link did not leave the page
