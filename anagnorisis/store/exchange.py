@@ -44,7 +44,12 @@ WITH present AS (
 ),
 kept AS (SELECT content_hash FROM ratings UNION SELECT content_hash FROM plays),
 orphans AS (
-    SELECT k.content_hash, (SELECT any_value(f.kind) FROM files f WHERE f.content_hash = k.content_hash) AS kind,
+    SELECT k.content_hash,
+           coalesce((SELECT any_value(f.kind) FROM files f WHERE f.content_hash = k.content_hash),
+                    -- content no file holds now (changed in place, deleted): its kind as the model or A/B knew it
+                    (SELECT any_value(p.kind) FROM predictions p WHERE p.content_hash = k.content_hash),
+                    (SELECT any_value(q.kind) FROM preferences q
+                     WHERE k.content_hash IN (q.winner_hash, q.loser_hash))) AS kind,
            NULL::BLOB AS path_bytes
     FROM kept k WHERE k.content_hash NOT IN (SELECT content_hash FROM present)
 ),

@@ -108,3 +108,22 @@ def test_model_ratings_are_never_imported_as_user_ratings(tmp_path: Path) -> Non
 
 def test_an_unknown_format_is_a_usage_error(cli: Cli, tmp_path: Path) -> None:
     assert cli("export", str(tmp_path / "x.json")).code == 2
+
+
+def test_an_exported_row_of_content_no_file_holds_now_keeps_its_kind(tmp_path: Path) -> None:
+    """A track edited in place leaves its old content's rating behind; the export still says it was music."""
+    root = _library(tmp_path)
+    cli = Cli(tmp_path / "data")
+    _prepare(cli, root)
+    old = cli.json("rate", str(root / "t0.wav"), "8")["record"]["content_hash"]
+    other = cli.json("rate", str(root / "t1.wav"), "3")["record"]["content_hash"]
+    store = open_library(load_settings({"data_dir": str(cli.data_dir)}))
+    add_preference(store, old, other, tie=False, kind="music")
+    store.close()
+    write_wav(root / "t0.wav", freq=1234)  # new content; the rating follows it, the old content keeps its own
+    cli.json("scan")
+
+    exported = tmp_path / "ratings.csv"
+    cli.json("export", str(exported))
+    rows = {row["content_hash"]: row for row in pa_csv.read_csv(exported).to_pylist()}
+    assert rows[old]["path"] in ("", None) and rows[old]["kind"] == "music", rows[old]
