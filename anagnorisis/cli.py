@@ -14,6 +14,7 @@ from typing import Any, Callable, NoReturn, TextIO
 
 from anagnorisis.config import KINDS, Settings, load_settings
 from anagnorisis.kinds import MediaError
+from anagnorisis.serve import add_serve_options, serve
 from anagnorisis.store import Store, StoreError
 from anagnorisis.store.ratings import RatingOutOfRange, check_rating, set_rating
 
@@ -394,6 +395,8 @@ def build_parser() -> argparse.ArgumentParser:
     old.add_argument("--map", action="append", metavar="OLD=NEW", help="rewrite a path prefix (longest wins)")
     old.add_argument("--media-dir", action="append", metavar="KIND=DIR",
                      help="where relative paths of a kind start (default /mnt/media/KIND)")
+    serve = commands.add_parser("serve", parents=[common], help="serve the UI (what `python app.py` runs)")
+    add_serve_options(serve)
     for register in EXTRA_PARSERS:
         register(commands, common)
     return parser
@@ -821,6 +824,8 @@ def run(
     except (UsageError, ValueError, FileNotFoundError) as error:
         _emit_error(wants_json, stdout, stderr, "usage", str(error))
         return 2
+    if args.command == "serve":  # the app owns the data dir itself; a second app there is refused with its PID
+        return serve(args.host, args.port, args.share, args.data_dir, args.config)
     if allow_forward and store is None and args.command not in LOCAL_COMMANDS:
         from anagnorisis.remote import forward, live_app
 

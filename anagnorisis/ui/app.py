@@ -1,8 +1,8 @@
 """The Gradio app: `build_app(...)` returns a fresh `AnagnorisisBlocks`; `main()` is what `python app.py` runs."""
 from __future__ import annotations
 
-import argparse
 import atexit
+import contextlib
 import ipaddress
 import logging
 import os
@@ -364,27 +364,48 @@ def _stop_on_sigterm() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python app.py", description="Serve the Anagnorisis UI.")
-    parser.add_argument("--host")
-    parser.add_argument("--port", type=int)
-    parser.add_argument("--share", action="store_true")
-    parser.add_argument("--data-dir")
-    parser.add_argument("--config")
-    args = parser.parse_args(argv)
+    """`python app.py` (see anagnorisis.serve for the options)."""
+    from anagnorisis.serve import main as serve_main
+
+    return serve_main(argv)
+
+
+def run_app(*, host: str | None, port: int | None, share: bool, data_dir: str | None, config: str | None) -> int:
+    """Build the app over the data dir and serve it until stopped; the exit status."""
     fix_mmap_threshold()
     from anagnorisis.store import StoreError
 
     try:
-        app = build_app(args.data_dir, args.config, host=args.host, port=args.port)
+        app = build_app(data_dir, config, host=host, port=port)
     except StoreError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     _stop_on_sigterm()
+    code = 0
     try:
-        app.launch(share=args.share)
+        app.launch(share=share)
     except PermissionError as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        code = 2
     finally:
         app._release()
-    return 0
+        _exit_now(app, code)
+    return code  # not reached
+
+
+def _exit_now(app: AnagnorisisBlocks, code: int) -> None:
+    """Close the database (after any write in progress) and end the process without the interpreter's shutdown.
+
+    A stop moments after start (SIGTERM from `docker stop`, Ctrl-C) can find a job thread inside DuckDB or an
+    import of torch; the interpreter's shutdown then ends those daemon threads by unwinding them through C++ code,
+    which aborts the process ("FATAL: exception not rethrown", status 134). Every acknowledged rating is already
+    committed; closing the store checkpoints it.
+    """
+    try:
+        app.context.session.store.close()
+    finally:
+        logging.shutdown()
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(code)

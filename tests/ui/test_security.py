@@ -1,8 +1,10 @@
 """Only the library roots and the previews cache are served; exposure needs credentials; auth guards every route."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -11,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
-from tests.ui.conftest import RunningApp, make_photos, start_app
+from tests.ui.conftest import RunningApp, free_port, make_photos, start_app
 from tests.media import write_jpeg
 
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -89,3 +91,31 @@ def test_with_credentials_an_unauthenticated_request_gets_nothing(tmp_path: Path
         assert code in (401, 403)
     finally:
         app.close()
+
+
+def test_the_serve_command_serves_the_app_and_refuses_an_unsafe_bind_as_app_py_does(tmp_path: Path) -> None:
+    """`python -m anagnorisis serve` is what `python app.py` runs (SPEC §1): loopback by default, stops on SIGTERM."""
+    import signal
+
+    from tests.reliability.test_kill import ENV, wait_served
+
+    done = subprocess.run([sys.executable, "-m", "anagnorisis", "--data-dir", str(tmp_path / "d1"), "serve",
+                           "--host", "0.0.0.0"], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert done.returncode == 2 and "ANAGNORISIS_PASSWORD" in done.stderr
+    port = free_port()
+    data = tmp_path / "d2"
+    process = subprocess.Popen([sys.executable, "-m", "anagnorisis", "serve", "--port", str(port),
+                                "--data-dir", str(data)], cwd=REPO, env=ENV,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_served(f"http://127.0.0.1:{port}/", process)
+        deadline = time.monotonic() + 30  # written just after the server answers
+        while not (data / "app.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        announced = json.loads((data / "app.json").read_text())
+        assert announced["port"] == port
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=60)
+    assert code == 0, process.stderr.read().decode() if process.stderr else code
+    assert not (data / "app.json").exists()
