@@ -151,17 +151,27 @@ KEYBOARD_JS = """
 () => {
   if (window.__anagnorisisKeys) return;
   window.__anagnorisisKeys = true;
-  const click = (id) => { const el = document.getElementById(id); if (el) el.click(); };
+  // Keys act on the Images tab only while it is the tab on screen (its buttons are hidden on the others).
+  const shown = (id) => { const el = document.getElementById(id); return el && el.offsetParent !== null ? el : null; };
+  const click = (id) => { const el = shown(id); if (el) el.click(); };
+  const onRating = (target) => Boolean(target && target.closest && target.closest('[id$="-rating"]'));
   document.addEventListener('keydown', (event) => {
-    const tag = (event.target.tagName || '').toLowerCase();
+    const target = event.target;
+    const tag = (target.tagName || '').toLowerCase();
     // A rating typed in the slider's box is saved when the box loses focus; Enter saves it as well.
-    if (event.key === 'Enter' && event.target.type === 'number' && event.target.closest('[id$="-rating"]')) {
-      event.target.blur();
+    if (event.key === 'Enter' && target.type === 'number' && onRating(target)) {
+      target.blur();
       return;
     }
-    if (tag === 'textarea' || (tag === 'input' && event.target.type !== 'range')) return;
-    if (event.key === 'PageDown') click('images-next');
-    if (event.key === 'PageUp') click('images-prev');
+    if (tag === 'textarea' || (tag === 'input' && target.type !== 'range')) return;
+    if (event.key === 'PageDown' || event.key === 'PageUp') {
+      // Page keys move between images, also from the slider: there they must not change the rating too (the
+      // change would be saved on the next image).
+      if (!shown('images-next')) return;
+      if (target.type === 'range') event.preventDefault();
+      click(event.key === 'PageDown' ? 'images-next' : 'images-prev');
+      return;
+    }
     if (tag === 'input') return;
     if (event.key === 'ArrowRight') click('images-next');
     if (event.key === 'ArrowLeft') click('images-prev');
@@ -169,8 +179,9 @@ KEYBOARD_JS = """
   // Gradio saves a slider on pointer release only; a keyboard change of the rating saves on key release too.
   document.addEventListener('keyup', (event) => {
     const target = event.target;
-    if (target && target.type === 'range' && target.closest('[id$="-rating"]') &&
-        ['ArrowLeft', 'ArrowRight', 'ArrowUp', 'ArrowDown', 'Home', 'End', 'PageUp', 'PageDown'].includes(event.key)) {
+    const keys = ['ArrowLeft', 'ArrowRight', 'ArrowUp', 'ArrowDown', 'Home', 'End'];
+    if (!shown('images-next')) keys.push('PageUp', 'PageDown');  // they move between images on the Images tab
+    if (target && target.type === 'range' && onRating(target) && keys.includes(event.key)) {
       target.dispatchEvent(new PointerEvent('pointerup', {bubbles: true}));
     }
   });

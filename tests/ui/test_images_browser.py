@@ -132,3 +132,32 @@ def test_a_new_search_clears_the_selection_so_the_slider_cannot_rate_another_fil
     rated = running_app.app.context.session.store.read(
         lambda c: c.execute("SELECT count(*) FROM ratings WHERE rating IS NOT NULL").fetchone()[0])
     assert rated == 0
+
+
+def test_page_keys_on_the_slider_move_to_the_next_image_without_rating_and_other_tabs_keep_the_selection(
+        running_app: RunningApp, tmp_path: Path) -> None:
+    with browser_page(tmp_path) as page:
+        page.goto(running_app.url)
+        page.wait_for_selector("#images-gallery img", timeout=30_000)
+        page.locator("#images-gallery img").first.click()
+        page.wait_for_selector("#images-large img", timeout=15_000)
+        first = page.inner_text("#images-details")
+        page.locator("#images-rating input[type=range]").focus()
+        page.keyboard.press("PageDown")
+        page.wait_for_function(  # another image's details, once the update is done (no progress text over them)
+            f"(() => {{ const t = document.querySelector('#images-details').innerText;"
+            f" return t !== {first!r} && !/queue:|processing/.test(t); }})()",
+            timeout=15_000)
+        second = page.inner_text("#images-details")
+        assert "not rated" in second and page.inner_text("#images-saved") == "not rated yet"
+
+        page.get_by_role("tab", name="Music").click()
+        page.locator("body").click()
+        for _ in range(3):
+            page.keyboard.press("ArrowRight")  # not the Images tab: the images' selection stays
+        page.get_by_role("tab", name="Images").click()
+        page.wait_for_timeout(1_000)
+        assert page.inner_text("#images-details") == second
+    rated = running_app.app.context.session.store.read(
+        lambda c: c.execute("SELECT count(*) FROM ratings WHERE rating IS NOT NULL").fetchone()[0])
+    assert rated == 0
