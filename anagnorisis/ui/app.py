@@ -130,7 +130,7 @@ class AnagnorisisBlocks(gr.Blocks):
         kwargs.setdefault("server_port", self.settings.port)
         kwargs.setdefault("show_error", True)
         kwargs.setdefault("js", f"() => {{ ({KEYBOARD_JS})(); ({WIKI_JS})(); }}")
-        gr.set_static_paths(served_paths(self.context))
+        self.context.refresh_served_paths()
         block = not kwargs.pop("prevent_thread_lock", False)
         kwargs.setdefault("state_session_capacity", SESSION_CAPACITY)
         result = super().launch(*args, server_name=host, share=share, auth=auth, prevent_thread_lock=True, **kwargs)

@@ -37,6 +37,7 @@ class AppContext:
     settings: Settings
     session: Session
     jobs: Jobs = field(default_factory=Jobs)
+    served: list[Any] = field(default_factory=list)  # the folders this app last gave Gradio to serve in place
 
     def apply_settings(self, settings: Settings) -> None:
         """Use changed settings from now on (no restart)."""
@@ -61,12 +62,34 @@ class AppContext:
         from anagnorisis.cli import run
 
         out, err = io.StringIO(), io.StringIO()
-        code = run(["--json", *argv], stdout=out, stderr=err, store=self.session.store, session=self.session)
+        try:
+            code = run(["--json", *argv], stdout=out, stderr=err, store=self.session.store, session=self.session)
+        finally:
+            if argv[:1] == ("library",):
+                self.refresh_served_paths()
         text = out.getvalue().strip()
         document = json.loads(text) if text else {}
         if code != 0:
             raise CommandError(code, document.get("error", {}).get("message") or err.getvalue().strip() or "failed")
         return document
+
+    def refresh_served_paths(self) -> None:
+        """Serve exactly the library roots (as they are now) and the previews: a folder added while the app runs
+        is served in place at once (not refused, nor copied into Gradio's cache), a removed one no longer."""
+        from pathlib import Path
+
+        import gradio as gr
+        from gradio.data_classes import _StaticFiles
+
+        from anagnorisis.ui.app import served_paths
+
+        wanted = [Path(path).resolve() for path in served_paths(self)]
+        # gr.set_static_paths only adds to the process's list: take out what this app gave it before (in place:
+        # Gradio's own entries and other apps' stay), so a removed root is no longer served.
+        before = set(self.served)
+        _StaticFiles.all_paths[:] = [path for path in _StaticFiles.all_paths if path not in before]
+        gr.set_static_paths(wanted)
+        self.served = wanted
 
     def start_scan(self, kinds: list[str] | None = None) -> Job:
         """Scan in the background, then embed what is new; the status line shows both."""

@@ -29,6 +29,8 @@ def install_cli_route(app: Any, token: str) -> None:
         finally:
             if not READ_ONLY_COMMANDS & set(argv):
                 context.session.invalidate()
+            if "library" in argv:  # a root added or removed from the CLI while the app runs
+                context.refresh_served_paths()
 
     async def forwarded(request: Request) -> Any:
         if not _is_loopback_client(request):

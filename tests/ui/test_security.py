@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, Cli
 from tests.ui.conftest import RunningApp, free_port, make_photos, start_app
 from tests.media import write_jpeg
 
@@ -119,3 +119,22 @@ def test_the_serve_command_serves_the_app_and_refuses_an_unsafe_bind_as_app_py_d
         code = process.wait(timeout=60)
     assert code == 0, process.stderr.read().decode() if process.stderr else code
     assert not (data / "app.json").exists()
+
+
+def test_a_folder_added_while_the_app_runs_is_served_in_place_and_a_removed_one_no_longer(
+        running_app: RunningApp, tmp_path: Path) -> None:
+    from anagnorisis.ui import settings as tab
+
+    later = tmp_path / "later"
+    photo = write_jpeg(later / "added later.jpg")
+    assert status_of(file_url(running_app.url, str(photo))) == 403  # not a root yet
+    message, _rows = tab.add_root(running_app.app.context, "images", str(later))
+    assert message.startswith("added"), message
+    assert status_of(file_url(running_app.url, str(photo))) == 200  # served at once, no restart
+    message, _rows = tab.remove_root(running_app.app.context, "images", str(later))
+    assert message.startswith("removed"), message
+    assert status_of(file_url(running_app.url, str(photo))) == 403
+    # from the CLI, forwarded to the running app
+    cli = Cli(running_app.data_dir)
+    assert cli.subprocess("library", "add", "images", str(later)).code == 0
+    assert status_of(file_url(running_app.url, str(photo))) == 200
