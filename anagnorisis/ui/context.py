@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +39,9 @@ class AppContext:
     session: Session
     jobs: Jobs = field(default_factory=Jobs)
     served: list[Any] = field(default_factory=list)  # the folders this app last gave Gradio to serve in place
+    # Kinds asked of a scan or embed while one runs, for a run right after it (None: every kind).
+    again: dict[str, set[str] | None] = field(default_factory=dict)
+    again_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def apply_settings(self, settings: Settings) -> None:
         """Use changed settings from now on (no restart)."""
@@ -91,9 +95,34 @@ class AppContext:
         gr.set_static_paths(wanted)
         self.served = wanted
 
+    def _after_running(self, name: str, kinds: list[str] | None) -> Job | None:
+        """The running job of this name, with these kinds noted for a run right after it; None when it is free."""
+        with self.again_lock:
+            job = self.jobs.get(name)
+            if job is None or job.state != "running":
+                return None
+            if name in self.again and self.again[name] is None or kinds is None:
+                self.again[name] = None
+            else:
+                self.again[name] = (self.again.get(name) or set()) | set(kinds)
+            return job
+
+    def _run_again(self, name: str, start: Any) -> None:
+        """Start the run asked for while the job of this name ran (a folder added, a document saved meanwhile)."""
+        with self.again_lock:
+            if name not in self.again:
+                return
+            kinds = self.again.pop(name)
+        start(None if kinds is None else sorted(kinds))
+
     def start_scan(self, kinds: list[str] | None = None) -> Job:
-        """Scan in the background, then embed what is new; the status line shows both."""
+        """Scan in the background, then embed what is new; the status line shows both. Asked while a scan runs,
+        it runs right after that one (with every kind asked for meanwhile)."""
         from anagnorisis.library.scan import scan
+
+        running = self._after_running("scan", kinds)
+        if running is not None:
+            return running
 
         def work(job: Job) -> dict[str, Any]:
             report = scan(self.session.store, kinds, lambda done, total, kind: job.progress(done, total, kind))
@@ -104,11 +133,17 @@ class AppContext:
             self.session.invalidate()
             if job.state == "done":
                 self.start_embed(kinds)
+            self._run_again("scan", self.start_scan)
 
         return self.jobs.start("scan", work, on_done=then)
 
     def start_embed(self, kinds: list[str] | None = None) -> Job:
+        """Embed what is missing in the background; asked while an embed runs, it runs right after that one."""
         from anagnorisis.config import KINDS
+
+        running = self._after_running("embed", kinds)
+        if running is not None:
+            return running
 
         def work(job: Job) -> dict[str, Any]:
             from anagnorisis.embed.pipeline import embed_missing
@@ -127,4 +162,4 @@ class AppContext:
             job.message = ", ".join(f"{kind}: {doc.get('embedded', 0)} embedded" for kind, doc in totals.items())
             return totals
 
-        return self.jobs.start("embed", work)
+        return self.jobs.start("embed", work, on_done=lambda _job: self._run_again("embed", self.start_embed))
