@@ -75,10 +75,25 @@ def selected_path(view: View, index: int | None) -> str | None:
     return str(view.results[index]["path"])
 
 
+LARGE_PIXELS = 1600  # longest side of the stand-in for an image whose name cannot go into a URL
+
+
+def shown_image(ctx: AppContext, record: dict[str, Any]) -> str | None:
+    """What the large view loads: the file itself, served in place; for a name that is not valid UTF-8 (which no
+    URL can carry) a large JPEG of it in the previews, named by its content."""
+    path = str(record["path"])
+    try:
+        path.encode("utf-8")
+        return path
+    except UnicodeEncodeError:
+        large = ensure_thumbnail(ctx.session.previews_dir, path, str(record["content_hash"]), LARGE_PIXELS)
+        return str(large) if large else None
+
+
 AB_PREVIEW = learn.Preview(
     make=lambda elem_id, label: gr.Image(type="filepath", label=label, interactive=False, height=320,
                                          elem_id=elem_id),
-    value=lambda ctx, record: record["path"],
+    value=shown_image,
 )
 
 
@@ -88,7 +103,7 @@ def show(ctx: AppContext, view: View, index: int | None) -> tuple[Any, str, Any,
         return None, "Select an image.", gr.update(value=0), "", None
     record = view.results[index]
     rating = record.get("user_rating")
-    return (record["path"], details_markdown(record), gr.update(value=rating if rating is not None else 0),
+    return (shown_image(ctx, record), details_markdown(record), gr.update(value=rating if rating is not None else 0),
             "" if rating is not None else "not rated yet", index)
 
 

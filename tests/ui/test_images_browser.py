@@ -1,6 +1,7 @@
 """The Images tab in a real browser: search, open, rate with the slider; the rating survives the app."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import duckdb
@@ -161,3 +162,33 @@ def test_page_keys_on_the_slider_move_to_the_next_image_without_rating_and_other
     rated = running_app.app.context.session.store.read(
         lambda c: c.execute("SELECT count(*) FROM ratings WHERE rating IS NOT NULL").fetchone()[0])
     assert rated == 0
+
+
+def test_an_image_whose_name_is_not_utf8_can_be_viewed_and_rated(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.media import write_jpeg
+    from tests.ui.conftest import start_app
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio-tmp"))
+    library = tmp_path / "photos"
+    library.mkdir()
+    latin1 = os.fsdecode(bytes(library) + b"/caf\xe9.jpg")  # the bytes of a Latin-1 name, as Python holds them
+    write_jpeg(latin1, size=(120, 90))
+    app, url = start_app(tmp_path / "data", library)
+    try:
+        with browser_page(tmp_path) as page:
+            page.goto(url)
+            page.wait_for_selector("#images-gallery img", timeout=30_000)
+            page.locator("#images-gallery img").first.click()
+            page.wait_for_selector("#images-large img", timeout=15_000)
+            assert "caf\ufffd.jpg" in page.inner_text("#images-details")  # named with a replacement character
+            source = page.get_attribute("#images-large img", "src") or ""
+            assert "/previews/" in source and "gradio-tmp" not in source, source  # a stand-in from the previews
+            box = page.locator("#images-rating input[type=number]")
+            box.fill("8")
+            box.press("Enter")
+            page.wait_for_function("document.querySelector('#images-saved').innerText === 'saved 8'",
+                                   timeout=15_000)
+        assert app.context.session.record_by_path("images", latin1)["user_rating"] == 8
+    finally:
+        app.close()
