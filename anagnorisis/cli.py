@@ -849,6 +849,12 @@ def run(
     except (CommandFailed, StoreError) as error:
         _emit_error(ctx.json_output, stdout, stderr, "failed", str(error))
         return 1
+    except BrokenPipeError:
+        raise  # the reader of the output left: main() ends quietly
+    except OSError as error:  # a file the command needed: its reason, and --json still prints one object
+        _emit_error(ctx.json_output, stdout, stderr, "failed", f"{error.filename or ''}: {error.strerror or error}"
+                    if getattr(error, "filename", None) else str(error.strerror or error))
+        return 1
     finally:
         ctx.close()
     if ctx.json_output:

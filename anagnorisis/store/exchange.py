@@ -86,12 +86,18 @@ def _export_table(rows: list[tuple[Any, ...]]) -> pa.Table:
 
 
 def _write(table: pa.Table, path: Path, suffix: str) -> None:
+    if not path.parent.is_dir():
+        raise ExchangeError(f"cannot write {path}: the folder {path.parent} does not exist")
     tmp = path.with_name(path.name + ".partial")
-    if suffix == ".csv":
-        pa_csv.write_csv(table, tmp)
-    else:
-        pq.write_table(table, tmp)
-    os.replace(tmp, path)
+    try:
+        if suffix == ".csv":
+            pa_csv.write_csv(table, tmp)
+        else:
+            pq.write_table(table, tmp)
+        os.replace(tmp, path)
+    except OSError as error:  # no permission, a full disk: the reason, and no half-written file left
+        tmp.unlink(missing_ok=True)
+        raise ExchangeError(f"cannot write {path}: {getattr(error, 'strerror', None) or error}") from None
 
 
 def export_file(store: Store, path: Path) -> dict[str, Any]:

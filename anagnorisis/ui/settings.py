@@ -85,6 +85,8 @@ def start_download(ctx: AppContext, kind: str) -> str:
 
 
 def exchange(ctx: AppContext, action: str, path: str) -> str:
+    if not (path or "").strip():
+        return f"{action} failed: type a file's path first, ending in .csv or .parquet"
     try:
         document = ctx.run_command(action, path.strip())
     except CommandError as error:

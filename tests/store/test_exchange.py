@@ -127,3 +127,11 @@ def test_an_exported_row_of_content_no_file_holds_now_keeps_its_kind(tmp_path: P
     cli.json("export", str(exported))
     rows = {row["content_hash"]: row for row in pa_csv.read_csv(exported).to_pylist()}
     assert rows[old]["path"] in ("", None) and rows[old]["kind"] == "music", rows[old]
+
+
+def test_an_export_into_a_missing_folder_says_so_and_json_gets_one_error_object(cli: Cli, tmp_path: Path) -> None:
+    result = cli("--json", "export", str(tmp_path / "nowhere" / "ratings.csv"))
+    assert result.code == 2
+    assert result.json["error"]["message"] == (
+        f"cannot write {tmp_path / 'nowhere' / 'ratings.csv'}: the folder {tmp_path / 'nowhere'} does not exist")
+    assert not list(tmp_path.glob("**/*.partial"))

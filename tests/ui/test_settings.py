@@ -36,6 +36,8 @@ def test_an_invalid_root_is_refused_with_its_reason(tmp_path: Path) -> None:
         message, _rows = tab.add_root(app.context, "images", str(library / "inner"))
         assert "inside" in message
         roots_before = tab.roots_table(app.context)
+        assert tab.exchange(app.context, "export", "  ") == (
+            "export failed: type a file's path first, ending in .csv or .parquet")
         for blank in ("", "   "):  # an empty Folder field: refused, not taken as the app's working folder
             message, rows = tab.add_root(app.context, "images", blank)
             assert message.startswith("not added") and "no folder given" in message, message
