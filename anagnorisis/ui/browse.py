@@ -151,6 +151,8 @@ def run_page(ctx: AppContext, request: SearchRequest) -> Page:
     except (search.UsageError, search.SearchError) as error:
         return Page([], 0, 0, 1, 1, None, for_the_screen(str(error)))
     pages = max(1, math.ceil(result.total / max(1, request.limit)))
+    if not result.results and result.total and request.offset >= result.total:  # past the end: the last page
+        return run_page(ctx, replace(request, offset=(pages - 1) * max(1, request.limit)))
     return Page(result.results, result.total, result.not_indexed, request.offset // max(1, request.limit) + 1,
                 pages, result.mode)
 
@@ -267,4 +269,5 @@ def wire_search_events(search: Any, inputs: list[Any], outputs: list[Any], *, go
     then(previous_page.click(lambda p: max(1, int(p or 1) - 1), page, page, **private).then(
         search, inputs, outputs, **private))
     then(next_page.click(lambda p: int(p or 1) + 1, page, page, **private).then(search, inputs, outputs, **private))
+    then(page.submit(search, inputs, outputs, **private))  # a page number typed, then Enter
     return from_first_page

@@ -488,9 +488,9 @@ def render(ctx: AppContext) -> Loader:
     table = gr.Dataframe(headers=HEADERS, datatype=DATATYPES, interactive=False, wrap=True, max_height=720,
                          column_widths=COLUMN_WIDTHS, label="Library", elem_id="music-table")
     with gr.Row():
-        previous_page = gr.Button("◀ Page")
-        page = gr.Number(value=1, precision=0, minimum=1, label="Page")
-        next_page = gr.Button("Page ▶")
+        previous_page = gr.Button("◀ Page", elem_id="music-previous-page")
+        page = gr.Number(value=1, precision=0, minimum=1, label="Page", elem_id="music-page")
+        next_page = gr.Button("Page ▶", elem_id="music-next-page")
     skipped = SkippedPanel(ctx, KIND)
     learn.ab_panel(ctx, KIND, learn.Preview(
         make=lambda elem_id, label: gr.HTML(css_template=PLAYER_CSS, label=label, elem_id=elem_id),

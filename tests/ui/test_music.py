@@ -104,6 +104,9 @@ def test_the_table_is_paged(ctx: Any, tracks: list[Track], monkeypatch: pytest.M
     frame, summary, _view, page = search(ctx, page=2)
     assert page == 2 and "page 2 of 2" in summary
     assert titles(frame) == [t.title for t in tracks[4:]] and list(frame["#"]) == [5, 6]
+    frame, summary, view, page = search(ctx, page=3)  # past the end (Page ▶ on the last page): the last page
+    assert page == 2 and "page 2 of 2" in summary and list(frame["#"]) == [5, 6]
+    assert view.request.offset == 4
 
 
 def test_name_search_finds_a_track_by_its_file_name(ctx: Any) -> None:

@@ -203,3 +203,25 @@ def test_a_second_list_started_in_the_same_page_records_its_start(music_app: tup
             position = page.evaluate("() => document.querySelector('#music-player audio').currentTime")
             assert position < 5, position  # started again from the beginning, not carried on
         assert seen[1] > seen[0]
+
+
+def test_a_typed_page_number_opens_that_page_and_page_forward_stops_at_the_last(
+        music_app: tuple[Any, str, list[Track], Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from anagnorisis.ui import music
+
+    app, url, _tracks, _broken = music_app
+    monkeypatch.setattr(music, "PAGE_SIZE", 4)  # 7 tracks: two pages
+    with browser_page(tmp_path) as page:
+        page.goto(url)
+        page.get_by_role("tab", name="Music").click()
+        page.wait_for_function("document.querySelector('#music-summary').innerText.includes('page 1 of 2')",
+                               timeout=30_000)
+        box = page.locator("#music-page input")
+        box.fill("2")
+        box.press("Enter")
+        page.wait_for_function("document.querySelector('#music-summary').innerText.includes('page 2 of 2')",
+                               timeout=15_000)
+        page.click("#music-next-page")
+        page.wait_for_timeout(1_500)
+        assert "page 2 of 2" in page.inner_text("#music-summary")  # not "page 3 of 2" and an empty table
+        assert box.input_value() == "2"
