@@ -141,6 +141,16 @@ def rating_histogram(ratings: np.ndarray) -> pd.DataFrame:
     return typed_frame([(f"{low}–{low + 1}", int(count)) for low, count in enumerate(counts)], HISTOGRAM_COLUMNS)
 
 
+def weak_model_warning(document: dict[str, Any]) -> str:
+    """A warning when the chosen model orders your ratings no better than chance in cross-validation, else ""."""
+    srocc = (document.get("metrics") or {}).get(document.get("winner"), {}).get("srocc")
+    if srocc is None or srocc > 0:
+        return ""
+    return (f"**Not useful yet:** with {document.get('n_ratings')} ratings no model orders your ratings better "
+            f"than chance (cross-validated SROCC {srocc:.2f}), so its ratings of your files are close to guesses. "
+            "Rate more files — Rate next proposes the ones that teach it most — then train again.")
+
+
 def report_markdown(document: dict[str, Any]) -> str:
     lines = [
         f"### {document['kind']} model v{document['model_version']}: **{document['winner']}** won",
@@ -155,6 +165,9 @@ def report_markdown(document: dict[str, Any]) -> str:
     ]
     if not document.get("learning_curve"):
         lines.append("The learning curve appears from 25 ratings on.")
+    warning = weak_model_warning(document)
+    if warning:
+        lines.insert(1, warning)
     return "\n\n".join(lines)
 
 
@@ -379,6 +392,8 @@ def _final_update(what: str, payload: Any, live: _Live) -> TrainUpdate:
     done = f"Stopped early: the best model so far, {model}, is" if document.get("stopped_early") else \
         f"Done: model {model} is"
     status = f"{done} active; rating every {document['kind']} file in the background."
+    if weak_model_warning(document):
+        status += " It is no better than chance yet: see the report."
     return TrainUpdate(status, live.losses(), time.monotonic(), running=False, report=build_report(payload))
 
 

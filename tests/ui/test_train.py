@@ -248,3 +248,17 @@ def test_start_in_the_browser_draws_the_loss_plot_then_shows_the_report(
     # Stop during a long run (it keeps the best so far) and the stream arriving while training runs are tested
     # on the handlers (test_stop_ends_training_early…, test_the_stream_yields_loss_updates…): in a browser
     # on a loaded 2-core CI machine the redraw flood made those waits flaky.
+
+
+def test_a_model_no_better_than_chance_is_reported_as_not_useful_yet() -> None:
+    from anagnorisis.ui.train import report_markdown, weak_model_warning
+
+    document = {"kind": "images", "model_version": 2, "winner": "knn", "n_ratings": 13, "n_preferences": 0,
+                "embedding_model": "basic-image-v1", "seconds": 0.8, "stopped_early": False, "reason": "…",
+                "learning_curve": [], "metrics": {"knn": {"srocc": -0.346, "mae": 2.93, "pairwise_accuracy": 0.4},
+                                                  "mean": {"srocc": 0.0, "mae": 2.45, "pairwise_accuracy": 0.5}}}
+    warning = weak_model_warning(document)
+    assert warning.startswith("**Not useful yet:** with 13 ratings") and "SROCC -0.35" in warning
+    assert warning in report_markdown(document)
+    document["metrics"]["knn"]["srocc"] = 0.41
+    assert weak_model_warning(document) == "" and "Not useful yet" not in report_markdown(document)
