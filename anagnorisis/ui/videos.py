@@ -63,6 +63,12 @@ class Player:
     def current(self) -> tuple[str, str] | None:
         return self.tracks[self.position] if 0 <= self.position < len(self.tracks) else None
 
+    def rated(self) -> tuple[str, str] | None:
+        """The video the slider rates: the current one, or after the end of the list the last one played."""
+        if self.current() is None and self.tracks and self.position >= len(self.tracks):
+            return self.tracks[-1]
+        return self.current()
+
 
 PlayerUpdate = tuple[Any, Any, Any, Any, "Player", Any]  # player html, details, slider, saved, state, timer
 
@@ -359,23 +365,26 @@ def previous_video(ctx: AppContext, player: Player) -> PlayerUpdate:
 
 
 def rate_current(ctx: AppContext, player: Player, value: float | None) -> str:
-    """Handler: commit the slider's rating for the current video; 'saved' only after the commit."""
-    track = player.current()
+    """Handler: commit the slider's rating for the current video (after the end of the list, the last one);
+    'saved' only after the commit."""
+    track = player.rated()
     if track is None:
         return "Play a video to rate it."
-    return commit_rating(ctx, KIND, track[0], value)[1]
+    said = commit_rating(ctx, KIND, track[0], value)[1]
+    return said if player.current() is not None else f"{said} for {os.path.basename(track[0])}, the last video played"
 
 
 def rated_view(ctx: AppContext, player: Player, view: View) -> tuple[Any, Any, View]:
     """After a rating: the details and the grid's captions say the new rating; the playing video stays selected."""
-    track = player.current()
+    track = player.rated()
     record = ctx.session.record_by_path(KIND, track[0]) if track else None
     if record is None:
         return gr.update(), gr.update(), view
     fresh = fresh_page(ctx, KIND, view)
     shown = [i for i, known in enumerate(fresh.results) if known.get("content_hash") == track[1]]
     grid = gr.update(value=gallery_items(ctx, fresh.results), selected_index=shown[0] if shown else None)
-    return details_markdown(record, player), grid, fresh
+    details = details_markdown(record, player) if player.current() is not None else gr.update()  # "End of the list."
+    return details, grid, fresh
 
 
 # ---------------------------------------------------------------------------------------------- wiring

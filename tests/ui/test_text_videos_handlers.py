@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -191,6 +192,13 @@ def test_rating_the_playing_video_commits_it(library: Library) -> None:
     player = videos.play_from(ctx, view, 0)[4]
     assert videos.rate_current(ctx, player, 9) == "saved 9"
     assert ctx.session.record_by_path("videos", player.current()[0])["user_rating"] == 9.0
+
+    # after the end of the list (the last video ended, "End of the list."), the slider rates the last video played
+    ended = replace(player, position=len(player.tracks), finished=True)
+    last = player.tracks[-1][0]
+    assert videos.rate_current(ctx, ended, 4) == f"saved 4 for {Path(last).name}, the last video played"
+    assert ctx.session.record_by_path("videos", last)["user_rating"] == 4.0
+    assert videos.rate_current(ctx, videos.Player(), 4) == "Play a video to rate it."
 
 
 def test_relative_images_in_a_text_are_served_only_from_inside_the_library(library: Library, tmp_path: Path) -> None:
