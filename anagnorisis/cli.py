@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, NoReturn, TextIO
 
-from anagnorisis.config import KINDS, Settings, load_settings
+from anagnorisis.config import KINDS, Settings, load_settings, noun
 from anagnorisis.kinds import MediaError
 from anagnorisis.serve import add_serve_options, serve
 from anagnorisis.store import Store, StoreError
@@ -114,12 +114,15 @@ def cmd_library(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
     if args.library_command in ("add", "remove") and not str(args.path or "").strip():
         raise CommandFailed(f"cannot {args.library_command} a root for {args.kind}: no folder given (an empty path"
                             " would mean the current folder; name it, e.g. '.', to mean that)")
+    already = False
     if args.library_command == "add":
+        known = {root.path for root in list_roots(ctx.store, check_kind(args.kind))}
         try:
             root = add_root(ctx.store, check_kind(args.kind), ctx.abspath(args.path))
         except RootRefused as error:
             raise CommandFailed(f"cannot add {args.kind} root: {error}") from None
-        ctx.say(f"added {root.kind} root {root.path}")
+        already = root.path in known
+        ctx.say(f"{root.path} is already a {root.kind} root" if already else f"added {root.kind} root {root.path}")
     elif args.library_command == "remove":
         if not remove_root(ctx.store, check_kind(args.kind), ctx.abspath(args.path)):
             raise CommandFailed(f"{args.path} is not a {args.kind} root")
@@ -128,7 +131,7 @@ def cmd_library(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
     if args.library_command == "list":
         for root in roots:
             ctx.say(f"{root['kind']:<7} {root['path']}" + ("  (from config)" if root["from_config"] else ""))
-    return {"roots": roots}
+    return {"roots": roots, **({"already": True} if already else {})}
 
 
 def cmd_scan(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
@@ -291,7 +294,7 @@ def cmd_search(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
         raise UsageError(str(error)) from None
     except search.SearchError as error:
         raise CommandFailed(str(error)) from None
-    ctx.say(f"{result['total']} matching {kind} files" + (f" ({result['not_indexed']} not indexed yet)"
+    ctx.say(f"{result['total']} matching {noun(kind, result['total'])}" + (f" ({result['not_indexed']} not indexed yet)"
                                                            if result["not_indexed"] else ""))
     for item in result["results"]:
         rating = item.get("user_rating") if item.get("user_rating") is not None else item.get("model_rating")
@@ -478,7 +481,7 @@ def cmd_train(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
     for line in _metrics_table(document["metrics"], document["winner"]):
         ctx.say(line)
     ctx.say(f"why: {document['reason']}")
-    ctx.say(f"next: `python -m anagnorisis predict {kind}` rates every {kind} file with it")
+    ctx.say(f"next: `python -m anagnorisis predict {kind}` rates every {noun(kind)} with it")
     return document
 
 
@@ -693,7 +696,7 @@ def cmd_prefer(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
     kind_a, hash_a, path_a = _resolve_indexed(ctx, args.a)
     kind_b, hash_b, path_b = _resolve_indexed(ctx, args.b)
     if kind_a != kind_b:
-        raise UsageError(f"A is a {kind_a} file and B a {kind_b} file; compare two files of one kind")
+        raise UsageError(f"A is {_a(noun(kind_a))} and B {_a(noun(kind_b))}; compare two files of one kind")
     if hash_a == hash_b:
         raise UsageError("A and B have the same content; compare two different files")
     winner, loser = _record_of(ctx, kind_a, path_a), _record_of(ctx, kind_b, path_b)
@@ -718,7 +721,7 @@ def cmd_why(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
             + ("none yet" if rating is None else f"{rating:.1f} ± {record.get('uncertainty') or 0:.1f}")
             + (" (stale)" if record.get("model_rating_stale") else ""))
     if not document["neighbours"]:
-        ctx.say(f"no rated {kind} file has an embedding yet")
+        ctx.say(f"no rated {noun(kind)} has an embedding yet")
     for item in document["neighbours"]:
         ctx.say(f"  {item['user_rating']:4.1f}  similarity {item['similarity']:.3f}  "
                 f"{item.get('display_path') or item['path']}")
@@ -767,6 +770,10 @@ def _setup_logging(data_dir: Path | None) -> None:
         return
     to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root.addHandler(to_file)
+
+
+def _a(word: str) -> str:
+    return f"an {word}" if word[:1] in "aeiou" else f"a {word}"
 
 
 def _emit_error(ctx_json: bool, stdout: TextIO, stderr: TextIO, code: str, message: str) -> None:

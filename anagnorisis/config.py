@@ -10,6 +10,15 @@ import yaml
 from dotenv import dotenv_values
 
 KINDS = ("images", "music", "text", "videos")
+# What one file of each kind is called in messages: "3 images are rated", not "3 images files".
+KIND_NOUNS = {"images": ("image", "images"), "music": ("track", "tracks"), "text": ("document", "documents"),
+              "videos": ("video", "videos")}
+
+
+def noun(kind: str, count: int = 1) -> str:
+    """The word for `count` files of a kind ("image", "tracks"); an unknown kind is called files."""
+    one, many = KIND_NOUNS.get(kind, (f"{kind} file", f"{kind} files"))
+    return one if count == 1 else many
 
 
 def _bool(value: Any) -> bool:

@@ -14,6 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from anagnorisis.config import noun
 from anagnorisis.store.db import Store, utc_now
 from anagnorisis.store.ratings import add_preference
 from anagnorisis.store.records import Record, iso_utc, present_files, public_record
@@ -161,7 +162,7 @@ def next_files(store: Store, settings: Any, kind: str, n: int = 10, *, session: 
     base = {"kind": kind, "n": n, "embedding_model": library.model_id}
     if not library.hashes:
         return {**base, "results": [], "cold_start": True, "n_ratings": 0, "n_preferences": 0,
-                "message": f"no {kind} file has a {library.model_id} embedding yet; scan and embed first"}
+                "message": f"no {noun(kind)} has a {library.model_id} embedding yet; scan and embed first"}
     if len(library.hashes) == 1:  # nothing to learn a feature map from: the one file is the whole queue
         return _single_file_queue(library, base)
     space, reference = library.space()
@@ -181,7 +182,7 @@ def next_files(store: Store, settings: Any, kind: str, n: int = 10, *, session: 
                             "reason": _reason(pick, model_ratings[pick.index])})
     return {**base, "results": results, "cold_start": not rated and n_choices == 0, "n_ratings": len(rated),
             "n_preferences": n_choices,
-            **({} if results else {"message": f"every embedded {kind} file is rated already"})}
+            **({} if results else {"message": f"every embedded {noun(kind)} is rated already"})}
 
 
 def _single_file_queue(library: _Library, base: dict[str, Any]) -> dict[str, Any]:
@@ -198,7 +199,7 @@ def next_pair(store: Store, settings: Any, kind: str, *, session: Any = None, se
     """The most informative A/B question: `{a: record, b: record, reason, score}`."""
     library = _Library(store, settings, kind, session)
     if len(library.hashes) < 2:
-        raise TasteError(f"A/B needs two embedded {kind} files; scan and embed your library first")
+        raise TasteError(f"A/B needs two embedded {noun(kind, 2)}; scan and embed your library first")
     space, reference = library.space()
     posterior, rated, _ = _posterior(library, settings, space)
     rng = np.random.default_rng(seed)

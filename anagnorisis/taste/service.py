@@ -26,6 +26,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from anagnorisis.config import noun
 from anagnorisis.store.db import Store, utc_now
 from anagnorisis.store.records import iso_utc
 from anagnorisis.store.vectors import load_vectors
@@ -246,11 +247,11 @@ def _refuse_too_little(store: Store, kind: str, model_id: str, data: TrainingSet
     total = count_ratings(store, kind)
     if total < MIN_RATINGS:
         raise TasteError(
-            f"only {total} {kind} file{'s are' if total != 1 else ' is'} rated; rate at least {MIN_RATINGS} "
+            f"only {total} {noun(kind, total)} {'are' if total != 1 else 'is'} rated; rate at least {MIN_RATINGS} "
             f"(0–10, in the {kind.capitalize()} tab or with `python -m anagnorisis rate PATH RATING`), "
             "then train again")
     raise TasteError(
-        f"{total} {kind} files are rated but only {rated} have a {model_id} embedding; "
+        f"{total} {noun(kind, total)} are rated but only {rated} have a {model_id} embedding; "
         f"run `python -m anagnorisis embed {kind}` (or wait for the background embedding), then train again")
 
 

@@ -211,8 +211,8 @@ def first_start_text(ctx: AppContext) -> str:
 
 
 def library_is_empty(ctx: AppContext) -> bool:
-    count = ctx.session.store.read(lambda c: c.execute("SELECT count(*) FROM files WHERE NOT missing").fetchone()[0])
-    return count == 0
+    return not ctx.session.store.read(
+        lambda c: c.execute("SELECT EXISTS (SELECT 1 FROM files WHERE NOT missing)").fetchone()[0])
 
 
 def download_label(ctx: AppContext) -> str:
@@ -318,8 +318,9 @@ def build_app(data_dir: str | None = None, config: str | None = None, **settings
         _named_endpoints(ctx)
 
         timer = gr.Timer(1.0)
-        timer.tick(lambda: f"Status: {ctx.jobs.status_line()}", None, status, api_visibility="private",
-                   show_progress="hidden")
+        # the status line, and the first-start panel until the first scan has found files
+        timer.tick(lambda: (f"Status: {ctx.jobs.status_line()}", gr.update(visible=library_is_empty(ctx))), None,
+                   [status, first_start], api_visibility="private", show_progress="hidden")
         rescan.click(lambda: ctx.start_scan() and None, None, None, api_visibility="private")
         for loader in loaders:
             for one in (loader, *loader.also):

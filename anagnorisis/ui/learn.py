@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 import gradio as gr
 
+from anagnorisis.config import noun
 from anagnorisis.store.records import Record, records_for_paths
 from anagnorisis.ui.browse import file_name, rating_text
 from anagnorisis.ui.context import AppContext, CommandError
@@ -45,7 +46,7 @@ def queue_summary(kind: str, document: dict[str, Any]) -> str:
     """The line above the list: what the queue is, or why it is empty."""
     results = document.get("results") or []
     if not results:
-        return f"**Nothing to rate next:** {document.get('message') or f'no {kind} file is waiting for a rating'}."
+        return f"**Nothing to rate next:** {document.get('message') or f'no {noun(kind)} is waiting for a rating'}."
     what = ("cold start: files that cover parts of your library nothing rated covers yet"
             if document.get("cold_start") else "the files whose rating would teach the model most")
     counts = f"{document.get('n_ratings', 0)} rated, {document.get('n_preferences', 0)} A/B choices so far"

@@ -19,10 +19,12 @@ def roots_table(ctx: AppContext) -> list[list[Any]]:
 def add_root(ctx: AppContext, kind: str, path: str) -> tuple[str, list[list[Any]]]:
     """Handler: validate and add a root (the reason when refused), then rescan that kind."""
     try:
-        ctx.run_command("library", "add", kind, path.strip())
+        document = ctx.run_command("library", "add", kind, path.strip())
     except CommandError as error:
         return f"not added: {error}", roots_table(ctx)
     ctx.start_scan([kind])
+    if document.get("already"):
+        return f"{path.strip()} is already a {kind} folder; scanning it again now", roots_table(ctx)
     return f"added {kind} folder {path.strip()}; scanning it now", roots_table(ctx)
 
 

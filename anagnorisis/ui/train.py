@@ -21,7 +21,7 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 
-from anagnorisis.config import KINDS
+from anagnorisis.config import KINDS, noun
 from anagnorisis.jobs import Job, Jobs
 from anagnorisis.taste.service import (
     TasteError, TrainOutcome, active_model, model_versions, predict_kind, rollback, train_and_save,
@@ -391,7 +391,7 @@ def _final_update(what: str, payload: Any, live: _Live) -> TrainUpdate:
     model = f"v{document['model_version']} ({document['winner']})"
     done = f"Stopped early: the best model so far, {model}, is" if document.get("stopped_early") else \
         f"Done: model {model} is"
-    status = f"{done} active; rating every {document['kind']} file in the background."
+    status = f"{done} active; rating every {noun(document['kind'])} in the background."
     if weak_model_warning(document):
         status += " It is no better than chance yet: see the report."
     return TrainUpdate(status, live.losses(), time.monotonic(), running=False, report=build_report(payload))
@@ -419,6 +419,8 @@ def rollback_to(ctx: AppContext, kind: str, version: float | None) -> tuple[str,
         document = rollback(ctx.session.store, kind, int(version))
     except TasteError as error:
         return f"Not rolled back: {error}", versions_rows(ctx, kind)
+    if document["model_version"] == document["previous_version"]:
+        return f"{kind} model v{document['model_version']} is already the active one.", versions_rows(ctx, kind)
     ctx.session.invalidate(kind)
     ctx.jobs.forget("predict")  # "…rated by model vN" on the status line is no longer true
     predicted = next((v["predicted"] for v in model_versions(ctx.session.store, kind)

@@ -248,6 +248,9 @@ def start_preparing(ctx: AppContext, player: Player, record: dict[str, Any]) -> 
         job.message = f"{title} is ready to play"
         return ready
 
+    for job in ctx.jobs.visible():  # one "video preparation done" on the status line at a time, not a pile
+        if job.name.startswith(prepare_job_name("")) and job.state != "running":
+            ctx.jobs.forget(job.name)
     ctx.jobs.start(name, work, label="video preparation")
     player = replace(player, preparing=name, finished=True)
     return (message_html(f"Preparing {title} for the browser… 0%", "video-preparing"),

@@ -131,7 +131,7 @@ def test_too_few_ratings_fail_with_exit_1_and_say_to_rate_more(library: Planted)
     result = library.cli("--json", "train", "images")
     assert result.code == 1
     message = result.json["error"]["message"]
-    assert "only 3 images files are rated" in message and "rate at least 5" in message
+    assert "only 3 images are rated" in message and "rate at least 5" in message
 
     plain = library.cli("predict", "images")
     assert plain.code == 1  # no model yet: the message goes to stderr

@@ -93,11 +93,11 @@ def test_rated_files_leave_the_queue_and_the_slider_rates_a_queued_file(planted:
 def test_an_empty_queue_says_why(planted: Planted, empty: AppContext) -> None:
     items, summary, view, _page = images.rate_next(empty)
     assert items == [] and view.results == []
-    assert summary.startswith("**Nothing to rate next:** no images file has a") and "scan and embed first" in summary
+    assert summary.startswith("**Nothing to rate next:** no image has a") and "scan and embed first" in summary
     for path in planted.library.paths:
         planted.ctx.session.rate("images", path, 5)
     _items, summary, _view, _page = images.rate_next(planted.ctx)
-    assert summary == "**Nothing to rate next:** every embedded images file is rated already."
+    assert summary == "**Nothing to rate next:** every embedded image is rated already."
 
 
 @pytest.fixture
@@ -203,7 +203,7 @@ def test_the_panel_shows_both_pictures_and_the_confirmation(planted: Planted) ->
 
 def test_a_b_without_two_embedded_files_shows_the_reason_and_stores_nothing(empty: AppContext) -> None:
     pair = learn.draw_pair(empty, "images")
-    assert pair.a is None and "A/B needs two embedded images files" in pair.message
+    assert pair.a is None and "A/B needs two embedded images" in pair.message
     outputs = learn.pair_outputs(empty, images.AB_PREVIEW, pair, "")
     assert outputs[0] is None and outputs[4].startswith("⚠️ A/B needs two embedded")
     assert learn.answer(empty, "images", pair, "a") == (learn.NO_QUESTION, pair)

@@ -46,6 +46,10 @@ def test_an_invalid_root_is_refused_with_its_reason(tmp_path: Path) -> None:
         elsewhere.mkdir()
         message, rows = tab.add_root(app.context, "music", str(elsewhere))
         assert message.startswith("added") and ["music", str(elsewhere.resolve()), "added"] in rows
+        message, _rows = tab.add_root(app.context, "music", str(elsewhere))
+        assert message == f"{elsewhere} is already a music folder; scanning it again now"
+        assert tab.change_setting(app.context, "backup_keep", -3) == "not saved: backup_keep must be 0 or more, not -3"
+        assert app.context.settings.backup_keep >= 0
     finally:
         app.close()
 

@@ -92,7 +92,7 @@ def test_stop_ends_training_early_and_keeps_a_saved_best_so_far_model(
     assert last is not None and last.report is not None, last
     assert said[stopped_at].startswith("Stopping: the best model so far will be kept… · epoch "), said[stopped_at:]
     assert last.status.startswith("Stopped early: the best model so far, v1 (") and last.status.endswith(
-        "is active; rating every images file in the background."), last.status
+        "is active; rating every image in the background."), last.status
     document = last.report.document
     assert document["stopped_early"] is True
     assert Path(document["model_file"]).is_file()
@@ -182,6 +182,7 @@ def test_rollback_activates_the_older_version_and_predicts_with_it_if_it_never_d
     message, rows = rollback_to(ctx, "images", 1)  # v1 rated the files before: no predict, and no stale word
     assert "v1 is active again (was v2)" in message and "predicting" not in message
     assert "model v2" not in ctx.jobs.status_line()
+    assert rollback_to(ctx, "images", 1)[0] == "images model v1 is already the active one."
 
     message, _rows = rollback_to(ctx, "images", 7)
     assert message.startswith("Not rolled back") and "no images model version 7" in message
