@@ -84,6 +84,7 @@ class Known:
     mtime: float | None
     content_hash: str | None
     missing: bool
+    root: str | None = None
 
 
 def display(path_bytes: bytes) -> str:
@@ -163,7 +164,7 @@ def probe(kind: MediaKind, walked: Walked) -> Probed:
 
 def _load_known(conn: duckdb.DuckDBPyConnection, kind: str, path_bytes: bytes | None = None) -> dict[bytes, Known]:
     """The kind's files rows by path (only the one path, when given)."""
-    sql = "SELECT id, path_bytes, size, mtime, content_hash, missing FROM files WHERE kind = $kind"
+    sql = "SELECT id, path_bytes, size, mtime, content_hash, missing, root FROM files WHERE kind = $kind"
     if path_bytes is not None:
         sql += " AND path_bytes = $path"
     rows = conn.execute(sql, {"kind": kind} | ({} if path_bytes is None else {"path": path_bytes})).fetchall()
@@ -324,17 +325,25 @@ def _scan_kind(store: Store, kind: MediaKind, report: ScanReport, progress: Prog
                 scan.vanished_by_hash.setdefault(row.content_hash, []).append(row)
     to_probe: list[Walked] = []
     reappeared: list[int] = []
+    rehomed: list[tuple[int, str, str]] = []  # under another root than its row says (a root replaced by its parent)
     for item in walked:
         row = known.get(item.path_bytes)
         if row and row.content_hash and row.size == item.size and row.mtime == item.mtime:
             report.unchanged += 1
             if row.missing:
                 reappeared.append(row.id)
+            if row.root != item.root:
+                relative = item.path_bytes[len(os.fsencode(item.root)):].lstrip(b"/")
+                rehomed.append((row.id, item.root, display(relative)))
         else:
             to_probe.append(item)
     if reappeared:
         store.write(lambda conn: conn.execute(
             "UPDATE files SET missing = false WHERE id IN (SELECT unnest($ids))", {"ids": reappeared}))
+    if rehomed:
+        store.write(lambda conn: conn.executemany(
+            "UPDATE files SET root = ?, relative_path = ? WHERE id = ?",
+            [[root, relative, file_id] for file_id, root, relative in rehomed]))
     done = 0
     with ThreadPoolExecutor(PROBE_THREADS) as pool:
         results = pool.map(lambda item: probe(kind, item), to_probe)

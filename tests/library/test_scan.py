@@ -193,3 +193,22 @@ def test_a_roots_kind_takes_only_its_own_extensions(cli: Cli, tmp_path: Path) ->
     cli.json("library", "add", "images", str(root))
     report = cli.json("scan")
     assert report["new"] == 1
+
+
+def test_a_root_replaced_by_its_parent_takes_its_files_over(cli: Cli, tmp_path: Path) -> None:
+    """Remove `photos/sub`, add `photos`: the files under sub now belong to `photos`, with paths relative to it."""
+    parent = tmp_path / "photos"
+    sub = parent / "sub"
+    photo = write_jpeg(sub / "wood.jpg")
+    assert cli("library", "add", "images", str(sub)).code == 0
+    cli.json("scan")
+    cli.json("rate", str(photo), "7")
+    assert cli("library", "remove", "images", str(sub)).code == 0
+    assert cli("library", "add", "images", str(parent)).code == 0
+    report = cli.json("scan")
+    assert (report["new"], report["unchanged"]) == (0, 1)
+    (record,) = cli.json("search", "images", "--folder", str(sub))["results"]
+    assert (record["root"], record["relative_path"]) == (str(parent), "sub/wood.jpg")
+    assert record["user_rating"] == 7
+    cli.json("embed", "images")
+    assert cli.json("search", "images", str(photo), "--mode", "similar")["total"] == 0  # found; nothing else to match
