@@ -23,6 +23,35 @@ RATED_CHOICES = ("all", "rated", "unrated")
 _LOADS = itertools.count(int(time.time() * 1000))
 
 
+def media_events_js(tag: str) -> str:
+    """The js_on_load of a player (gr.HTML holding an <audio> or <video>, tag "AUDIO" or "VIDEO").
+
+    gr.HTML has no media events of its own: the element's events (captured, since they do not bubble) become the
+    component's play (started, once per load), end (played to the end) and stop (could not be decoded). A page
+    update keeps the element and changes its attributes: a new load of the same file (a list started again)
+    changes only data-nonce, which the browser does not reload by itself, so it is started from the beginning.
+    """
+    return """
+const started = new Set();
+const tell = (type, media) => trigger(type, {nonce: media.dataset.nonce, hash: media.dataset.hash,
+                                             code: media.error ? media.error.code : null});
+element.addEventListener('playing', (event) => {
+  const media = event.target;
+  if (media.tagName !== 'TAG' || started.has(media.dataset.nonce)) return;
+  started.add(media.dataset.nonce);
+  tell('play', media);
+}, true);
+new MutationObserver((changes) => {
+  for (const change of changes) {
+    if (change.target.tagName === 'TAG' && change.oldValue !== change.target.dataset.nonce) change.target.load();
+  }
+}).observe(element, {subtree: true, attributes: true, attributeFilter: ['data-nonce'], attributeOldValue: true});
+const report = (type) => (event) => { if (event.target.tagName === 'TAG') tell(type, event.target); };
+element.addEventListener('ended', report('end'), true);
+element.addEventListener('error', report('stop'), true);
+""".replace("TAG", tag)
+
+
 def next_load() -> int:
     """A fresh number for one load of a player: browser events name it, so late events of an old load are ignored."""
     return next(_LOADS)

@@ -26,7 +26,7 @@ from anagnorisis.search import SearchRequest
 from anagnorisis.store.records import public_record
 from anagnorisis.ui import learn
 from anagnorisis.ui.browse import (
-    PageView, commit_rating, fresh_page, next_load, wire_search_events,
+    PageView, commit_rating, fresh_page, media_events_js, next_load, wire_search_events,
     build_request, file_name, Filters, new_seed, Page, rating_text, run_page, search_controls,
 )
 from anagnorisis.ui.context import AppContext
@@ -409,29 +409,7 @@ def play_endpoint(ctx: AppContext, path: str, event: str) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------------------------- wiring
 
-PLAYER_JS = """
-// gr.HTML has no media events of its own: report the <audio> element's events (captured, since they do not
-// bubble) as the component's play (started), end (played to the end) and stop (could not be decoded).
-const started = new Set();
-const tell = (type, audio) => trigger(type, {nonce: audio.dataset.nonce, hash: audio.dataset.hash,
-                                             code: audio.error ? audio.error.code : null});
-element.addEventListener('playing', (event) => {
-  const audio = event.target;
-  if (audio.tagName !== 'AUDIO' || started.has(audio.dataset.nonce)) return;
-  started.add(audio.dataset.nonce);
-  tell('play', audio);
-}, true);
-// A page update keeps the element and changes its attributes: a new load of the same file (the list started
-// again) changes only data-nonce, which the browser does not reload by itself. Start it from the beginning.
-new MutationObserver((changes) => {
-  for (const change of changes) {
-    if (change.target.tagName === 'AUDIO' && change.oldValue !== change.target.dataset.nonce) change.target.load();
-  }
-}).observe(element, {subtree: true, attributes: true, attributeFilter: ['data-nonce'], attributeOldValue: true});
-const report = (type) => (event) => { if (event.target.tagName === 'AUDIO') tell(type, event.target); };
-element.addEventListener('ended', report('end'), true);
-element.addEventListener('error', report('stop'), true);
-"""
+PLAYER_JS = media_events_js("AUDIO")
 
 TOGGLE_JS = """
 () => {

@@ -25,7 +25,7 @@ from anagnorisis.playback import file_url
 from anagnorisis.plays import PlayEventError, play_path
 from anagnorisis.ui import learn
 from anagnorisis.ui.browse import (
-    PageView, commit_rating, fresh_page, next_load, wire_search_events,
+    PageView, commit_rating, fresh_page, media_events_js, next_load, wire_search_events,
     QUERY_ORDER, build_request, file_name, Filters, human_size, Page, rating_text, run_page,
     search_controls,
 )
@@ -392,28 +392,7 @@ def rated_view(ctx: AppContext, player: Player, view: View) -> tuple[Any, Any, V
 
 # ---------------------------------------------------------------------------------------------- wiring
 
-PLAYER_JS = """
-// gr.HTML has no media events of its own: report the <video> element's events (captured, since they do not
-// bubble) as the component's play (started), end (played to the end) and stop (could not be decoded).
-const started = new Set();
-const tell = (type, video) => trigger(type, {nonce: video.dataset.nonce, hash: video.dataset.hash,
-                                             code: video.error ? video.error.code : null});
-element.addEventListener('playing', (event) => {
-  const video = event.target;
-  if (video.tagName !== 'VIDEO' || started.has(video.dataset.nonce)) return;
-  started.add(video.dataset.nonce);
-  tell('play', video);
-}, true);
-// A page update keeps the element and changes its attributes: a new load of the same file (the list started
-// again) changes only data-nonce, which the browser does not reload by itself. Start it from the beginning.
-new MutationObserver((changes) => {
-  for (const change of changes) {
-    if (change.target.tagName === 'VIDEO' && change.oldValue !== change.target.dataset.nonce) change.target.load();
-  }
-}).observe(element, {subtree: true, attributes: true, attributeFilter: ['data-nonce'], attributeOldValue: true});
-element.addEventListener('ended', (event) => { if (event.target.tagName === 'VIDEO') tell('end', event.target); }, true);
-element.addEventListener('error', (event) => { if (event.target.tagName === 'VIDEO') tell('stop', event.target); }, true);
-"""
+PLAYER_JS = media_events_js("VIDEO")
 
 PLAYER_CSS = """
 video { width: 100%; max-height: 520px; background: #000; border-radius: 6px; }
