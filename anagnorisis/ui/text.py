@@ -187,6 +187,28 @@ def open_row(ctx: AppContext, view: View, row_number: Any) -> ReaderUpdate:
     return open_record(ctx, view, view.results[position])
 
 
+def unsaved_edit(opened: Opened | None, editor_text: str | None) -> bool:
+    """True when the editor holds text that differs from the opened document on disk."""
+    if opened is None or not opened.editable or editor_text is None:
+        return False
+    try:
+        return open_document(opened.path).text != editor_text
+    except (MediaError, OSError):  # gone or unreadable now: nothing on disk to compare with, so keep the edit
+        return True
+
+
+def open_row_keeping_edits(ctx: AppContext, view: View, opened: Opened | None, editor_text: str | None,
+                           asked_again: Any, row_number: Any) -> tuple[Any, ...]:
+    """Handler: a click on a row opens it, unless the editor holds unsaved changes; then it asks first, and a
+    second click on the same row opens it and discards them. The last output is the row waiting for that click."""
+    if asked_again != row_number and unsaved_edit(opened, editor_text):
+        name = os.path.basename(opened.path) if opened else "the document"
+        keep = [gr.update()] * 6
+        return (*keep, f"**Unsaved changes in {name}.** Press Save, or click the row again to open it and discard "
+                       "them.", opened, row_number)
+    return (*open_row(ctx, view, row_number), None)
+
+
 def nothing_open(message: str) -> ReaderUpdate:
     return (message, gr.update(value=0), "", EMPTY_READER, EMPTY_READER,
             gr.update(value="", interactive=False), "", None)
@@ -393,10 +415,15 @@ def render(ctx: AppContext) -> Loader:
         do_search, search_inputs, search_outputs, go=go, query=query, changes=(sort, order, rated, mode),
         reshuffle=reshuffle, seed=seed, page=page, previous_page=previous_page, next_page=next_page)
 
-    def on_row(current: View, event: gr.SelectData) -> ReaderUpdate:
-        return open_row(ctx, current, event.row_value[0] if event.row_value else None)
+    asked_again = gr.State(None)  # the row clicked while the editor held unsaved changes
 
-    table.select(on_row, view, reader, **private).then(None, None, None, js=SCROLL_TO_PASSAGE_JS, **private)
+    def on_row(current: View, document: Opened | None, text: str, waiting: Any,
+               event: gr.SelectData) -> tuple[Any, ...]:
+        row = event.row_value[0] if event.row_value else None
+        return open_row_keeping_edits(ctx, current, document, text, waiting, row)
+
+    table.select(on_row, [view, opened, editor, asked_again], [*reader, asked_again], **private).then(
+        None, None, None, js=SCROLL_TO_PASSAGE_JS, **private)
     for rated in (slider.release(lambda o, value: rate(ctx, o, value), [opened, slider], saved,
                                  trigger_mode="always_last", **private),
                   clear.click(lambda o: rate(ctx, o, None), opened, saved, **private)):

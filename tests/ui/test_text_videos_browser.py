@@ -100,6 +100,9 @@ def test_open_a_text_rate_it_and_play_a_video_for_a_second(running: App, tmp_pat
         assert "Best passage" in page.inner_text("#text-details")  # the rest of the details stays
         page.locator("#text-table [role=gridcell]", has_text=f"yours {rating:g}").first.wait_for(timeout=15_000)
         screenshot(page, "text-tab-rated")
+        page.locator("#text-table [role=gridcell]", has_text="short.txt").first.click()  # nothing edited: opens
+        page.wait_for_function("document.querySelector('#text-details').innerText.includes('short.txt')",
+                               timeout=15_000)
 
         page.get_by_role("tab", name="Videos", exact=True).click()
         page.wait_for_selector("#videos-gallery img", timeout=30_000)

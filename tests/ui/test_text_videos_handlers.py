@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterator
 
+import gradio as gr
 import pytest
 
 from anagnorisis.library import edit
@@ -213,3 +213,24 @@ def test_relative_images_in_a_text_are_served_only_from_inside_the_library(libra
     rendered = text.open_record(library.ctx, text.View(), record)[3]
     assert f'<img src="gradio_api/file={library.notes}/pictures/cat.png" alt="cat">' in rendered
     assert '<img alt="secret">' in rendered and "outside.png" not in rendered
+
+
+def test_opening_another_document_with_unsaved_changes_asks_first(library: Library) -> None:
+    ctx = library.ctx
+    _frame, _summary, view, _page, _skipped = text_page(ctx)
+    rows = {Path(record["path"]).name: i + 1 for i, record in enumerate(view.results)}
+    recipe, letter = rows["recipe.md"], rows["old letter.txt"]
+    update = text.open_row_keeping_edits(ctx, view, None, None, None, recipe)
+    opened, editor_text = update[-2], update[5]["value"]
+    assert opened.path.endswith("recipe.md") and update[-1] is None
+
+    unchanged = text.open_row_keeping_edits(ctx, view, opened, editor_text, None, letter)
+    assert unchanged[-2].path.endswith("letter.txt")  # nothing edited: it opens at once
+
+    edited = editor_text + "\nAdd salt.\n"
+    asked = text.open_row_keeping_edits(ctx, view, opened, edited, None, letter)
+    assert asked[6].startswith("**Unsaved changes in recipe.md.**") and asked[-2] is opened and asked[-1] == letter
+    assert asked[5] == gr.update()  # the editor keeps the edit
+    again = text.open_row_keeping_edits(ctx, view, opened, edited, asked[-1], letter)  # the same row again
+    assert again[-2].path.endswith("letter.txt") and again[-1] is None
+    assert "Add salt" not in (library.notes / "recipe.md").read_text()
