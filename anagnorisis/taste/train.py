@@ -424,10 +424,12 @@ def choose_winner(metrics: dict[str, Metrics], n_ratings: int | None = None,
 
 
 def _keep_preferred(metrics: dict[str, Metrics], margins: dict[str, float]) -> str | None:
-    """Why PREFERRED is kept (no one significantly ahead, and it beats the mean on MAE), or None."""
+    """Why PREFERRED is kept (it beats both baselines, SPEC §6, and no one is significantly ahead), or None."""
     m, mean = metrics[PREFERRED], metrics["mean"]
     if m["mae"] >= mean["mae"] or m["srocc"] <= 0:
         return None
+    if "knn" in metrics and not beats_baselines(m, metrics["knn"], mean):
+        return None  # SPEC §6: the chosen model must beat kNN on SROCC and pairwise accuracy, whatever the noise
     ahead = [name for name in margins if name in metrics
              and metrics[name]["srocc"] - m["srocc"] > MARGIN_STANDARD_ERRORS * margins[name]]
     if ahead:
