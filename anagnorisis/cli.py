@@ -783,11 +783,32 @@ def _emit_error(ctx_json: bool, stdout: TextIO, stderr: TextIO, code: str, messa
         print(f"error: {message}", file=stderr, flush=True)
 
 
+def _absolute_globals(argv: list[str], cwd: str) -> list[str]:
+    """argv with the values of --data-dir and --config made absolute against the caller's folder."""
+    out: list[str] = []
+    take = False
+    for arg in argv:
+        if take:
+            out.append(os.path.abspath(os.path.join(cwd, os.path.expanduser(arg))))
+            take = False
+            continue
+        option, equals, value = arg.partition("=")
+        if option in ("--data-dir", "--config") and equals:
+            out.append(f"{option}={os.path.abspath(os.path.join(cwd, os.path.expanduser(value)))}")
+            continue
+        take = arg in ("--data-dir", "--config")
+        out.append(arg)
+    return out
+
+
 def _forward_rate_stdin(info: dict[str, Any], argv: list[str], stdin: TextIO, stdout: TextIO, stderr: TextIO) -> int:
-    """Each line becomes one forwarded `rate`, so `ok` still means committed, line by line."""
+    """Each line becomes one forwarded `rate`, so `ok` still means committed, line by line. argv's --data-dir and
+    --config are absolute already, so the first `rate` in it is the command."""
     from anagnorisis.remote import forward
 
-    base = [arg for arg in argv if arg not in ("--stdin", "rate", "--json")]
+    base = list(argv)
+    base.remove("rate")
+    base = [arg for arg in base if arg not in ("--stdin", "--json")]
     failed = 0
     for line in stdin:
         line = line.rstrip("\n")
@@ -838,9 +859,10 @@ def run(
 
         info = live_app(settings.data_path)
         if info is not None:
+            here = _absolute_globals(argv, os.getcwd())  # the app runs in its own folder
             if args.command == "rate" and args.stdin:
-                return _forward_rate_stdin(info, argv, stdin, stdout, stderr)
-            return forward(info, ["--cwd", os.getcwd(), *argv], stdout, stderr)
+                return _forward_rate_stdin(info, here, stdin, stdout, stderr)
+            return forward(info, ["--cwd", os.getcwd(), *here], stdout, stderr)
     _setup_logging(settings.data_path)
     if store is not None:
         from anagnorisis.store.settings import stored_settings

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -175,3 +176,26 @@ def test_bare_api_calls_do_not_pile_up_sessions_and_a_returning_client_keeps_its
     assert len(holder.session_data) <= ONE_SHOT_SESSIONS + 2, "one-shot sessions beyond the latest ones are dropped"
     assert client.session_hash in holder.session_data, "the returning client's session is kept"
     assert client.predict(path=str(running_app.photos[1]), rating=3, api_name="/rate")["record"]["user_rating"] == 3
+
+
+def test_a_relative_data_dir_is_the_callers_when_a_command_is_forwarded(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The app runs in its own folder: a relative --data-dir (here one named `rate`, like the command) must be
+    resolved where the command was typed, and forwarded `rate --stdin` must still find its command."""
+    from anagnorisis.cli import _absolute_globals
+    from tests.ui.conftest import make_photos, start_app
+
+    assert _absolute_globals(["--data-dir", "rate", "rate", "--config=c.yaml", "--stdin"], "/home/u") == [
+        "--data-dir", "/home/u/rate", "rate", "--config=/home/u/c.yaml", "--stdin"]
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio-tmp"))
+    photos = make_photos(tmp_path / "library", 2)
+    app, _url = start_app(tmp_path / "rate", tmp_path / "library")
+    try:
+        done = subprocess.run([sys.executable, "-m", "anagnorisis", "rate", "--stdin", "--data-dir", "rate"],
+                              input=f"{photos[0]}\t4\n", capture_output=True, text=True, cwd=tmp_path, timeout=120,
+                              env={**os.environ, "PYTHONPATH": str(REPO)})
+        assert (done.returncode, done.stdout) == (0, "ok\n"), done.stderr
+        assert app.context.session.record_by_path("images", str(photos[0]))["user_rating"] == 4
+        assert not (REPO / "rate").exists()  # nothing written relative to the app's own folder
+    finally:
+        app.close()
