@@ -250,10 +250,12 @@ def cmd_unrate(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_export(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
-    from anagnorisis.store.exchange import ExchangeError, export_file
+    from anagnorisis.store.exchange import ExchangeError, ExchangeWriteError, export_file
 
     try:
         result = export_file(ctx.store, Path(ctx.abspath(args.file)))
+    except ExchangeWriteError as error:
+        raise CommandFailed(str(error)) from None
     except ExchangeError as error:
         raise UsageError(str(error)) from None
     ctx.say(f"exported {result['rows']} rows and {result['preferences']} A/B choices to {args.file}")
@@ -269,6 +271,11 @@ def cmd_import(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
         raise CommandFailed(str(error)) from None
     ctx.say("imported {rows} rows: {ratings_applied} ratings applied, {ratings_kept} kept ours, "
             "{plays_updated} play counts updated, {preferences_added} A/B choices added".format(**result))
+    for item in result["skipped"]:
+        where = f"row {item['row']}" if "row" in item else f"A/B row {item['preferences_row']}"
+        ctx.say(f"skipped {where}: {item['reason']}")
+    if result["rows_skipped"] > len(result["skipped"]):
+        ctx.say(f"…{result['rows_skipped'] - len(result['skipped'])} more skipped rows are in the log")
     return result
 
 

@@ -1,7 +1,10 @@
 """Export and import of ratings, plays and A/B choices as CSV or Parquet (SPEC §3)."""
 from __future__ import annotations
 
+import logging
 import os
+import re
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -15,6 +18,8 @@ from anagnorisis.store.db import Store
 from anagnorisis.store.ratings import apply_rating, check_rating
 from anagnorisis.store.records import iso_utc
 
+log = logging.getLogger(__name__)
+
 EXPORT_COLUMNS = (
     "content_hash", "kind", "path", "user_rating", "rated_at", "full_plays", "skips", "last_played",
     "model_rating", "model_version",
@@ -25,6 +30,10 @@ FORMATS = (".csv", ".parquet")
 
 class ExchangeError(ValueError):
     pass
+
+
+class ExchangeWriteError(ExchangeError):
+    """The file could not be written (a missing folder, no permission, a full disk): a failure, not a usage error."""
 
 
 def preferences_path(path: Path) -> Path:
@@ -87,7 +96,7 @@ def _export_table(rows: list[tuple[Any, ...]]) -> pa.Table:
 
 def _write(table: pa.Table, path: Path, suffix: str) -> None:
     if not path.parent.is_dir():
-        raise ExchangeError(f"cannot write {path}: the folder {path.parent} does not exist")
+        raise ExchangeWriteError(f"cannot write {path}: the folder {path.parent} does not exist")
     tmp = path.with_name(path.name + ".partial")
     try:
         if suffix == ".csv":
@@ -97,7 +106,7 @@ def _write(table: pa.Table, path: Path, suffix: str) -> None:
         os.replace(tmp, path)
     except OSError as error:  # no permission, a full disk: the reason, and no half-written file left
         tmp.unlink(missing_ok=True)
-        raise ExchangeError(f"cannot write {path}: {getattr(error, 'strerror', None) or error}") from None
+        raise ExchangeWriteError(f"cannot write {path}: {getattr(error, 'strerror', None) or error}") from None
 
 
 def export_file(store: Store, path: Path) -> dict[str, Any]:
@@ -120,12 +129,15 @@ def export_file(store: Store, path: Path) -> dict[str, Any]:
 
 
 def _read(path: Path, suffix: str, columns: tuple[str, ...]) -> list[dict[str, Any]]:
-    if suffix == ".csv":
-        options = pa_csv.ConvertOptions(column_types={name: pa.string() for name in columns},
-                                        strings_can_be_null=True, null_values=[""])
-        table = pa_csv.read_csv(path, convert_options=options)
-    else:
-        table = pq.read_table(path)
+    try:
+        if suffix == ".csv":
+            options = pa_csv.ConvertOptions(column_types={name: pa.string() for name in columns},
+                                            strings_can_be_null=True, null_values=[""])
+            table = pa_csv.read_csv(path, convert_options=options)
+        else:
+            table = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as error:
+        raise ExchangeError(f"{path} cannot be read as {suffix[1:].upper()}: {error}") from None
     missing = [name for name in columns if name not in table.column_names]
     if missing:
         raise ExchangeError(f"{path}: missing columns {', '.join(missing)}")
@@ -169,21 +181,74 @@ def _merge_plays(conn: duckdb.DuckDBPyConnection, content_hash: str, full: int, 
     return True
 
 
-def _import_rows(conn: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]], counts: dict[str, int]) -> None:
+CONTENT_HASH = re.compile(r"[0-9a-f]{16,128}")  # what our hashes look like (lower-case hex)
+SKIPPED_SHOWN = 20  # skipped rows listed with their reason in the command's answer; all are counted and logged
+
+
+@dataclass
+class _Row:
+    content_hash: str
+    rating: float | None
+    rated_at: datetime | None
+    plays: tuple[int, int, datetime | None] | None
+
+
+def _checked_row(row: dict[str, Any]) -> _Row:
+    """One export row, validated; ValueError names what is wrong with it."""
+    content_hash = str(row["content_hash"] or "").strip()
+    if not CONTENT_HASH.fullmatch(content_hash):
+        raise ValueError(f"content_hash {content_hash!r} is not a content hash")
+    rating = _number(row["user_rating"])
+    if rating is not None:
+        check_rating(rating)
+    plays = None
+    if any(row[key] not in (None, "") for key in ("full_plays", "skips", "last_played")):
+        full, skips = (_number(row[key]) or 0 for key in ("full_plays", "skips"))
+        if not (full >= 0 and skips >= 0 and float(full).is_integer() and float(skips).is_integer()):
+            raise ValueError(f"play counts must be whole numbers, 0 or more (full_plays {full:g}, skips {skips:g})")
+        plays = (int(full), int(skips), _parse_time(row["last_played"]))
+    return _Row(content_hash, rating, _parse_time(row["rated_at"]), plays)
+
+
+def _checked_rows(rows: list[dict[str, Any]], skipped: list[dict[str, Any]]) -> list[_Row]:
+    """The valid rows; each invalid one goes to `skipped` as {row, reason} (row 1 is the first after the header)."""
+    valid = []
+    for number, row in enumerate(rows, start=1):
+        try:
+            valid.append(_checked_row(row))
+        except ValueError as error:
+            log.warning("import: skipping row %d: %s", number, error)
+            skipped.append({"row": number, "reason": str(error)})
+    return valid
+
+
+def _import_rows(conn: duckdb.DuckDBPyConnection, rows: list[_Row], counts: dict[str, int]) -> None:
     done: set[str] = set()
     for row in rows:
-        content_hash = row["content_hash"]
-        if not content_hash or content_hash in done:
+        if row.content_hash in done:
             continue
-        done.add(content_hash)
-        rating = _number(row["user_rating"])
-        if rating is not None:
-            applied = _merge_rating(conn, content_hash, check_rating(rating), _parse_time(row["rated_at"]))
+        done.add(row.content_hash)
+        if row.rating is not None:
+            applied = _merge_rating(conn, row.content_hash, row.rating, row.rated_at)
             counts["ratings_applied" if applied else "ratings_kept"] += 1
-        plays = (row["full_plays"], row["skips"], row["last_played"])
-        if any(value not in (None, "") for value in plays):
-            full, skips = (int(_number(value) or 0) for value in plays[:2])
-            counts["plays_updated"] += _merge_plays(conn, content_hash, full, skips, _parse_time(plays[2]))
+        if row.plays is not None:
+            counts["plays_updated"] += _merge_plays(conn, row.content_hash, *row.plays)
+
+
+def _checked_preferences(rows: list[dict[str, Any]], skipped: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    valid = []
+    for number, row in enumerate(rows, start=1):
+        try:
+            for key in ("winner_hash", "loser_hash"):
+                if not CONTENT_HASH.fullmatch(str(row[key] or "").strip()):
+                    raise ValueError(f"{key} {row[key]!r} is not a content hash")
+            _parse_time(row["chosen_at"])
+        except ValueError as error:
+            log.warning("import: skipping A/B row %d: %s", number, error)
+            skipped.append({"preferences_row": number, "reason": str(error)})
+            continue
+        valid.append(row)
+    return valid
 
 
 def _import_preferences(conn: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]], counts: dict[str, int]) -> None:
@@ -209,9 +274,11 @@ def import_file(store: Store, path: Path) -> dict[str, Any]:
     suffix = _check_format(path)
     if not path.is_file():
         raise ExchangeError(f"{path} does not exist")
-    rows = _read(path, suffix, EXPORT_COLUMNS)
+    read_rows = _read(path, suffix, EXPORT_COLUMNS)
     pref_path = preferences_path(path)
-    prefs = _read(pref_path, suffix, PREFERENCE_COLUMNS) if pref_path.is_file() else []
+    read_prefs = _read(pref_path, suffix, PREFERENCE_COLUMNS) if pref_path.is_file() else []
+    skipped: list[dict[str, Any]] = []
+    rows, prefs = _checked_rows(read_rows, skipped), _checked_preferences(read_prefs, skipped)
     counts = dict.fromkeys(("ratings_applied", "ratings_kept", "plays_updated", "preferences_added",
                             "preferences_skipped"), 0)
 
@@ -220,4 +287,4 @@ def import_file(store: Store, path: Path) -> dict[str, Any]:
         _import_preferences(conn, prefs, counts)
 
     store.write(merge)
-    return {"rows": len(rows), **counts}
+    return {"rows": len(read_rows), **counts, "rows_skipped": len(skipped), "skipped": skipped[:SKIPPED_SHOWN]}

@@ -131,7 +131,38 @@ def test_an_exported_row_of_content_no_file_holds_now_keeps_its_kind(tmp_path: P
 
 def test_an_export_into_a_missing_folder_says_so_and_json_gets_one_error_object(cli: Cli, tmp_path: Path) -> None:
     result = cli("--json", "export", str(tmp_path / "nowhere" / "ratings.csv"))
-    assert result.code == 2
+    assert result.code == 1
     assert result.json["error"]["message"] == (
         f"cannot write {tmp_path / 'nowhere' / 'ratings.csv'}: the folder {tmp_path / 'nowhere'} does not exist")
     assert not list(tmp_path.glob("**/*.partial"))
+
+
+def test_an_import_skips_invalid_rows_with_their_reasons_and_applies_the_rest(tmp_path: Path) -> None:
+    root = _library(tmp_path)
+    source = Cli(tmp_path / "source")
+    _prepare(source, root)
+    good = source.json("rate", str(root / "p0.jpg"), "6")["record"]["content_hash"]
+    exported = tmp_path / "ratings.csv"
+    source.json("export", str(exported))
+    rows = pa_csv.read_csv(exported).to_pylist()
+    header = ",".join(rows[0])
+    line = lambda **values: ",".join("" if values.get(k, row[k]) is None else str(values.get(k, row[k]))  # noqa: E731
+                                     for k in rows[0])
+    row = next(r for r in rows if r["content_hash"] == good)
+    bad = [line(user_rating=15), line(user_rating="abc"), line(rated_at="notadate"), line(content_hash="zzz"),
+           line(full_plays=-5)]
+    hand_made = tmp_path / "hand made.csv"
+    hand_made.write_text("\n".join([header, *bad, line()]) + "\n")
+
+    target = Cli(tmp_path / "target")
+    _prepare(target, root)
+    result = target.json("import", str(hand_made))
+    assert (result["rows"], result["rows_skipped"], result["ratings_applied"]) == (6, 5, 1)
+    reasons = [item["reason"] for item in result["skipped"]]
+    assert [item["row"] for item in result["skipped"]] == [1, 2, 3, 4, 5]
+    assert "outside 0–10" in reasons[0] and "could not convert" in reasons[1] and "isoformat" in reasons[2]
+    assert "'zzz' is not a content hash" in reasons[3] and "0 or more" in reasons[4]
+    broken = tmp_path / "broken.parquet"
+    broken.write_bytes(b"not parquet at all")
+    failed = target("--json", "import", str(broken))
+    assert failed.code == 1 and "cannot be read as PARQUET" in failed.json["error"]["message"]
