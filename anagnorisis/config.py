@@ -128,9 +128,14 @@ def _read_yaml(path: str) -> dict[str, Any]:
     if not path:
         return {}
     file = Path(path).expanduser()
+    if file.is_dir():
+        raise ValueError(f"config file {file} is a folder; give the path of a YAML file")
     if not file.is_file():
         raise FileNotFoundError(f"config file {file} does not exist (set by --config or ANAGNORISIS_CONFIG)")
-    loaded = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+    try:
+        loaded = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as error:
+        raise ValueError(f"config file {file} is not valid YAML: {error}") from None
     if not isinstance(loaded, dict):
         raise ValueError(f"config file {file} must hold a mapping of setting names to values")
     unknown = sorted(set(loaded) - set(SETTING_BY_NAME))

@@ -71,10 +71,12 @@ def local_to_utc(text: str | None) -> datetime | None:
 
 
 def _open_readonly(path: Path) -> sqlite3.Connection:
+    if path.is_dir():
+        raise NotAnAnagnorisisDatabase(f"{path} is a folder; give the path of the project.db file")
     if not path.is_file():
         raise NotAnAnagnorisisDatabase(f"{path} does not exist")
-    try:
-        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:  # a URI, so that '#', '?' or '%' in the path are quoted and not read as URI syntax
+        connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
         connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
     except sqlite3.DatabaseError as error:
         raise NotAnAnagnorisisDatabase(f"{path} is not an SQLite database ({error})") from None

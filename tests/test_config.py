@@ -42,6 +42,19 @@ def test_a_bad_value_names_the_setting(tmp_path: Path) -> None:
         load_settings(environ={"ANAGNORISIS_DEVICE": "tpu"}, dotenv_path=None)
 
 
+def test_a_config_file_that_is_not_yaml_or_is_a_folder_is_a_usage_error(tmp_path: Path) -> None:
+    from tests.conftest import Cli
+
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(": : bad yaml [\n")
+    with pytest.raises(ValueError, match="is not valid YAML"):
+        load_settings({"config": str(broken)}, environ={}, dotenv_path=None)
+    with pytest.raises(ValueError, match="is a folder"):
+        load_settings({"config": str(tmp_path)}, environ={}, dotenv_path=None)
+    result = Cli(tmp_path / "data")("--json", "library", "list", "--config", str(broken))
+    assert result.code == 2 and "is not valid YAML" in result.json["error"]["message"]
+
+
 def test_every_spec_key_is_in_the_table() -> None:
     keys = {setting.env_key for setting in SETTINGS}
     expected = {

@@ -162,9 +162,13 @@ def test_v042_reads_absolute_and_relative_paths(cli: Cli, media: dict[str, Path]
              "user_rating": 6.0, "user_rating_date": OLD_DATE, "full_play_count": 4, "skip_count": 0},
         ],
     })
-    result = cli.json("import-anagnorisis", str(db), "--map", f"/mnt/media/images={tmp_path / 'media' / 'images'}",
+    odd = tmp_path / "odd dir" / "proj#1 ?%41.db"  # URI characters in the file's path are only characters
+    odd.parent.mkdir()
+    shutil.copy(db, odd)
+    result = cli.json("import-anagnorisis", str(odd), "--map", f"/mnt/media/images={tmp_path / 'media' / 'images'}",
                       "--media-dir", f"music={tmp_path / 'media' / 'music'}")
     assert (result["matched"], result["unmatched"]) == (2, 0)
+    assert sorted(path.name for path in odd.parent.iterdir()) == [odd.name]  # no stray file beside it
     rows = exported(cli)
     assert rows["photo.jpg"]["user_rating"] == 3.0
     assert (rows["song.mp3"]["user_rating"], rows["song.mp3"]["full_plays"]) == (6.0, 4)
@@ -220,3 +224,5 @@ def test_anything_but_an_anagnorisis_database_is_refused(cli: Cli, tmp_path: Pat
     shutil.copy(Path(__file__), junk)
     refused = cli("--json", "import-anagnorisis", str(junk))
     assert refused.code == 1 and "not an SQLite database" in refused.json["error"]["message"]
+    refused = cli("--json", "import-anagnorisis", str(tmp_path))
+    assert refused.code == 1 and "is a folder" in refused.json["error"]["message"]
