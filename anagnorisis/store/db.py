@@ -61,6 +61,9 @@ class Store:
     @classmethod
     def open(cls, path: Path, *, wait_seconds: float = LOCK_WAIT_SECONDS) -> "Store":
         path = Path(path)
+        if "?" in str(path):  # DuckDB reads what follows a '?' as options: the file it opens is not this one
+            raise StoreError(f"the database path {path} holds a '?', which DuckDB cannot open; "
+                             "choose a data folder without it (--data-dir)")
         path.parent.mkdir(parents=True, exist_ok=True)
         connection = _connect(path, wait_seconds)
         store = cls(connection, path)

@@ -78,3 +78,10 @@ def test_a_backup_taken_while_open_holds_the_ratings(tmp_path: Path) -> None:
     with Store.open(backup) as copy:
         rows = copy.read(lambda c: c.execute("SELECT content_hash, rating FROM ratings").fetchall())
     assert rows == [("h1", 4.0)]
+
+
+def test_a_data_folder_with_a_question_mark_is_refused_with_the_reason(tmp_path: Path) -> None:
+    from tests.conftest import Cli
+
+    result = Cli(tmp_path / "what?")("--json", "library", "list")
+    assert result.code == 1 and "holds a '?', which DuckDB cannot open" in result.json["error"]["message"]
