@@ -600,6 +600,9 @@ def cmd_embed(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
     documents: dict[str, dict[str, Any]] = {}
     for kind in kinds:
         encoder, status = resolve_encoder(kind, ctx.settings, model=args.model)
+        if not status.available and args.model:  # asked for by name: no quiet fallback to the basic features
+            raise CommandFailed(f"--model {args.model}: {status.message.split(';')[0]}; nothing was embedded "
+                                "(name a model in the Hugging Face cache or a local model folder)")
         if not status.available:
             print(f"note: {status.message}", file=ctx.stderr, flush=True)
         with tqdm(desc=f"embed {kind}", unit="file", file=ctx.stderr, leave=False) as bar, \

@@ -139,6 +139,8 @@ def test_embed_computes_missing_vectors_once_and_reports_the_model(cli: Cli, pho
     again = cli.json("embed")
     assert again["kinds"]["images"]["cached"] == 30 and again["embedded"] == 0
     assert cli("--json", "embed", "--model", "basic").code == 2
+    missing = cli("--json", "embed", "images", "--model", "nonexistent/model")  # named, so no quiet fallback
+    assert missing.code == 1 and missing.json["error"]["message"].startswith("--model nonexistent/model: ")
 
 
 def test_models_list_names_every_kind_and_the_fallbacks(cli: Cli) -> None:
