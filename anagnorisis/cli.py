@@ -125,7 +125,7 @@ def cmd_library(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
         ctx.say(f"{root.path} is already a {root.kind} root" if already else f"added {root.kind} root {root.path}")
     elif args.library_command == "remove":
         if not remove_root(ctx.store, check_kind(args.kind), ctx.abspath(args.path)):
-            raise CommandFailed(f"{args.path} is not a {args.kind} root")
+            raise CommandFailed(f"{args.path} is not a library root for {args.kind}")
         ctx.say(f"removed {args.kind} root {args.path} (ratings stay with the files' content)")
     roots = [root.as_dict() for root in list_roots(ctx.store)]
     if args.library_command == "list":

@@ -125,9 +125,7 @@ def _old_row(table: str, values: tuple[Any, ...], plays: bool) -> OldRow | None:
         return None
     if table == "files_library":
         kind_found = kind_of_extension(os.path.splitext(str(file_path or ""))[1])
-        if kind_found is None:
-            return None
-        kind = kind_found.name
+        kind = kind_found.name if kind_found is not None else ""  # reported as unmatched, not dropped
     else:
         kind = MODULE_TABLES[table]
     return OldRow(table, kind, file_path, content_hash, algorithm, None if rating is None else float(rating),
@@ -229,7 +227,7 @@ def _apply(conn: duckdb.DuckDBPyConnection, content_hash: str, row: OldRow, repo
 def _write_unmatched(report: ImportReport, data_dir: Path) -> Path | None:
     if not report.unmatched_rows:
         return None
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-%f")  # two imports in one second: two files
     path = Path(data_dir) / f"import-anagnorisis-unmatched-{stamp}.csv"
     with open(path, "w", newline="", encoding="utf-8") as file:
         writer = csv.writer(file)
@@ -246,11 +244,15 @@ def import_anagnorisis(store: Store, db_path: Path, data_dir: Path, *, maps: lis
                        media_dirs: dict[str, str] | None = None) -> dict[str, Any]:
     """Merge the old database into ours; returns SPEC §1's `{matched, unmatched, conflicts, unmatched_csv}`."""
     rows = read_rows(Path(db_path))
+    report = ImportReport()
+    for row in [row for row in rows if not row.kind]:
+        report.unmatched += 1
+        report.unmatched_rows.append((row, "its extension belongs to no media kind"))
+    rows = [row for row in rows if row.kind]
     for row in rows:
         row.resolved_path = resolve_path(row, maps or [], media_dirs or {})
     matcher = _Matcher(store)
     matcher.note_path_matches(rows)
-    report = ImportReport()
     matched: list[tuple[str, OldRow]] = []
     for row in rows:
         content_hash, how = matcher.match(row)

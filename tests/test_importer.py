@@ -125,6 +125,8 @@ def test_the_head_schema_imports_ratings_plays_and_skips_from_docker_paths(
              "file_path": url("song", "music"), "user_rating": 9.25, "user_rating_date": OLD_DATE},
             {"hash": old_xxh3(media["note"]), "hash_algorithm": "xxh3s:s5m1048576:v1.2",
              "file_path": url("note", "text"), "user_rating": None, "model_rating": 8.0},
+            {"hash": "f" * 32, "hash_algorithm": "xxh3s:s5m1048576:v1.2",  # rated, but of no kind we index
+             "file_path": "osfs:///mnt/media/images/readme.xyz", "user_rating": 5.0, "user_rating_date": OLD_DATE},
         ],
         "music_library": [
             {"hash": old_md5(media["song"]), "hash_algorithm": "md5:v2", "file_path": url("song", "music"),
@@ -136,7 +138,9 @@ def test_the_head_schema_imports_ratings_plays_and_skips_from_docker_paths(
         ],
     })
     result = cli.json("import-anagnorisis", str(db), "--map", f"/mnt/media={tmp_path / 'media'}")
-    assert (result["matched"], result["unmatched"]) == (4, 0)
+    assert (result["matched"], result["unmatched"]) == (4, 1)
+    unmatched = Path(result["unmatched_csv"]).read_text()
+    assert "readme.xyz" in unmatched and "its extension belongs to no media kind" in unmatched
     rows = exported(cli)
     assert rows["photo.jpg"]["user_rating"] == 7.5
     assert rows["photo.jpg"]["rated_at"] == "2024-01-15T11:00:00.000000Z", "naive Berlin time became UTC"
