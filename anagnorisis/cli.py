@@ -69,7 +69,7 @@ class Context:
             print(text, file=self.stdout, flush=True)
 
     def abspath(self, path: str) -> str:
-        return os.path.abspath(os.path.join(self.cwd, os.path.expanduser(path)))
+        return absolute(path, self.cwd)
 
     def close(self) -> None:
         if self._store is not None and self.owns_store:
@@ -793,18 +793,23 @@ def _emit_error(ctx_json: bool, stdout: TextIO, stderr: TextIO, code: str, messa
         print(f"error: {message}", file=stderr, flush=True)
 
 
+def absolute(path: str, cwd: str) -> str:
+    """A path the caller typed, absolute: `~` expanded, a relative one taken from the caller's folder."""
+    return os.path.abspath(os.path.join(cwd, os.path.expanduser(path)))
+
+
 def _absolute_globals(argv: list[str], cwd: str) -> list[str]:
     """argv with the values of --data-dir and --config made absolute against the caller's folder."""
     out: list[str] = []
     take = False
     for arg in argv:
         if take:
-            out.append(os.path.abspath(os.path.join(cwd, os.path.expanduser(arg))))
+            out.append(absolute(arg, cwd))
             take = False
             continue
         option, equals, value = arg.partition("=")
         if option in ("--data-dir", "--config") and equals:
-            out.append(f"{option}={os.path.abspath(os.path.join(cwd, os.path.expanduser(value)))}")
+            out.append(f"{option}={absolute(value, cwd)}")
             continue
         take = arg in ("--data-dir", "--config")
         out.append(arg)

@@ -318,9 +318,16 @@ def build_app(data_dir: str | None = None, config: str | None = None, **settings
         _named_endpoints(ctx)
 
         timer = gr.Timer(1.0)
-        # the status line, and the first-start panel until the first scan has found files
-        timer.tick(lambda: (f"Status: {ctx.jobs.status_line()}", gr.update(visible=library_is_empty(ctx))), None,
-                   [status, first_start], api_visibility="private", show_progress="hidden")
+        has_files = [not library_is_empty(ctx)]  # once true, the first-start panel's tick reads no more
+
+        def tick() -> tuple[str, Any]:
+            """The status line, and the first-start panel until a scan has found files (then left as it is)."""
+            if has_files[0]:
+                return f"Status: {ctx.jobs.status_line()}", gr.update()
+            has_files[0] = not library_is_empty(ctx)
+            return f"Status: {ctx.jobs.status_line()}", gr.update(visible=not has_files[0])
+
+        timer.tick(tick, None, [status, first_start], api_visibility="private", show_progress="hidden")
         rescan.click(lambda: ctx.start_scan() and None, None, None, api_visibility="private")
         for loader in loaders:
             for one in (loader, *loader.also):

@@ -20,15 +20,17 @@ def skipped_rows(ctx: AppContext, kind: str, limit: int = SHOWN_AT_MOST) -> tupl
     def read(conn: Any) -> tuple[int, list[tuple[str, str]]]:
         total = conn.execute("SELECT count(*) FROM scan_issues WHERE kind = ?", [kind]).fetchone()[0]
         rows = conn.execute("SELECT path_bytes, reason FROM scan_issues WHERE kind = ? ORDER BY path_bytes LIMIT ?",
-                            [kind, limit]).fetchall()
+                            [kind, limit]).fetchall() if total and limit else []
         return int(total), [(bytes(path).decode("utf-8", "replace"), str(reason)) for path, reason in rows]
 
     return ctx.session.store.read(read)
 
 
-def skipped_markdown(ctx: AppContext, kind: str, label: Callable[[str], str] = str) -> str:
-    """The panel's text: each skipped file with its reason (label() may rename a reason), or that there is none."""
-    total, rows = skipped_rows(ctx, kind)
+def skipped_markdown(ctx: AppContext, kind: str, label: Callable[[str], str] = str,
+                     read: tuple[int, list[tuple[str, str]]] | None = None) -> str:
+    """The panel's text: each skipped file with its reason (label() may rename a reason), or that there is none.
+    `read` is skipped_rows' answer when the caller has it already."""
+    total, rows = read or skipped_rows(ctx, kind)
     if not total:
         return "No files were skipped."
     lines = [f"- `{path}` — **{label(reason)}**" for path, reason in rows]
@@ -36,8 +38,7 @@ def skipped_markdown(ctx: AppContext, kind: str, label: Callable[[str], str] = s
     return f"{total:,} file(s) not in the library:\n\n" + "\n".join(lines) + more
 
 
-def panel_title(ctx: AppContext, kind: str) -> str:
-    total, _rows = skipped_rows(ctx, kind, limit=0)
+def panel_title(total: int) -> str:
     return f"Skipped files ({total:,}): damaged or unreadable"
 
 
@@ -46,10 +47,12 @@ class SkippedPanel:
 
     def __init__(self, ctx: AppContext, kind: str, label: Callable[[str], str] = str) -> None:
         self.ctx, self.kind, self.label = ctx, kind, label
-        with gr.Accordion(panel_title(ctx, kind), open=False, elem_id=f"{kind}-skipped-panel") as self.accordion:
+        title = panel_title(skipped_rows(ctx, kind, limit=0)[0])
+        with gr.Accordion(title, open=False, elem_id=f"{kind}-skipped-panel") as self.accordion:
             self.text = gr.Markdown(elem_id=f"{kind}-skipped")
         self.accordion.expand(self.refresh, None, [self.accordion, self.text], api_visibility="private",
                               show_progress="hidden")
 
     def refresh(self) -> tuple[Any, str]:
-        return gr.update(label=panel_title(self.ctx, self.kind)), skipped_markdown(self.ctx, self.kind, self.label)
+        read = skipped_rows(self.ctx, self.kind)  # one read for the label and the list
+        return gr.update(label=panel_title(read[0])), skipped_markdown(self.ctx, self.kind, self.label, read)
