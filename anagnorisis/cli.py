@@ -81,8 +81,10 @@ def open_library(settings: Settings, *, wait_seconds: float | None = None) -> St
     """Open the database of a data dir and apply the roots named in settings (or the default folders)."""
     from anagnorisis.store.roots import list_roots, sync_config_roots
 
+    from anagnorisis.private import make_private
+
     data_dir = settings.data_path
-    data_dir.mkdir(parents=True, exist_ok=True)
+    make_private(data_dir)  # umask 077 from here on: the database, its WAL, backups … are the owner's alone
     wait = settings.lock_wait_seconds if wait_seconds is None else wait_seconds
     store = Store.open(data_dir / DB_FILE_NAME, wait_seconds=wait)
     kinds_with_roots = {root.kind for root in list_roots(store)}
@@ -868,7 +870,7 @@ def run(
         _emit_error(wants_json, stdout, stderr, "usage", str(error))
         return 2
     if args.command == "serve":  # the app owns the data dir itself; a second app there is refused with its PID
-        return serve(args.host, args.port, args.share, args.data_dir, args.config)
+        return serve(args.host, args.port, args.share, args.data_dir, args.config, open_browser=not args.no_browser)
     if allow_forward and store is None and args.command not in LOCAL_COMMANDS:
         from anagnorisis.remote import forward, live_app
 

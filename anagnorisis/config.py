@@ -86,6 +86,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("backup_keep", 5, "How many automatic database backups to keep (0 turns them off).", int),
     Setting("backup_interval_hours", 24.0, "Hours between automatic database backups while the app runs.", float),
     Setting("lock_wait_seconds", 30.0, "How long a command waits for another process to release the database.", float),
+    Setting("allowed_hosts", [], "Other host names the app answers to (behind a proxy or a DNS name), separated by "
+            f"'{os.pathsep}'; requests naming any other host are refused.", _paths),
     Setting("container", False, "Set by the Docker image: binding 0.0.0.0 inside the container is allowed.", _bool),
 )
 

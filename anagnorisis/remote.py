@@ -48,9 +48,10 @@ def live_app(data_dir: Path) -> dict[str, Any] | None:
     return info
 
 
-def write_app_file(data_dir: Path, port: int) -> str:
-    """Announce this process as the owner of the data dir; returns the token forwarded commands must carry."""
-    token = secrets.token_urlsafe(32)
+def write_app_file(data_dir: Path, port: int, token: str | None = None) -> str:
+    """Announce this process as the owner of the data dir; returns the token forwarded commands must carry (the
+    owner's token, the same one the browser's address holds)."""
+    token = token or secrets.token_urlsafe(32)
     path = app_file(data_dir)
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -9,6 +9,8 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, help="port to serve on (default 7860)")
     parser.add_argument("--share", action="store_true",
                         help="also publish a public Gradio link (needs a username and password)")
+    parser.add_argument("--no-browser", action="store_true",
+                        help="do not open the address (with its token) in a browser; it is printed either way")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,11 +23,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return serve(args.host, args.port, args.share, args.data_dir, args.config)
+    return serve(args.host, args.port, args.share, args.data_dir, args.config, open_browser=not args.no_browser)
 
 
-def serve(host: str | None, port: int | None, share: bool, data_dir: str | None, config: str | None) -> int:
+def serve(host: str | None, port: int | None, share: bool, data_dir: str | None, config: str | None,
+          open_browser: bool = False) -> int:
     """Start the app and serve until stopped; the exit status (1: the data dir is taken, 2: unsafe exposure)."""
     from anagnorisis.ui.app import run_app  # Gradio loads here, after --help had its chance
 
-    return run_app(host=host, port=port, share=share, data_dir=data_dir, config=config)
+    return run_app(host=host, port=port, share=share, data_dir=data_dir, config=config, open_browser=open_browser)

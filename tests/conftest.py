@@ -72,3 +72,15 @@ def data_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def cli(data_dir: Path) -> Cli:
     return Cli(data_dir)
+
+
+STARTING_UMASK = os.umask(0o022)
+os.umask(STARTING_UMASK)
+
+
+@pytest.fixture(autouse=True)
+def _keep_the_umask() -> Any:
+    """Opening a library sets the process umask to 077 (SPEC §8); each test starts from the session's own."""
+    os.umask(STARTING_UMASK)
+    yield
+    os.umask(STARTING_UMASK)

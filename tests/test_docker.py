@@ -94,7 +94,9 @@ def test_the_images_entry_command_serves_with_the_images_environment(tmp_path: P
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         while True:
             try:
-                with opener.open(f"http://127.0.0.1:{port}/", timeout=2) as response:
+                token = (tmp_path / "state" / "token").read_text().strip()  # written before the app serves
+                request = urllib.request.Request(f"http://127.0.0.1:{port}/", headers={"X-Anagnorisis-Token": token})
+                with opener.open(request, timeout=2) as response:
                     assert response.status == 200
                     break
             except OSError:

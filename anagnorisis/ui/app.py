@@ -118,24 +118,48 @@ class AnagnorisisBlocks(gr.Blocks):
 
     context: AppContext
     _token: str | None = None
+    _guard: Any = None
+    _announced = False
 
     @property
     def settings(self) -> Settings:
         return self.context.settings
 
     def launch(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        from starlette.middleware import Middleware
+
+        from anagnorisis.ui.guard import GuardPolicy, OwnerGuard, host_rule, load_or_create_token
+
         host = kwargs.pop("server_name", None) or self.settings.host
         share = bool(kwargs.pop("share", False))
         auth = kwargs.pop("auth", None) or check_exposure(self.settings, host, share)
         kwargs.setdefault("server_port", self.settings.port)
-        kwargs.setdefault("show_error", True)
+        kwargs["show_error"] = False  # an exception's text (it may quote a path) never reaches the page as HTML
         kwargs.setdefault("js", f"() => {{ ({KEYBOARD_JS})(); ({WIKI_JS})(); }}")
+        open_browser = bool(kwargs.pop("inbrowser", False))  # Gradio would open the address without the token
+        inline = kwargs.pop("inline", None)  # Gradio's inline iframe has no token (and the CSP forbids framing)
+        quiet = bool(kwargs.get("quiet", False))
         self.context.refresh_served_paths()
         block = not kwargs.pop("prevent_thread_lock", False)
         kwargs.setdefault("state_session_capacity", SESSION_CAPACITY)
-        result = super().launch(*args, server_name=host, share=share, auth=auth, prevent_thread_lock=True, **kwargs)
+        self._token = load_or_create_token(self.settings.data_path)
+        self._guard = GuardPolicy(self._token, int(kwargs["server_port"]),
+                                  host_rule(host, self.settings.allowed_hosts, share), password_login=auth is not None)
+        app_kwargs = dict(kwargs.pop("app_kwargs", None) or {})
+        app_kwargs["middleware"] = [*app_kwargs.get("middleware", []), Middleware(OwnerGuard, policy=self._guard)]
+        result = super().launch(*args, server_name=host, share=share, auth=auth, prevent_thread_lock=True,
+                                app_kwargs=app_kwargs, inline=False, **kwargs)
+        self._guard.starting = False
+        self._guard.port = int(getattr(self, "server_port", None) or kwargs["server_port"])
         bound_one_shot_sessions(self)
         self._announce()
+        if not quiet:
+            print(f"Anagnorisis is running. Open {self.owner_url}", flush=True)
+            print("(the address holds your token: anyone who has it can use the app)", flush=True)
+        if open_browser:
+            _open_in_browser(self.owner_url)
+        if (gr.utils.ipython_check() if inline is None else inline) and not quiet:
+            _show_link_in_notebook(self.owner_url)
         self.context.start_scan()  # background: the UI is served meanwhile
         self._backups.start()
         threading.Thread(target=_warm_up_taste, name="warm-up-taste", daemon=True).start()
@@ -143,13 +167,32 @@ class AnagnorisisBlocks(gr.Blocks):
             self.block_thread()
         return result
 
+    @property
+    def token(self) -> str | None:
+        """The owner's token while the app serves."""
+        return self._token
+
+    @property
+    def owner_url(self) -> str:
+        """The address to open: `http://127.0.0.1:7860/?token=…` (the bare address with a password login)."""
+        port = int(getattr(self, "server_port", None) or self.settings.port)
+        host = self.settings.host if not hasattr(self, "server_name") else self.server_name
+        shown = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
+        shown = f"[{shown}]" if ":" in shown else shown
+        base = f"http://{shown}:{port}/"
+        if self._token is None or (self._guard is not None and self._guard.password_login):
+            return base
+        return f"{base}?token={self._token}"
+
     def _announce(self) -> None:
         """Own the data dir: write app.json and open the token-protected route forwarded CLI commands use."""
         from anagnorisis.ui.forwarding import install_cli_route
         from anagnorisis.remote import write_app_file
 
         port = int(getattr(self, "server_port", None) or self.settings.port)
-        self._token = write_app_file(self.settings.data_path, port)
+        assert self._token is not None
+        write_app_file(self.settings.data_path, port, self._token)
+        self._announced = True
         install_cli_route(self, self._token)
         atexit.register(self._release)
 
@@ -166,9 +209,9 @@ class AnagnorisisBlocks(gr.Blocks):
         from anagnorisis.remote import remove_app_file
 
         self._backups.stop()
-        if self._token:
+        if self._token and self._announced:
             remove_app_file(self.settings.data_path, self._token)
-            self._token = None
+            self._announced = False
 
     def close(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         """Stop serving and let go of the data dir (app.json and the database file)."""
@@ -367,6 +410,28 @@ def _warm_up_taste() -> None:
         log.debug("warming up the taste modules failed", exc_info=True)
 
 
+def _open_in_browser(url: str) -> None:
+    """Open the owner's address where there is a screen to show it on (not over SSH, not in a container)."""
+    import webbrowser
+
+    has_screen = sys.platform in ("darwin", "win32") or bool(os.environ.get("DISPLAY") or
+                                                               os.environ.get("WAYLAND_DISPLAY"))
+    if has_screen and not os.environ.get("ANAGNORISIS_CONTAINER"):
+        threading.Thread(target=webbrowser.open, args=(url,), name="open-browser", daemon=True).start()
+
+
+def _show_link_in_notebook(url: str) -> None:
+    """In a notebook, a link that opens the app with its token in a new tab (a framed app would get no cookie)."""
+    import html
+
+    try:
+        from IPython.display import HTML, display
+    except ImportError:
+        return
+    address = html.escape(url, quote=True)
+    display(HTML(f'<a href="{address}" target="_blank" rel="noopener">Open Anagnorisis</a> ({address})'))
+
+
 def _stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 
@@ -378,7 +443,8 @@ def main(argv: list[str] | None = None) -> int:
     return serve_main(argv)
 
 
-def run_app(*, host: str | None, port: int | None, share: bool, data_dir: str | None, config: str | None) -> int:
+def run_app(*, host: str | None, port: int | None, share: bool, data_dir: str | None, config: str | None,
+            open_browser: bool = False) -> int:
     """Build the app over the data dir and serve it until stopped; the exit status."""
     fix_mmap_threshold()
     from anagnorisis.store import StoreError
@@ -391,7 +457,7 @@ def run_app(*, host: str | None, port: int | None, share: bool, data_dir: str | 
     _stop_on_sigterm()
     code = 0
     try:
-        app.launch(share=share)
+        app.launch(share=share, inbrowser=open_browser)
     except PermissionError as error:
         print(f"error: {error}", file=sys.stderr)
         code = 2

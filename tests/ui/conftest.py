@@ -26,11 +26,38 @@ class RunningApp:
     library: Path
     photos: list[Path]
 
-    def client(self) -> Any:
-        from gradio_client import Client
+    @property
+    def token(self) -> str:
+        return str(self.app.token)
 
-        # download_files=False: gradio_client otherwise fetches every dict with a "path" key as a file.
-        return Client(self.url, verbose=False, download_files=False)
+    @property
+    def owner_url(self) -> str:
+        """The address printed at start: opening it trades the token for the owner's cookie."""
+        return str(self.app.owner_url)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """What a script sends to be let in."""
+        return owner_headers(self.app)
+
+    def client(self) -> Any:
+        return owner_client(self.app, self.url)
+
+
+def owner_headers(app: Any) -> dict[str, str]:
+    return {"X-Anagnorisis-Token": str(app.token)}
+
+
+def owner_client(app: Any, url: str) -> Any:
+    """gradio_client on the app, with the owner's token; download_files=False: gradio_client otherwise fetches
+    every dict with a "path" key as a file."""
+    from gradio_client import Client
+
+    return Client(bare_url(url), verbose=False, download_files=False, headers=owner_headers(app))
+
+
+def bare_url(url: str) -> str:
+    return url.split("?", 1)[0]
 
 
 def make_photos(library: Path, count: int = 12) -> list[Path]:
@@ -52,7 +79,7 @@ def start_app(data_dir: Path, library: Path, **settings: Any) -> tuple[Any, str]
     job = app.context.jobs.wait("scan", timeout=60)
     assert job is not None and job.state == "done", job
     app.context.jobs.wait("embed", timeout=120)
-    return app, f"http://127.0.0.1:{port}/"
+    return app, app.owner_url  # the address with the token, as printed at start
 
 
 @pytest.fixture
@@ -62,7 +89,7 @@ def running_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Run
     photos = make_photos(library)
     app, url = start_app(tmp_path / "data", library)
     try:
-        yield RunningApp(app, url, tmp_path / "data", library, photos)
+        yield RunningApp(app, bare_url(url), tmp_path / "data", library, photos)
     finally:
         app.close()
         time.sleep(0.2)

@@ -79,4 +79,4 @@ def start_music_app(data_dir: Path, library: Path, **settings: Any) -> tuple[Any
     job = app.context.jobs.wait("scan", timeout=60)
     assert job is not None and job.state == "done", job
     app.context.jobs.wait("embed", timeout=120)
-    return app, f"http://127.0.0.1:{port}/"
+    return app, app.owner_url  # the address with the token, as printed at start

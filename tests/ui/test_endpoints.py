@@ -145,16 +145,18 @@ def test_the_next_prefer_and_why_endpoints_return_the_cli_documents(running_app:
     assert similarities == sorted(similarities, reverse=True)
 
 
-def _bare_call(url: str, api: str, data: list[object]) -> object:
+def _bare_call(url: str, api: str, data: list[object], token: str) -> object:
     """One call through Gradio's two-step HTTP API with no session hash, as a curl script makes it."""
     import urllib.request
 
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     request = urllib.request.Request(f"{url}gradio_api/call/{api}", data=json.dumps({"data": data}).encode(),
-                                     headers={"Content-Type": "application/json"}, method="POST")
+                                     headers={"Content-Type": "application/json", "X-Anagnorisis-Token": token},
+                                     method="POST")
     with opener.open(request, timeout=30) as response:
         event_id = json.loads(response.read())["event_id"]
-    with opener.open(f"{url}gradio_api/call/{api}/{event_id}", timeout=30) as response:
+    answer = urllib.request.Request(f"{url}gradio_api/call/{api}/{event_id}", headers={"X-Anagnorisis-Token": token})
+    with opener.open(answer, timeout=30) as response:
         body = response.read().decode()
     assert "event: complete" in body, body[:300]
     return json.loads(body.split("data:", 1)[1].strip().splitlines()[0])[0]
@@ -171,7 +173,7 @@ def test_bare_api_calls_do_not_pile_up_sessions_and_a_returning_client_keeps_its
     assert client.session_hash in holder.session_data
     for index in range(ONE_SHOT_SESSIONS + 40):
         photo = str(running_app.photos[index % len(running_app.photos)])
-        document = _bare_call(running_app.url, "rate", [photo, float(index % 11)])
+        document = _bare_call(running_app.url, "rate", [photo, float(index % 11)], running_app.token)
         assert document["record"]["user_rating"] == float(index % 11)  # type: ignore[index]
     assert len(holder.session_data) <= ONE_SHOT_SESSIONS + 2, "one-shot sessions beyond the latest ones are dropped"
     assert client.session_hash in holder.session_data, "the returning client's session is kept"

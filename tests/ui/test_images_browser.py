@@ -17,7 +17,7 @@ pytestmark = pytest.mark.browser
 
 def test_search_open_and_rate_an_image_in_the_browser(running_app: RunningApp, tmp_path: Path) -> None:
     with browser_page(tmp_path) as page:
-        page.goto(running_app.url)
+        page.goto(running_app.owner_url)
         page.wait_for_selector("#images-gallery img", timeout=30_000)
         assert page.locator("#images-gallery img").count() == len(running_app.photos)
 
@@ -78,7 +78,7 @@ def test_a_typed_rating_saves_on_enter_and_one_outside_0_to_10_is_refused(runnin
         return (running_app.app.context.session.record_by_path("images", str(path)) or {}).get("user_rating")
 
     with browser_page(tmp_path) as page:
-        page.goto(running_app.url)
+        page.goto(running_app.owner_url)
         page.wait_for_selector("#images-gallery img", timeout=30_000)
         page.locator("#images-gallery img").first.click()
         page.wait_for_selector("#images-large img", timeout=15_000)
@@ -114,7 +114,7 @@ def test_a_new_search_clears_the_selection_so_the_slider_cannot_rate_another_fil
                                                                                 tmp_path: Path) -> None:
     """The selection is a position on the page: after a search (or a page turn) that position holds another file."""
     with browser_page(tmp_path) as page:
-        page.goto(running_app.url)
+        page.goto(running_app.owner_url)
         page.wait_for_selector("#images-gallery img", timeout=30_000)
         page.locator("#images-gallery img").nth(3).click()
         page.wait_for_selector("#images-large img", timeout=15_000)
@@ -138,7 +138,7 @@ def test_a_new_search_clears_the_selection_so_the_slider_cannot_rate_another_fil
 def test_page_keys_on_the_slider_move_to_the_next_image_without_rating_and_other_tabs_keep_the_selection(
         running_app: RunningApp, tmp_path: Path) -> None:
     with browser_page(tmp_path) as page:
-        page.goto(running_app.url)
+        page.goto(running_app.owner_url)
         page.wait_for_selector("#images-gallery img", timeout=30_000)
         page.locator("#images-gallery img").first.click()
         page.wait_for_selector("#images-large img", timeout=15_000)

@@ -23,7 +23,7 @@ def shown_photo(running_app: RunningApp, name_text: str) -> Path:
 
 def test_choosing_a_in_the_images_a_b_panel_stores_a_as_the_winner(running_app: RunningApp, tmp_path: Path) -> None:
     with browser_page(tmp_path) as page:
-        page.goto(running_app.url)
+        page.goto(running_app.owner_url)
         page.wait_for_selector("#images-gallery img", timeout=30_000)
         page.locator("#images-ab").get_by_text("Which do you prefer?").click()
         page.wait_for_selector("#images-ab-a img", timeout=15_000)
@@ -70,7 +70,7 @@ def test_choosing_a_in_the_images_a_b_panel_stores_a_as_the_winner(running_app: 
 def test_rate_next_fills_the_gallery_with_reasons_and_why_explains_the_rating(running_app: RunningApp,
                                                                               tmp_path: Path) -> None:
     with browser_page(tmp_path) as page:
-        page.goto(running_app.url)
+        page.goto(running_app.owner_url)
         page.wait_for_selector("#images-gallery img", timeout=30_000)
         page.click("#images-rate-next")
         page.wait_for_function(

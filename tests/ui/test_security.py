@@ -19,9 +19,11 @@ from tests.media import write_jpeg
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-def status_of(url: str) -> int:
+def status_of(url: str, token: str | None = None) -> int:
+    """The status of a GET, sent as the owner's script does (with the token) or as anyone else (without)."""
+    request = urllib.request.Request(url, headers={"X-Anagnorisis-Token": token} if token else {})
     try:
-        with OPENER.open(url, timeout=10) as response:
+        with OPENER.open(request, timeout=10) as response:
             return response.status
     except urllib.error.HTTPError as error:
         return error.code
@@ -33,7 +35,7 @@ def file_url(base: str, path: str) -> str:
 
 
 def test_library_files_are_served_in_place(running_app: RunningApp) -> None:
-    assert status_of(file_url(running_app.url, str(running_app.photos[0]))) == 200
+    assert status_of(file_url(running_app.url, str(running_app.photos[0])), running_app.token) == 200
 
 
 def test_files_outside_the_roots_are_refused(running_app: RunningApp, tmp_path: Path) -> None:
@@ -53,7 +55,7 @@ def test_files_outside_the_roots_are_refused(running_app: RunningApp, tmp_path: 
         str(running_app.data_dir / "app.json"),
         str(REPO / "app.py"),
     ]
-    leaked = [path for path in attempts if status_of(file_url(running_app.url, path)) == 200]
+    leaked = [path for path in attempts if status_of(file_url(running_app.url, path), running_app.token) == 200]
     assert leaked == []
 
 
@@ -127,14 +129,14 @@ def test_a_folder_added_while_the_app_runs_is_served_in_place_and_a_removed_one_
 
     later = tmp_path / "later"
     photo = write_jpeg(later / "added later.jpg")
-    assert status_of(file_url(running_app.url, str(photo))) == 403  # not a root yet
+    assert status_of(file_url(running_app.url, str(photo)), running_app.token) == 403  # not a root yet
     message, _rows = tab.add_root(running_app.app.context, "images", str(later))
     assert message.startswith("added"), message
-    assert status_of(file_url(running_app.url, str(photo))) == 200  # served at once, no restart
+    assert status_of(file_url(running_app.url, str(photo)), running_app.token) == 200  # served at once, no restart
     message, _rows = tab.remove_root(running_app.app.context, "images", str(later))
     assert message.startswith("removed"), message
-    assert status_of(file_url(running_app.url, str(photo))) == 403
+    assert status_of(file_url(running_app.url, str(photo)), running_app.token) == 403
     # from the CLI, forwarded to the running app
     cli = Cli(running_app.data_dir)
     assert cli.subprocess("library", "add", "images", str(later)).code == 0
-    assert status_of(file_url(running_app.url, str(photo))) == 200
+    assert status_of(file_url(running_app.url, str(photo)), running_app.token) == 200

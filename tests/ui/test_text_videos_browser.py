@@ -51,7 +51,7 @@ def running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[App]:
         job = app.context.jobs.wait("scan", timeout=60)
         assert job is not None and job.state == "done", job
         app.context.jobs.wait("embed", timeout=120)
-        yield App(app, f"http://127.0.0.1:{port}/", tmp_path / "data", notes, films)
+        yield App(app, app.owner_url, tmp_path / "data", notes, films)
     finally:
         app.close()
         time.sleep(0.2)

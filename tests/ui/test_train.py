@@ -218,7 +218,7 @@ def test_start_in_the_browser_draws_the_loss_plot_then_shows_the_report(
     for index, photo in enumerate(running_app.photos[:10]):
         session.rate("images", str(photo), float(index))
     with browser_page(tmp_path) as page:
-        page.goto(running_app.url)
+        page.goto(running_app.owner_url)
         page.get_by_role("tab", name="Train").click()
         page.wait_for_selector("#train-start", state="visible", timeout=30_000)
 

@@ -45,7 +45,7 @@ def test_the_readme_links_the_wiki() -> None:
 def test_a_link_between_pages_opens_that_page_in_the_tab(running_app: RunningApp, tmp_path: Path) -> None:
     training = WIKI_DIR / "training.md"
     with browser_page(tmp_path) as page:
-        page.goto(running_app.url)
+        page.goto(running_app.owner_url)
         page.get_by_role("tab", name="Wiki").click()
         page.locator("#wiki-body a", has_text="Training the taste model").click()
         page.wait_for_function(
