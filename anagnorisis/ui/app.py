@@ -22,6 +22,7 @@ import gradio as gr  # noqa: E402  (the environment above must be set before Gra
 from anagnorisis.config import Settings, load_settings  # noqa: E402
 from anagnorisis.ui.context import AppContext, CommandError  # noqa: E402
 from anagnorisis.ui.images import KEYBOARD_JS  # noqa: E402
+from anagnorisis.ui.safe import md, md_code  # noqa: E402
 from anagnorisis.ui.wiki import WIKI_JS  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -51,9 +52,10 @@ def check_exposure(settings: Settings, host: str, share: bool) -> tuple[str, str
     credentials = (settings.username, settings.password) if settings.username and settings.password else None
     exposed = share or (not is_loopback(host) and not settings.container)
     if exposed and credentials is None:
-        what = "--share" if share else f"binding {host}"
+        what = "--share" if share else f"binding {host}"  # plain text: raised to the terminal
         raise PermissionError(
-            f"{what} exposes your library beyond this machine: set ANAGNORISIS_USERNAME and ANAGNORISIS_PASSWORD first"
+            f"{what} exposes your library beyond this machine: set ANAGNORISIS_USERNAME and "  # plain text: terminal
+            "ANAGNORISIS_PASSWORD first"
         )
     return credentials
 
@@ -135,7 +137,7 @@ class AnagnorisisBlocks(gr.Blocks):
         auth = kwargs.pop("auth", None) or check_exposure(self.settings, host, share)
         kwargs.setdefault("server_port", self.settings.port)
         kwargs["show_error"] = False  # an exception's text (it may quote a path) never reaches the page as HTML
-        kwargs.setdefault("js", f"() => {{ ({KEYBOARD_JS})(); ({WIKI_JS})(); }}")
+        kwargs.setdefault("js", f"() => {{ ({KEYBOARD_JS})(); ({WIKI_JS})(); }}")  # trusted: the app's own code
         open_browser = bool(kwargs.pop("inbrowser", False))  # Gradio would open the address without the token
         inline = kwargs.pop("inline", None)  # Gradio's inline iframe has no token (and the CSP forbids framing)
         quiet = bool(kwargs.get("quiet", False))
@@ -154,7 +156,7 @@ class AnagnorisisBlocks(gr.Blocks):
         bound_one_shot_sessions(self)
         self._announce()
         if not quiet:
-            print(f"Anagnorisis is running. Open {self.owner_url}", flush=True)
+            print(f"Anagnorisis is running. Open {self.owner_url}", flush=True)  # plain text: the terminal
             print("(the address holds your token: anyone who has it can use the app)", flush=True)
         if open_browser:
             _open_in_browser(self.owner_url)
@@ -178,11 +180,11 @@ class AnagnorisisBlocks(gr.Blocks):
         port = int(getattr(self, "server_port", None) or self.settings.port)
         host = self.settings.host if not hasattr(self, "server_name") else self.server_name
         shown = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
-        shown = f"[{shown}]" if ":" in shown else shown
-        base = f"http://{shown}:{port}/"
+        shown = f"[{shown}]" if ":" in shown else shown  # plain text: an address
+        base = f"http://{shown}:{port}/"  # plain text: an address
         if self._token is None or (self._guard is not None and self._guard.password_login):
             return base
-        return f"{base}?token={self._token}"
+        return f"{base}?token={self._token}"  # plain text: an address
 
     def _announce(self) -> None:
         """Own the data dir: write app.json and open the token-protected route forwarded CLI commands use."""
@@ -232,9 +234,9 @@ def tab_modules() -> dict[str, Any]:
     modules: dict[str, Any] = {}
     for name in TAB_NAMES:
         try:
-            modules[name] = importlib.import_module(f"anagnorisis.ui.{name.lower()}")
+            modules[name] = importlib.import_module(f"anagnorisis.ui.{name.lower()}")  # trusted: a tab name
         except ModuleNotFoundError as error:
-            if error.name != f"anagnorisis.ui.{name.lower()}":
+            if error.name != f"anagnorisis.ui.{name.lower()}":  # trusted: a tab name
                 raise
             modules[name] = None
     return modules
@@ -243,12 +245,12 @@ def tab_modules() -> dict[str, Any]:
 def first_start_text(ctx: AppContext) -> str:
     from anagnorisis.store.roots import list_roots
 
-    folders = "\n".join(f"- **{root.kind}**: `{root.path}`" for root in list_roots(ctx.session.store))
+    folders = "\n".join(f"- **{md(root.kind)}**: {md_code(root.path)}" for root in list_roots(ctx.session.store))
     return (
         "### How to begin\n"
         "Your library is empty. Put files into these folders (or add your own folders with "
         "`python -m anagnorisis library add KIND PATH`), then press **Rescan**:\n\n"
-        f"{folders}\n\n"
+        f"{folders}\n\n"  # trusted: built from escaped values above
         "Rate a few files with the slider (0–10); the Train tab then learns your taste from them."
     )
 
@@ -357,7 +359,7 @@ def build_app(data_dir: str | None = None, config: str | None = None, **settings
                     if loader is not None:
                         loaders.append(loader)
                     continue
-                gr.Markdown(f"{COMING[name]}\n\n*This tab is being built.*")
+                gr.Markdown(f"{COMING[name]}\n\n*This tab is being built.*")  # trusted: the app's own words
         _named_endpoints(ctx)
 
         timer = gr.Timer(1.0)
@@ -366,9 +368,9 @@ def build_app(data_dir: str | None = None, config: str | None = None, **settings
         def tick() -> tuple[str, Any]:
             """The status line, and the first-start panel until a scan has found files (then left as it is)."""
             if has_files[0]:
-                return f"Status: {ctx.jobs.status_line()}", gr.update()
+                return f"Status: {md(ctx.jobs.status_line())}", gr.update()
             has_files[0] = not library_is_empty(ctx)
-            return f"Status: {ctx.jobs.status_line()}", gr.update(visible=not has_files[0])
+            return f"Status: {md(ctx.jobs.status_line())}", gr.update(visible=not has_files[0])
 
         timer.tick(tick, None, [status, first_start], api_visibility="private", show_progress="hidden")
         rescan.click(lambda: ctx.start_scan() and None, None, None, api_visibility="private")
@@ -429,7 +431,8 @@ def _show_link_in_notebook(url: str) -> None:
     except ImportError:
         return
     address = html.escape(url, quote=True)
-    display(HTML(f'<a href="{address}" target="_blank" rel="noopener">Open Anagnorisis</a> ({address})'))
+    link = f'<a href="{address}" target="_blank" rel="noopener">Open Anagnorisis</a>'  # trusted: html.escape'd
+    display(HTML(f"{link} ({address})"))  # trusted: html.escape'd
 
 
 def _stop_on_sigterm() -> None:
@@ -452,14 +455,14 @@ def run_app(*, host: str | None, port: int | None, share: bool, data_dir: str | 
     try:
         app = build_app(data_dir, config, host=host, port=port)
     except StoreError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {error}", file=sys.stderr)  # plain text: the terminal
         return 1
     _stop_on_sigterm()
     code = 0
     try:
         app.launch(share=share, inbrowser=open_browser)
     except PermissionError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {error}", file=sys.stderr)  # plain text: the terminal
         code = 2
     finally:
         app._release()

@@ -154,7 +154,9 @@ class GuardPolicy:
         return f"anagnorisis-token-{self.port}"  # cookies are not kept apart by port: two apps, two names
 
     def token_matches(self, candidate: str | None) -> bool:
-        return bool(candidate) and hmac.compare_digest(candidate.encode(), self.token.encode())  # type: ignore[union-attr]
+        if not candidate:
+            return False
+        return hmac.compare_digest(candidate.encode("utf-8", "replace"), self.token.encode())
 
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
