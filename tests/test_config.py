@@ -76,6 +76,8 @@ def _a_different_value(setting):  # type: ignore[no-untyped-def]
     """A valid value unlike the default, as the environment would give it."""
     if setting.name.endswith("_roots"):
         return os.pathsep.join(["/srv/a", "/srv/b"]), ["/srv/a", "/srv/b"]
+    if setting.name == "allowed_hosts":
+        return os.pathsep.join(["media.home.arpa", "nas"]), ["media.home.arpa", "nas"]
     if isinstance(setting.default, bool):
         return "1" if not setting.default else "0", not setting.default
     if isinstance(setting.default, (int, float)) and not isinstance(setting.default, bool):
