@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -28,13 +29,58 @@ def browser_page(tmp_path: Path) -> Iterator[Any]:
     require_chromium()
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS, timeout=60_000)
+            try:
+                context = browser.new_context(viewport={"width": 1400, "height": 1000})
+                context.set_default_timeout(30_000)  # no wait of a test is unbounded
+                context.set_default_navigation_timeout(60_000)
+                yield context.new_page()
+            finally:
+                browser.close()
+    finally:
+        kill_stray_chromium()
+
+
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
         try:
-            context = browser.new_context(viewport={"width": 1400, "height": 1000})
-            yield context.new_page()
-        finally:
-            browser.close()
+            with open(f"/proc/{entry}/stat", "rb") as stat:
+                fields = stat.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def kill_stray_chromium() -> int:
+    """Kill any Chromium process this test process left behind (a browser that did not close, its zygotes): a
+    wedged browser must fail one test, never spin on and starve or hang the rest of the run."""
+    if not os.path.isdir("/proc"):
+        return 0
+    killed = 0
+    for pid in _descendants(os.getpid()):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                command = cmdline.read()
+        except OSError:
+            continue
+        if b"chrom" in command.split(b"\0", 1)[0]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
+            except OSError:
+                pass
+    return killed
 
 
 def screenshot(page: Any, name: str) -> Path:
