@@ -111,4 +111,6 @@ def test_the_images_entry_command_serves_with_the_images_environment(tmp_path: P
         process.terminate()
         process.wait(timeout=30)
     assert not (tmp_path / "state" / "app.json").exists(), "app.json is removed on exit"
-    assert re.search(r"0\.0\.0\.0", (process.stdout.read() if process.stdout else "")) is not None
+    printed = process.stdout.read() if process.stdout else ""
+    assert re.search(r"0\.0\.0\.0", printed) is not None
+    assert f"/?token={token}" in printed, "the image prints the address with the owner's token"
