@@ -13,6 +13,7 @@ from typing import Any
 from anagnorisis import search
 from anagnorisis.search import SORT_KEYS, SearchRequest, sorts_of_kind
 from anagnorisis.ui.context import AppContext
+from anagnorisis.ui.safe import md
 
 PAGE_SIZE = 24  # items per gallery page: four rows of six thumbnails
 QUERY_ORDER = "(query score)"  # the sort selector's entry when a query ranks the results
@@ -75,7 +76,7 @@ class Filters:
     ext: str = ""
 
     def rating_range(self, low: float, high: float) -> str | None:
-        return None if (low, high) == (0.0, 10.0) else f"{low}:{high}"
+        return None if (low, high) == (0.0, 10.0) else f"{low}:{high}"  # plain text: a filter for the search
 
 
 def build_request(kind: str, query: str, mode: str, sort: str, order: str, temperature: float, seed: int,
@@ -104,13 +105,14 @@ class Page:
     error: str | None = None
 
     def summary(self) -> str:
+        """The tab's summary line (Markdown); a search error quotes the query or a path, so it is escaped."""
         if self.error:
-            return f"⚠️ {self.error}"
-        text = f"**{self.total}** matching · page {self.page} of {self.pages}"
+            return f"⚠️ {md(self.error)}"
+        text = f"**{self.total:d}** matching · page {self.page:d} of {self.pages:d}"
         if self.mode:
-            text += f" · {self.mode} search"
+            text += f" · {self.mode} search"  # trusted: a search mode name (name, meaning, similar)
         if self.not_indexed:
-            text += f" · {self.not_indexed} not indexed yet"
+            text += f" · {self.not_indexed:d} not indexed yet"
         return text
 
 
@@ -141,7 +143,7 @@ def fresh_page(ctx: AppContext, kind: str, view: PageView) -> PageView:
 
 def commit_rating(ctx: AppContext, kind: str, path: str, value: float | None) -> tuple[dict[str, Any] | None, str]:
     """Rate from a tab: (the fresh record, "saved …"), or (None, why not) for a value outside 0–10 (typed in the
-    slider's box, which shows it clamped while the browser sends it as typed)."""
+    slider's box, which shows it clamped while the browser sends it as typed). The text is Markdown."""
     from anagnorisis.store.ratings import RatingOutOfRange
 
     try:
@@ -149,7 +151,8 @@ def commit_rating(ctx: AppContext, kind: str, path: str, value: float | None) ->
     except RatingOutOfRange as error:
         record = ctx.session.record_by_path(kind, path) or {}
         kept = record.get("user_rating")
-        return None, f"not saved: {error}; the rating stays {'unset' if kept is None else f'{kept:g}'}"
+        stays = "unset" if kept is None else f"{kept:g}"
+        return None, f"not saved: {md(error)}; the rating stays {stays}"  # trusted: stays is a number or "unset"
     return fresh, "saved: rating cleared" if fresh["user_rating"] is None else f"saved {fresh['user_rating']:g}"
 
 
@@ -191,28 +194,31 @@ def new_seed() -> int:
 
 
 def rating_text(record: dict[str, Any]) -> str:
+    """The ratings of a record in words: numbers and fixed words only, so it is safe in Markdown as it is."""
     parts = []
     if record.get("user_rating") is not None:
         parts.append(f"yours {record['user_rating']:g}")
     if record.get("model_rating") is not None:
         stale = " (stale)" if record.get("model_rating_stale") else ""
         uncertainty = f" ± {record['uncertainty']:.1f}" if record.get("uncertainty") is not None else ""
-        parts.append(f"model {record['model_rating']:.1f}{uncertainty}{stale}")
+        parts.append(f"model {record['model_rating']:.1f}{uncertainty}{stale}")  # trusted: a number, fixed words
     return ", ".join(parts) or "not rated"
 
 
 def human_size(size: int | None) -> str:
+    """A size in bytes in words (a number and a unit: safe in Markdown as it is)."""
     if size is None:
         return "?"
     value = float(size)
     for unit in ("B", "KB", "MB", "GB"):
         if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"  # trusted: a unit constant
         value /= 1024
-    return f"{size} B"
+    return f"{size:d} B"
 
 
 def file_name(record: dict[str, Any]) -> str:
+    """The record's file name as it is (plain text): escape it before it goes into Markdown or HTML."""
     return os.path.basename(record.get("display_path") or record["path"])
 
 

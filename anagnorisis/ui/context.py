@@ -11,6 +11,7 @@ from typing import Any
 from anagnorisis.config import Settings
 from anagnorisis.jobs import Job, Jobs
 from anagnorisis.session import Session
+from anagnorisis.ui.safe import md
 
 log = logging.getLogger(__name__)
 
@@ -49,16 +50,17 @@ class AppContext:
         self.session.settings = settings
 
     def model_lines(self) -> list[str]:
-        """One line per kind: which model serves it, or what is missing and how to get it."""
+        """One Markdown list item per kind: which model serves it, or what is missing and how to get it (the
+        messages name model ids from the settings and paths, so they are escaped)."""
         from anagnorisis.config import KINDS
 
         lines = []
         for kind in KINDS:
             try:
                 _encoder, status = self.session.encoder(kind)
-                lines.append(f"- {status.message}")
+                lines.append(f"- {md(status.message)}")
             except Exception as error:  # a broken model must not stop the UI from starting
-                lines.append(f"- {kind}: {error}")
+                lines.append(f"- {md(kind)}: {md(error)}")
         return lines
 
     def run_command(self, *argv: str) -> dict[str, Any]:
@@ -126,7 +128,8 @@ class AppContext:
 
         def work(job: Job) -> dict[str, Any]:
             report = scan(self.session.store, kinds, lambda done, total, kind: job.progress(done, total, kind))
-            job.message = f"{report.new} new, {report.changed} changed, {report.missing} missing, {len(report.bad)} bad"
+            job.message = (f"{report.new:d} new, {report.changed:d} changed, {report.missing:d} missing, "
+                           f"{len(report.bad)} bad")
             return report.as_dict()
 
         def then(job: Job) -> None:
@@ -153,13 +156,14 @@ class AppContext:
                 if job.should_stop():
                     break
                 encoder, _status = self.session.encoder(kind)
-                job.message = f"{kind} with {encoder.model_id}"
+                job.message = f"{kind} with {encoder.model_id}"  # plain text: Job.message, escaped by the status line
                 with self.jobs.gpu_lock:
                     totals[kind] = embed_missing(self.session.store, kind, encoder,
                                                  progress=lambda done, total: job.progress(done, total),
                                                  should_stop=job.should_stop)
                 self.session.invalidate(kind)
-            job.message = ", ".join(f"{kind}: {doc.get('embedded', 0)} embedded" for kind, doc in totals.items())
+            job.message = ", ".join(f"{kind}: {doc.get('embedded', 0):d} embedded"  # plain text: Job.message
+                                    for kind, doc in totals.items())
             return totals
 
         return self.jobs.start("embed", work, on_done=lambda _job: self._run_again("embed", self.start_embed))

@@ -151,7 +151,8 @@ class GuardPolicy:
 
     @property
     def cookie_name(self) -> str:
-        return f"anagnorisis-token-{self.port}"  # cookies are not kept apart by port: two apps, two names
+        # cookies are not kept apart by port: two apps, two names
+        return f"anagnorisis-token-{self.port:d}"
 
     def token_matches(self, candidate: str | None) -> bool:
         if not candidate:
@@ -210,9 +211,10 @@ class OwnerGuard:
     async def _trade_for_cookie(self, scope: dict[str, Any], send: Send, query: dict[str, str]) -> None:
         """`/?token=…`: set the cookie and send the browser to the same address without the token."""
         rest = {key: value for key, value in query.items() if key != QUERY_KEY}
-        location = scope.get("root_path", "") + scope.get("path", "/") + (f"?{urlencode(rest)}" if rest else "")
-        cookie = (f"{self.policy.cookie_name}={self.policy.token}; Path=/; HttpOnly; SameSite=Strict; "
-                  f"Max-Age={400 * 24 * 3600}")
+        query = f"?{urlencode(rest)}" if rest else ""  # plain text: an HTTP header
+        location = scope.get("root_path", "") + scope.get("path", "/") + query
+        cookie = (f"{self.policy.cookie_name}={self.policy.token}; "  # plain text: an HTTP header
+                  f"Path=/; HttpOnly; SameSite=Strict; Max-Age={400 * 24 * 3600:d}")
         await send({"type": "http.response.start", "status": 303,
                     "headers": [(b"location", location.encode()), (b"set-cookie", cookie.encode()),
                                 (b"cache-control", b"no-store"), *SECURITY_HEADERS]})
@@ -224,7 +226,8 @@ def _headers(scope: dict[str, Any]) -> dict[str, str]:
     for key, value in scope.get("headers", []):
         name = key.decode("latin-1").lower()
         text = value.decode("latin-1")
-        found[name] = f"{found[name]}; {text}" if name == "cookie" and name in found else found.get(name, text)
+        joined = f"{found.get(name)}; {text}"  # plain text: HTTP header values
+        found[name] = joined if name == "cookie" and name in found else found.get(name, text)
     return found
 
 

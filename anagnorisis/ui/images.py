@@ -14,6 +14,7 @@ from anagnorisis.ui.browse import (
     search_controls,
 )
 from anagnorisis.ui.context import AppContext, Loader
+from anagnorisis.ui.safe import md, md_code
 from anagnorisis.ui.skipped import SkippedPanel
 
 KIND = "images"
@@ -27,30 +28,33 @@ class View:
 
 
 def gallery_items(ctx: AppContext, results: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(thumbnail, caption) per record; captions are plain text (the gallery shows them literally)."""
     items = []
     for record in results:
         thumb = ensure_thumbnail(ctx.session.previews_dir, record["path"], record["content_hash"])
-        caption = f"{file_name(record)} · {rating_text(record)}"
+        caption = f"{file_name(record)} · {rating_text(record)}"  # plain text: gallery caption
         if record.get("role"):  # a rate-next item says why it is asked
-            caption += f" · {record['reason']}"
+            caption += f" · {record['reason']}"  # plain text: gallery caption
         items.append((str(thumb) if thumb else record["path"], caption))
     return items
 
 
 def details_markdown(record: dict[str, Any]) -> str:
+    """The large view's Markdown: name, path, ratings, size, resolution, date, EXIF (every file value escaped)."""
     meta = record.get("metadata") or {}
     lines = [
-        f"### {file_name(record)}",
-        f"`{record.get('display_path') or record['path']}`",
-        f"**Rating:** {rating_text(record)}",
-        f"**Size:** {human_size(record.get('size'))} · **Resolution:** {meta.get('width', '?')}×{meta.get('height', '?')}"
-        + (f" · **Taken:** {meta['date']}" if meta.get("date") else ""),
+        f"### {md(file_name(record))}",
+        md_code(record.get("display_path") or record["path"]),
+        f"**Rating:** {rating_text(record)}",  # trusted: numbers and fixed words
+        f"**Size:** {human_size(record.get('size'))}"  # trusted: a number and a unit
+        f" · **Resolution:** {md(meta.get('width', '?'))}×{md(meta.get('height', '?'))}"
+        + (f" · **Taken:** {md(meta['date'])}" if meta.get("date") else ""),
     ]
     if record.get("reason"):
-        lines.append(f"**Why here:** {record['reason']}")
+        lines.append(f"**Why here:** {md(record['reason'])}")
     exif = meta.get("exif") or {}
     if exif:
-        lines.append("**EXIF:** " + ", ".join(f"{key}: {value}" for key, value in list(exif.items())[:12]))
+        lines.append("**EXIF:** " + ", ".join(f"{md(key)}: {md(value)}" for key, value in list(exif.items())[:12]))
     return "\n\n".join(lines)
 
 
@@ -136,7 +140,7 @@ def clear_rating(ctx: AppContext, view: View, index: int | None) -> tuple[str, V
 
 
 def file_action(ctx: AppContext, view: View, index: int | None, action: str, argument: str) -> str:
-    """Handler: move / rename / trash the selected file; the rating stays with its content."""
+    """Handler: move / rename / trash the selected file; the rating stays with its content. Returns Markdown."""
     from anagnorisis.library.actions import ActionRefused, move_file, rename_file, trash_file
 
     if view is None or index is None or not (0 <= index < len(view.results)):
@@ -144,14 +148,14 @@ def file_action(ctx: AppContext, view: View, index: int | None, action: str, arg
     path, setting = view.results[index]["path"], ctx.settings.file_actions
     try:
         if action == "move":
-            done = f"moved to {move_file(ctx.session.store, KIND, path, argument, setting=setting)}"
+            done = f"moved to {md(move_file(ctx.session.store, KIND, path, argument, setting=setting))}"
         elif action == "rename":
-            done = f"renamed to {rename_file(ctx.session.store, KIND, path, argument, setting=setting)}"
+            done = f"renamed to {md(rename_file(ctx.session.store, KIND, path, argument, setting=setting))}"
         else:
             trash_file(ctx.session.store, KIND, path, setting=setting)
             done = "sent to the trash"
     except (ActionRefused, OSError) as error:
-        return f"not done: {error}"
+        return f"not done: {md(error)}"
     ctx.session.invalidate(KIND)
     return done
 

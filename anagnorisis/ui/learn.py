@@ -18,6 +18,7 @@ from anagnorisis.config import noun
 from anagnorisis.store.records import Record, records_for_paths
 from anagnorisis.ui.browse import file_name, rating_text
 from anagnorisis.ui.context import AppContext, CommandError
+from anagnorisis.ui.safe import md
 
 QUEUE_SIZE = 12  # files per "Rate next" queue: two rows of the image grid, a screen of the tables
 # Draws (each with a new seed) before a Skip gives up on the picker and offers a random pair: the picker is
@@ -45,13 +46,15 @@ def with_details(ctx: AppContext, kind: str, items: list[dict[str, Any]]) -> lis
 def queue_summary(kind: str, document: dict[str, Any]) -> str:
     """The line above the list: what the queue is, or why it is empty."""
     results = document.get("results") or []
-    if not results:
-        return f"**Nothing to rate next:** {document.get('message') or f'no {noun(kind)} is waiting for a rating'}."
+    if not results:  # the message may name the embedding model (a model id from the settings)
+        why = document.get("message") or f"no {noun(kind)} is waiting for a rating"  # trusted: noun of a kind
+        return f"**Nothing to rate next:** {md(why)}."
     what = ("cold start: files that cover parts of your library nothing rated covers yet"
             if document.get("cold_start") else "the files whose rating would teach the model most")
-    counts = f"{document.get('n_ratings', 0)} rated, {document.get('n_preferences', 0)} A/B choices so far"
-    return (f"**Rate next** · {len(results)} files · {what} · {counts}. Rate them with the slider, then press "
-            "**More to rate** for a fresh queue.")
+    counts = (f"{int(document.get('n_ratings') or 0)} rated, "
+              f"{int(document.get('n_preferences') or 0)} A/B choices so far")
+    return (f"**Rate next** · {len(results)} files · {what} · {counts}. "  # trusted: fixed words and numbers
+            "Rate them with the slider, then press **More to rate** for a fresh queue.")
 
 
 def rate_next_queue(ctx: AppContext, kind: str, n: int = QUEUE_SIZE) -> tuple[list[dict[str, Any]], str]:
@@ -59,7 +62,7 @@ def rate_next_queue(ctx: AppContext, kind: str, n: int = QUEUE_SIZE) -> tuple[li
     try:
         document = ctx.run_command("next", kind, "--n", str(int(n)))
     except CommandError as error:
-        return [], f"⚠️ {error}"
+        return [], f"⚠️ {md(error)}"
     return with_details(ctx, kind, document.get("results") or []), queue_summary(kind, document)
 
 
@@ -137,8 +140,8 @@ def random_pair(ctx: AppContext, kind: str, seed: int, skipped: frozenset[PairKe
         if pair_key(str(a["content_hash"]), str(b["content_hash"])) not in skipped:
             return Pair(a, b, "a pair drawn at random: you skipped the questions the model asks for now", seed,
                         skipped)
-    return Pair(seed=seed, skipped=skipped, message=f"every {kind} pair on offer was skipped; answer one or reload "
-                                                    "the page")
+    message = f"every {kind} pair on offer was skipped; answer one or reload the page"  # trusted: kind of the registry
+    return Pair(seed=seed, skipped=skipped, message=message)
 
 
 def answer(ctx: AppContext, kind: str, pair: Pair, choice: str) -> tuple[str, Pair]:
@@ -149,10 +152,12 @@ def answer(ctx: AppContext, kind: str, pair: Pair, choice: str) -> tuple[str, Pa
     try:
         ctx.run_command("prefer", str(winner["path"]), str(loser["path"]), *(["--tie"] if choice == "equal" else []))
     except CommandError as error:
-        return f"⚠️ not saved: {error}", pair
+        return f"⚠️ not saved: {md(error)}", pair
     said = {"a": "A over B", "b": "B over A"}.get(choice, "A and B equal")
-    names = f"{file_name(winner)} {'and' if choice == 'equal' else 'over'} {file_name(loser)}"
-    return f"saved: {said} ({names})", draw_pair(ctx, kind, pair.seed + 1, pair.skipped)
+    joined = "and" if choice == "equal" else "over"
+    names = f"{md(file_name(winner))} {joined} {md(file_name(loser))}"  # trusted: joined is a fixed word
+    status = f"saved: {said} ({names})"  # trusted: fixed words, and names escaped above
+    return status, draw_pair(ctx, kind, pair.seed + 1, pair.skipped)
 
 
 def skip(ctx: AppContext, kind: str, pair: Pair) -> tuple[str, Pair]:
@@ -174,16 +179,16 @@ class Preview:
 def side_name(record: Record | None) -> str:
     if record is None:
         return ""
-    return f"**{file_name(record)}** · {rating_text(record)}"
+    return f"**{md(file_name(record))}** · {rating_text(record)}"  # trusted: rating_text is numbers and fixed words
 
 
 def pair_outputs(ctx: AppContext, preview: Preview, pair: Pair, status: str) -> tuple[Any, ...]:
     """(A view, A name, B view, B name, reason, status, pair) for the panel."""
     if pair.a is None or pair.b is None:
-        reason = f"⚠️ {pair.message}" if pair.message else ""
+        reason = f"⚠️ {md(pair.message)}" if pair.message else ""
         return None, "", None, "", reason, status, pair
     return (preview.value(ctx, pair.a), side_name(pair.a), preview.value(ctx, pair.b), side_name(pair.b),
-            f"*{pair.reason}*" if pair.reason else "", status, pair)
+            f"*{md(pair.reason)}*" if pair.reason else "", status, pair)
 
 
 def ab_panel(ctx: AppContext, kind: str, preview: Preview) -> None:
@@ -196,10 +201,10 @@ def ab_panel(ctx: AppContext, kind: str, preview: Preview) -> None:
         reason = gr.Markdown(elem_id=f"{kind}-ab-reason")
         with gr.Row(equal_height=False):
             with gr.Column():
-                a_view = preview.make(f"{kind}-ab-a", "A")
+                a_view = preview.make(f"{kind}-ab-a", "A")  # plain text: an elem_id
                 a_name = gr.Markdown(elem_id=f"{kind}-ab-a-name")
             with gr.Column():
-                b_view = preview.make(f"{kind}-ab-b", "B")
+                b_view = preview.make(f"{kind}-ab-b", "B")  # plain text: an elem_id
                 b_name = gr.Markdown(elem_id=f"{kind}-ab-b-name")
         with gr.Row():
             prefer_a = gr.Button("A", variant="primary", elem_id=f"{kind}-ab-prefer-a")
@@ -238,24 +243,24 @@ def why_markdown(ctx: AppContext, kind: str, path: str | None) -> str:
     """Handler core: the model rating ± uncertainty and the user's rated files nearest to the file at path."""
     if not path:
         noun = NOUNS.get(kind, "file")
-        return f"Select {'an' if noun[0] in 'aeiou' else 'a'} {noun} first."
+        return f"Select {'an' if noun[0] in 'aeiou' else 'a'} {noun} first."  # trusted: a noun of NOUNS
     try:
         document = ctx.run_command("why", str(path))
     except CommandError as error:
-        return f"⚠️ {error}"
+        return f"⚠️ {md(error)}"
     record = document.get("record") or {}
-    lines = [f"#### Why this rating: {file_name(record) if record.get('path') else os.path.basename(path)}",
-             model_line(document)]
+    name = file_name(record) if record.get("path") else os.path.basename(path)
+    lines = [f"#### Why this rating: {md(name)}", model_line(document)]
     neighbours = document.get("neighbours") or []
     if not neighbours:
         noun = NOUNS.get(kind, "file")
-        lines.append(f"No rated {noun} with an embedding yet: rate a few {noun}s, then ask again.")
+        lines.append(f"No rated {noun} with an embedding yet: rate a few {noun}s, then ask again.")  # trusted: NOUNS
         return "\n\n".join(lines)
     estimate = document.get("neighbour_estimate")
-    lines.append(f"**Your nearest rated files** ({len(neighbours)} of {document.get('n_rated', len(neighbours))}"
+    lines.append(f"**Your nearest rated files** ({len(neighbours)} of {int(document.get('n_rated', len(neighbours)))}"
                  + (f"; weighted by similarity they suggest {estimate:.1f}" if estimate is not None else "") + "):")
     table = ["| file | your rating | similarity |", "|---|---:|---:|"]
-    table += [f"| {markdown_cell(file_name(item))} | {item['user_rating']:g} | {item['similarity']:.3f} |"
+    table += [f"| {md(file_name(item))} | {item['user_rating']:g} | {item['similarity']:.3f} |"
               for item in neighbours]
     return "\n\n".join(lines) + "\n\n" + "\n".join(table)
 
@@ -267,11 +272,7 @@ def model_line(document: dict[str, Any]) -> str:
     uncertainty = document.get("uncertainty")
     spread = f" ± {uncertainty:.1f}" if uncertainty is not None else ""
     stale = " (stale: from an older model)" if document.get("model_rating_stale") else ""
-    return f"**Model rating:** {rating:.1f}{spread}{stale}"
-
-
-def markdown_cell(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("*", "\\*").replace("_", "\\_")
+    return f"**Model rating:** {rating:.1f}{spread}{stale}"  # trusted: a number and fixed words
 
 
 def why_button(kind: str) -> Any:

@@ -31,6 +31,7 @@ from anagnorisis.ui.browse import (
 )
 from anagnorisis.ui.context import AppContext
 from anagnorisis.ui.images import Loader
+from anagnorisis.ui.safe import html_text, md
 from anagnorisis.ui.skipped import SkippedPanel
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ def length_text(seconds: Any) -> str:
         return ""
     minutes, rest = divmod(round(seconds), 60)
     hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{rest:02d}" if hours else f"{minutes}:{rest:02d}"
+    return f"{hours:d}:{minutes:02d}:{rest:02d}" if hours else f"{minutes:d}:{rest:02d}"
 
 
 def when_text(iso: str | None) -> str:
@@ -85,15 +86,22 @@ def title_of(record: dict[str, Any]) -> str:
     return str((record.get("metadata") or {}).get("title") or os.path.splitext(file_name(record))[0])
 
 
+def url_attr(path: str | os.PathLike[str]) -> str:
+    """A served file's URL for an HTML attribute: file_url percent-encodes the path (only letters, digits and
+    `/%_.-~` remain), escaped for the attribute as well."""
+    return html.escape(file_url(path))
+
+
 def cover_cell(ctx: AppContext, record: dict[str, Any]) -> str:
     cover = ensure_cover(ctx.session.previews_dir, record)
     if cover is None:
         return '<span class="music-no-cover" title="no cover art">♪</span>'
-    return (f'<img src="{html.escape(file_url(cover))}" alt="cover" width="40" height="40" '
+    return (f'<img src="{url_attr(cover)}" alt="cover" width="40" height="40" '  # trusted: url_attr
             'style="width:40px;height:40px;object-fit:cover">')
 
 
 def table_row(ctx: AppContext, record: dict[str, Any], position: int) -> list[Any]:
+    """One table row: the cover cell is HTML (escaped URL), the others are "str" cells shown as plain text."""
     meta = record.get("metadata") or {}
     user = record.get("user_rating")
     return [
@@ -137,17 +145,17 @@ def ab_side_html(ctx: AppContext, record: dict[str, Any]) -> str:
     """One track of an A/B question: cover, title, artist and a player that starts only when asked."""
     meta = record.get("metadata") or {}
     cover = ensure_cover(ctx.session.previews_dir, record)
-    art = (f'<img class="music-cover" src="{html.escape(file_url(cover))}" alt="cover">' if cover
-           else '<div class="music-cover music-no-cover">♪</div>')
+    art = (f'<img class="music-cover" src="{url_attr(cover)}" alt="cover">'  # trusted: url_attr
+           if cover else '<div class="music-cover music-no-cover">♪</div>')
     try:
-        url = file_url(playable_file(ctx.session.previews_dir, record))
-        audio = f'<audio controls preload="none" src="{html.escape(url)}"></audio>'
+        url = url_attr(playable_file(ctx.session.previews_dir, record))
+        audio = f'<audio controls preload="none" src="{url}"></audio>'  # trusted: url_attr
     except (PlaybackError, OSError) as error:
-        audio = f'<div class="music-idle">cannot be played: {html.escape(str(error))}</div>'
-    tags = (f'<div class="music-title">{html.escape(title_of(record))}</div>'
-            f'<div class="music-artist">{html.escape(str(meta.get("artist") or "Unknown artist"))}</div>'
-            f'<div class="music-details">{html.escape(length_text(meta.get("duration")))}</div>')
-    return f'<div class="music-now">{art}<div class="music-tags">{tags}</div></div>{audio}'
+        audio = f'<div class="music-idle">cannot be played: {html_text(error)}</div>'
+    tags = (f'<div class="music-title">{html_text(title_of(record))}</div>'
+            f'<div class="music-artist">{html_text(meta.get("artist") or "Unknown artist")}</div>'
+            f'<div class="music-details">{html_text(length_text(meta.get("duration")))}</div>')
+    return f'<div class="music-now">{art}<div class="music-tags">{tags}</div></div>{audio}'  # trusted: escaped parts
 
 
 # ---------------------------------------------------------------------------------------------- the player
@@ -167,7 +175,7 @@ class Player:
     seed: int = 0
     draws: int = 0
     scope: SearchRequest | None = None  # radio: the filters of the scored set
-    message: str = ""
+    message: str = ""  # plain text (it names files): escaped where it is shown (now_text, stopped)
 
     def current(self) -> tuple[str, str] | None:
         return self.tracks[self.position] if self.mode and 0 <= self.position < len(self.tracks) else None
@@ -180,29 +188,32 @@ def player_html(ctx: AppContext, record: dict[str, Any], url: str, nonce: int) -
     """The player's content: cover, tags and the <audio> element (every tag value escaped)."""
     meta = record.get("metadata") or {}
     cover = ensure_cover(ctx.session.previews_dir, record)
-    art = (f'<img class="music-cover" src="{html.escape(file_url(cover))}" alt="cover">' if cover
-           else '<div class="music-cover music-no-cover">♪</div>')
+    art = (f'<img class="music-cover" src="{url_attr(cover)}" alt="cover">'  # trusted: url_attr
+           if cover else '<div class="music-cover music-no-cover">♪</div>')
     album = " · ".join(str(part) for part in (meta.get("album"), meta.get("year")) if part)
     details = " · ".join(part for part in (str(meta.get("genre") or ""), length_text(meta.get("duration")),
                                            file_name(record)) if part)
-    lines = [f'<div class="music-title">{html.escape(title_of(record))}</div>',
-             f'<div class="music-artist">{html.escape(str(meta.get("artist") or "Unknown artist"))}</div>',
-             f'<div class="music-album">{html.escape(album)}</div>' if album else "",
-             f'<div class="music-details">{html.escape(details)}</div>']
-    audio = (f'<audio controls autoplay preload="auto" src="{html.escape(url)}" '
-             f'data-hash="{html.escape(str(record["content_hash"]))}" data-nonce="{nonce}"></audio>')
-    return f'<div class="music-now">{art}<div class="music-tags">{"".join(lines)}</div></div>{audio}'
+    lines = [f'<div class="music-title">{html_text(title_of(record))}</div>',
+             f'<div class="music-artist">{html_text(meta.get("artist") or "Unknown artist")}</div>',
+             f'<div class="music-album">{html_text(album)}</div>' if album else "",
+             f'<div class="music-details">{html_text(details)}</div>']
+    audio = (f'<audio controls autoplay preload="auto" src="{html.escape(url)}" '  # trusted: a file_url URL
+             f'data-hash="{html.escape(str(record["content_hash"]))}" '  # trusted: a hex digest, escaped anyway
+             f'data-nonce="{nonce:d}"></audio>')
+    tags = "".join(lines)
+    return f'<div class="music-now">{art}<div class="music-tags">{tags}</div></div>{audio}'  # trusted: escaped parts
 
 
 def now_text(player: Player, record: dict[str, Any] | None) -> str:
+    """The Now-playing line (Markdown); the player's message names files, so it is escaped."""
     if record is None:
-        return player.message or "Stopped."
-    where = (f"track {player.position + 1} of {len(player.tracks)} · playlist" if player.mode == "playlist"
-             else f"radio at temperature {player.temperature:g} · track {player.position + 1}")
-    plays = (f"{record.get('full_plays') or 0} full plays · {record.get('skips') or 0} skips"
-             + (f" · last played {when_text(record.get('last_played'))}" if record.get("last_played") else ""))
-    note = f" · {player.message}" if player.message else ""
-    return f"**Now playing** {where}{note}\n\n{rating_text(record)} · {plays}"
+        return md(player.message) or "Stopped."
+    where = (f"track {player.position + 1:d} of {len(player.tracks)} · playlist" if player.mode == "playlist"
+             else f"radio at temperature {player.temperature:g} · track {player.position + 1:d}")
+    plays = (f"{record.get('full_plays') or 0:d} full plays · {record.get('skips') or 0:d} skips"
+             + (f" · last played {md(when_text(record.get('last_played')))}" if record.get("last_played") else ""))
+    note = f" · {md(player.message)}" if player.message else ""
+    return f"**Now playing** {where}{note}\n\n{rating_text(record)} · {plays}"  # trusted: built above, escaped
 
 
 def slider_for(record: dict[str, Any] | None) -> Any:
@@ -212,7 +223,7 @@ def slider_for(record: dict[str, Any] | None) -> Any:
 
 def stopped(player: Player, message: str) -> PlayerUpdate:
     player = replace(player, mode="", finished=True, message=message)
-    return f'<div class="music-idle">{html.escape(message)}</div>', "", gr.update(), "", player
+    return f'<div class="music-idle">{html_text(message)}</div>', "", gr.update(), "", player
 
 
 def load_current(ctx: AppContext, player: Player) -> PlayerUpdate:
@@ -229,7 +240,7 @@ def load_current(ctx: AppContext, player: Player) -> PlayerUpdate:
         except (PlaybackError, OSError) as error:
             log.warning("passing over %s without penalty: %s", track[0], error)
             reason = "it does not decode" if record is not None else str(error)
-            message = f"passed over {os.path.basename(track[0])}: {reason}"
+            message = f"passed over {os.path.basename(track[0])}: {reason}"  # plain text: Player.message, see its note
             player = step_forward(ctx, replace(player, finished=True, message=message))
             continue
         player = replace(player, nonce=next_load(), finished=False)
@@ -383,7 +394,7 @@ def track_failed(ctx: AppContext, player: Player, data: Any) -> PlayerUpdate:
     record_event(ctx, track[0], "error")  # validated, records nothing (SPEC §5)
     if not player.transcoded:
         return load_current(ctx, replace(player, transcoded=True))
-    message = f"passed over {os.path.basename(track[0])}: the browser cannot play it"
+    message = f"passed over {os.path.basename(track[0])}: the browser cannot play it"  # plain text: Player.message
     return load_current(ctx, step_forward(ctx, replace(player, finished=True, message=message)))
 
 
@@ -403,7 +414,7 @@ def play_endpoint(ctx: AppContext, path: str, event: str) -> dict[str, Any]:
     try:
         done = play_path(ctx.session, path, event)
     except PlayEventError as error:
-        raise gr.Error(str(error)) from None
+        raise gr.Error(str(error)) from None  # plain text: the API caller's error, never a page toast
     return {**done, "record": public_record(done["record"])}
 
 

@@ -7,6 +7,7 @@ import gradio as gr
 
 from anagnorisis.config import KINDS
 from anagnorisis.ui.context import AppContext, CommandError
+from anagnorisis.ui.safe import md
 
 
 def roots_table(ctx: AppContext) -> list[list[Any]]:
@@ -21,20 +22,20 @@ def add_root(ctx: AppContext, kind: str, path: str) -> tuple[str, list[list[Any]
     try:
         document = ctx.run_command("library", "add", kind, path.strip())
     except CommandError as error:
-        return f"not added: {error}", roots_table(ctx)
+        return f"not added: {md(error)}", roots_table(ctx)
     ctx.start_scan([kind])
     if document.get("already"):
-        return f"{path.strip()} is already a {kind} folder; scanning it again now", roots_table(ctx)
-    return f"added {kind} folder {path.strip()}; scanning it now", roots_table(ctx)
+        return f"{md(path.strip())} is already a {md(kind)} folder; scanning it again now", roots_table(ctx)
+    return f"added {md(kind)} folder {md(path.strip())}; scanning it now", roots_table(ctx)
 
 
 def remove_root(ctx: AppContext, kind: str, path: str) -> tuple[str, list[list[Any]]]:
     try:
         ctx.run_command("library", "remove", kind, path.strip())
     except CommandError as error:
-        return f"not removed: {error}", roots_table(ctx)
+        return f"not removed: {md(error)}", roots_table(ctx)
     ctx.session.invalidate(kind)
-    return f"removed {kind} folder {path.strip()} (ratings stay with the files' content)", roots_table(ctx)
+    return f"removed {md(kind)} folder {md(path.strip())} (ratings stay with the files' content)", roots_table(ctx)
 
 
 def models_table(ctx: AppContext) -> list[list[Any]]:
@@ -53,17 +54,17 @@ def change_setting(ctx: AppContext, name: str, value: Any) -> str:
 
     fixed = ctx.settings.fixed_by(name)
     if fixed:
-        return f"{name} is set by {fixed} for this run; change it there"
+        return f"{name} is set by {fixed} for this run; change it there"  # trusted: a setting's name; flag/env/.env
     try:
         save_setting(ctx.session.store, name, value)
     except ValueError as error:
-        return f"not saved: {error}"
+        return f"not saved: {md(error)}"
     ctx.apply_settings(ctx.settings.with_stored(stored_settings(ctx.session.store)))
     if name.endswith("_model") or name == "device":
         forget_encoders()
         ctx.session.invalidate()
         ctx.start_embed()  # the new model embeds in the background; the old vectors stay for a switch back
-    return f"saved {name} = {getattr(ctx.settings, name)}"
+    return f"saved {name} = {md(getattr(ctx.settings, name))}"  # trusted: name is a setting's name from this module
 
 
 def start_download(ctx: AppContext, kind: str) -> str:
@@ -72,7 +73,7 @@ def start_download(ctx: AppContext, kind: str) -> str:
         return "downloads are off (offline mode); turn offline mode off to download models"
 
     def work(job: Any) -> dict[str, Any]:
-        job.message = f"{kind}: {ctx.settings.model_for(kind)}"
+        job.message = f"{kind}: {ctx.settings.model_for(kind)}"  # plain text: a job message
         return ctx.run_command("models", "download", kind)
 
     def then(job: Any) -> None:
@@ -82,19 +83,20 @@ def start_download(ctx: AppContext, kind: str) -> str:
             forget_encoders()
             ctx.start_embed([kind])
 
-    ctx.jobs.start(f"download {kind}", work, on_done=then)
-    return f"downloading the {kind} model ({ctx.settings.model_for(kind)}); progress on the status line"
+    ctx.jobs.start(f"download {kind}", work, on_done=then)  # plain text: a job's name
+    return f"downloading the {md(kind)} model ({md(ctx.settings.model_for(kind))}); progress on the status line"
 
 
 def exchange(ctx: AppContext, action: str, path: str) -> str:
     if not (path or "").strip():
-        return f"{action} failed: type a file's path first, ending in .csv or .parquet"
+        return f"{md(action)} failed: type a file's path first, ending in .csv or .parquet"
     try:
         document = ctx.run_command(action, path.strip())
     except CommandError as error:
-        return f"{action} failed: {error}"
+        return f"{md(action)} failed: {md(error)}"
     ctx.session.invalidate()
-    return f"{action}: " + ", ".join(f"{key} {value}" for key, value in document.items() if not isinstance(value, (list, dict)))
+    counts = (f"{md(key)} {md(value)}" for key, value in document.items() if not isinstance(value, (list, dict)))
+    return f"{md(action)}: " + ", ".join(counts)
 
 
 def backup(ctx: AppContext) -> str:
@@ -103,12 +105,13 @@ def backup(ctx: AppContext) -> str:
     path = backup_now(ctx.session.store, ctx.settings.data_path)
     if ctx.settings.backup_keep > 0:
         prune_backups(ctx.settings.data_path, max(ctx.settings.backup_keep, 1))
-    return f"backup written to {path}"
+    return f"backup written to {md(path)}"
 
 
 def status_text(ctx: AppContext) -> str:
     jobs = ctx.jobs.visible()
-    lines = ["**Background jobs**", *(f"- {job.describe()}" for job in jobs)] if jobs else ["**Background jobs**: none"]
+    jobs_lines = ["**Background jobs**", *(f"- {md(job.describe())}" for job in jobs)]
+    lines = jobs_lines if jobs else ["**Background jobs**: none"]
     return "\n".join([*lines, "", "**Models**", *ctx.model_lines()])
 
 
@@ -156,7 +159,8 @@ def render(ctx: AppContext) -> None:
     add.click(lambda k, f: add_root(ctx, k, f), [kind, folder], [roots_message, roots], api_visibility="private")
     remove.click(lambda k, f: remove_root(ctx, k, f), [kind, folder], [roots_message, roots], api_visibility="private")
     rescan.click(lambda: (ctx.start_scan() and "rescanning every folder"), None, roots_message, api_visibility="private")
-    use_model.click(lambda k, m: change_setting(ctx, f"{k}_model", m), [model_kind, model_id], settings_message,
+    use_model.click(lambda k, m: change_setting(ctx, f"{k}_model", m),  # plain text: a setting's name
+                    [model_kind, model_id], settings_message,
                     api_visibility="private")
     download.click(lambda k: start_download(ctx, k), model_kind, settings_message, api_visibility="private")
     for control, name in ((device, "device"), (offline, "offline"), (actions, "file_actions")):

@@ -11,6 +11,7 @@ from typing import Any
 import gradio as gr
 
 from anagnorisis.ui.context import AppContext
+from anagnorisis.ui.safe import md, md_code
 
 SHOWN_AT_MOST = 500  # files listed in the panel; the count in its label is always the whole number
 
@@ -28,12 +29,12 @@ def skipped_rows(ctx: AppContext, kind: str, limit: int = SHOWN_AT_MOST) -> tupl
 
 def skipped_markdown(ctx: AppContext, kind: str, label: Callable[[str], str] = str,
                      read: tuple[int, list[tuple[str, str]]] | None = None) -> str:
-    """The panel's text: each skipped file with its reason (label() may rename a reason), or that there is none.
-    `read` is skipped_rows' answer when the caller has it already."""
+    """The panel's Markdown: each skipped file with its reason (label() may rename a reason; it returns plain text,
+    escaped here), or that there is none. `read` is skipped_rows' answer when the caller has it already."""
     total, rows = read or skipped_rows(ctx, kind)
     if not total:
         return "No files were skipped."
-    lines = [f"- `{path}` — **{label(reason)}**" for path, reason in rows]
+    lines = [f"- {md_code(path)} — **{md(label(reason))}**" for path, reason in rows]
     more = f"\n\n…and {total - len(rows):,} more (the log lists every one)." if total > len(rows) else ""
     return f"{total:,} file(s) not in the library:\n\n" + "\n".join(lines) + more
 

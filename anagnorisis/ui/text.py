@@ -7,7 +7,6 @@ content. Binary files never enter the library: the scanner skips them, and the t
 """
 from __future__ import annotations
 
-import html
 import logging
 import os
 import re
@@ -31,6 +30,7 @@ from anagnorisis.ui.browse import (
 )
 from anagnorisis.ui.context import AppContext
 from anagnorisis.ui.images import Loader
+from anagnorisis.ui.safe import html_text, md, md_code, md_lines
 from anagnorisis.ui.skipped import SkippedPanel, skipped_markdown
 
 log = logging.getLogger(__name__)
@@ -105,7 +105,7 @@ def _read_first_lines(record: dict[str, Any], count: int = PREVIEW_LINES, chars:
             head = file.read(PREVIEW_HEAD_BYTES)
         text = head.decode(encoding, errors="replace").lstrip("\ufeff")
     except (OSError, LookupError) as error:
-        return f"(cannot read: {getattr(error, 'strerror', None) or error})"
+        return f"(cannot read: {getattr(error, 'strerror', None) or error})"  # plain text: a "str" cell, escaped in A/B
     if document_format(record["path"]) != "plain":  # Markdown may hold raw HTML too: show what a reader sees
         text = html_to_text(text)
     lines = [line.strip() for line in text.splitlines() if line.strip()][:count]
@@ -165,8 +165,8 @@ def ab_side_html(ctx: AppContext, record: dict[str, Any]) -> str:
     """One document of an A/B question: its title and first lines (escaped, never rendered)."""
     title = (record.get("metadata") or {}).get("title") or file_name(record)
     excerpt = _read_first_lines(record, AB_PREVIEW_LINES, AB_PREVIEW_CHARS, "\n")
-    return (f'<div class="text-ab"><b>{html.escape(str(title))}</b>'
-            f'<div class="text-plain">{html.escape(excerpt)}</div></div>')
+    return (f'<div class="text-ab"><b>{html_text(title)}</b>'
+            f'<div class="text-plain">{md_lines(excerpt)}</div></div>')
 
 
 # ---------------------------------------------------------------------------------------------- the reader
@@ -204,8 +204,8 @@ def open_row_keeping_edits(ctx: AppContext, view: View, opened: Opened | None, e
     if asked_again != row_number and unsaved_edit(opened, editor_text):
         name = os.path.basename(opened.path) if opened else "the document"
         keep = [gr.update()] * 6
-        return (*keep, f"**Unsaved changes in {name}.** Press Save, or click the row again to open it and discard "
-                       "them.", opened, row_number)
+        return (*keep, f"**Unsaved changes in {md(name)}.** Press Save, or click the row again to open it and "
+                       "discard them.", opened, row_number)
     return (*open_row(ctx, view, row_number), None)
 
 
@@ -220,16 +220,18 @@ def open_record(ctx: AppContext, view: View, record: dict[str, Any]) -> ReaderUp
     try:
         document = open_document(path)
     except MediaError as error:
-        label = "Binary file — not shown" if str(error).startswith(BINARY) else f"Cannot show this file: {error}"
-        return nothing_open(f"### {file_name(record)}\n\n**{label}**\n\n`{path}`")
+        label = "Binary file — not shown" if str(error).startswith(BINARY) else f"Cannot show this file: {md(error)}"
+        return nothing_open(f"### {md(file_name(record))}\n\n**{label}**\n\n{md_code(path)}")  # trusted: label escaped
     except OSError as error:
-        return nothing_open(f"### {file_name(record)}\n\n**Cannot read this file:** {error.strerror or error}")
+        return nothing_open(f"### {md(file_name(record))}\n\n"
+                            f"**Cannot read this file:** {md(error.strerror or error)}")
     fmt = document_format(path)
     shown = document.text[:DISPLAY_CHARS]
     passage = find_passage(ctx, view, document, shown, fmt)
     resolve = local_resolver(ctx, path)
     editable = library_is_writable(path) and len(document.text) <= DISPLAY_CHARS
-    note = "" if editable else (f"Editing is off: the {READ_ONLY}." if not library_is_writable(path)
+    read_only = f"Editing is off: the {READ_ONLY}."  # trusted: a constant of library.edit
+    note = "" if editable else (read_only if not library_is_writable(path)
                                 else "Editing is off: the document is too large for the editor.")
     opened = Opened(path, document.content_hash, document.encoding, document.newline, fmt, editable, note)
     rating = record.get("user_rating")
@@ -283,14 +285,15 @@ def local_resolver(ctx: AppContext, document_path: str) -> Any:
 def details_markdown(record: dict[str, Any], document: Document, passage: Passage | None, cut: bool) -> str:
     meta = record.get("metadata") or {}
     lines = [
-        f"### {meta.get('title') or file_name(record)}",
-        f"`{record.get('display_path') or record['path']}`",
-        f"**Rating:** {rating_text(record)}",
-        f"**Size:** {human_size(record.get('size'))} · **Encoding:** {document.encoding} · "
-        f"**Lines:** {meta.get('lines', '?')} · **Words:** {meta.get('words', '?')}",
+        f"### {md(meta.get('title') or file_name(record))}",
+        md_code(record.get("display_path") or record["path"]),
+        f"**Rating:** {rating_text(record)}",  # trusted: numbers and fixed words
+        f"**Size:** {human_size(record.get('size'))} · "  # trusted: a number and a unit
+        f"**Encoding:** {document.encoding} · "  # trusted: a codec name from the encoding detector
+        f"**Lines:** {md(meta.get('lines', '?'))} · **Words:** {md(meta.get('words', '?'))}",
     ]
     if record.get("reason"):
-        lines.append(f"**Why here:** {record['reason']}")
+        lines.append(f"**Why here:** {md(record['reason'])}")
     if passage is not None:
         lines.append(f"**Best passage** (marked): cosine {passage.score:.3f} · file score (smooth max over "
                      f"passages) {passage.file_score:.3f}")
@@ -312,7 +315,7 @@ def rated_view(ctx: AppContext, opened: Opened | None, details: str, view: View)
     if record is None:
         return gr.update(), gr.update(), view
     fresh = fresh_page(ctx, KIND, view)
-    line = f"**Rating:** {rating_text(record)}"
+    line = f"**Rating:** {rating_text(record)}"  # trusted: numbers and fixed words
     shown = re.sub(r"^\*\*Rating:\*\* .*$", lambda _match: line, details or "", count=1, flags=re.MULTILINE)
     return shown, table_frame(fresh), fresh
 
@@ -325,15 +328,15 @@ def save(ctx: AppContext, view: View, opened: Opened | None, text: str) -> tuple
         saved = save_text(ctx.session.store, opened.path, text or "", encoding=opened.encoding,
                           newline=opened.newline, expected_hash=opened.content_hash)
     except (EditRefused, MediaError) as error:
-        return str(error), gr.update(), gr.update(), gr.update(), opened  # type: ignore[return-value]
+        return md(error), gr.update(), gr.update(), gr.update(), opened  # type: ignore[return-value]
     if not saved.changed:
         return "Nothing to save: the text is unchanged.", gr.update(), gr.update(), gr.update(), opened  # type: ignore[return-value]
     ctx.session.invalidate(KIND)
     ctx.start_embed([KIND])  # the new content needs its vector for meaning search
     record = ctx.session.record_by_path(KIND, opened.path) or {"path": opened.path}
     kept = record.get("user_rating")
-    message = f"saved ({saved.encoding})" + (f"; your rating {kept:g} stays with the new text" if kept is not None
-                                             else "")
+    message = f"saved ({saved.encoding})" + (  # trusted: a codec name from the encoding detector
+        f"; your rating {kept:g} stays with the new text" if kept is not None else "")
     update = open_record(ctx, replace(view, query_vector=None), record)
     return message, update[0], update[3], update[4], update[7]
 

@@ -27,6 +27,7 @@ from anagnorisis.taste.service import (
     TasteError, TrainOutcome, active_model, model_versions, predict_kind, rollback, train_and_save,
 )
 from anagnorisis.ui.context import AppContext, Loader
+from anagnorisis.ui.safe import md
 
 log = logging.getLogger(__name__)
 
@@ -99,12 +100,13 @@ class _Live:
         return typed_frame(self.rows, LOSS_COLUMNS)
 
     def status(self) -> str:
-        doing = STOPPING if self.stopping else f"Training: {self.stage}"
+        """The status line (Markdown): the stage message may name the embedding model, so it is escaped."""
+        doing = STOPPING if self.stopping else f"Training: {md(self.stage)}"
         if not self.rows:
             return doing
         epoch = [row for row in self.rows if row[0] == self.epoch]
-        losses = ", ".join(f"{series} loss {loss:.3f}" for _, loss, series in epoch)
-        return f"{doing} · epoch {self.epoch} · {losses}"
+        losses = ", ".join(f"{series} loss {loss:.3f}" for _, loss, series in epoch)  # trusted: training/validation
+        return f"{doing} · epoch {self.epoch:d} · {losses}"  # trusted: doing escaped above, losses numbers
 
 
 # ---------------------------------------------------------------- the report
@@ -138,7 +140,7 @@ def rating_histogram(ratings: np.ndarray) -> pd.DataFrame:
     values = np.asarray(ratings, dtype=np.float64)
     values = values[np.isfinite(values)]
     counts = np.bincount(np.clip(np.floor(values), 0, 9).astype(int), minlength=10) if values.size else np.zeros(10)
-    return typed_frame([(f"{low}–{low + 1}", int(count)) for low, count in enumerate(counts)], HISTOGRAM_COLUMNS)
+    return typed_frame([(f"{low:d}–{low + 1:d}", int(count)) for low, count in enumerate(counts)], HISTOGRAM_COLUMNS)
 
 
 def weak_model_warning(document: dict[str, Any]) -> str:
@@ -146,17 +148,17 @@ def weak_model_warning(document: dict[str, Any]) -> str:
     srocc = (document.get("metrics") or {}).get(document.get("winner"), {}).get("srocc")
     if srocc is None or srocc > 0:
         return ""
-    return (f"**Not useful yet:** with {document.get('n_ratings')} ratings no model orders your ratings better "
-            f"than chance (cross-validated SROCC {srocc:.2f}), so its ratings of your files are close to guesses. "
-            "Rate more files — Rate next proposes the ones that teach it most — then train again.")
+    return (f"**Not useful yet:** with {int(document.get('n_ratings') or 0)} ratings no model orders your ratings "
+            f"better than chance (cross-validated SROCC {srocc:.2f}), so its ratings of your files are close to "
+            "guesses. Rate more files — Rate next proposes the ones that teach it most — then train again.")
 
 
 def report_markdown(document: dict[str, Any]) -> str:
     lines = [
-        f"### {document['kind']} model v{document['model_version']}: **{document['winner']}** won",
-        document["reason"],
-        f"Trained on {document['n_ratings']} ratings and {document['n_preferences']} A/B choices "
-        f"({document['embedding_model']} embeddings) in {document['seconds']:.1f} s."
+        f"### {md(document['kind'])} model v{int(document['model_version'])}: **{md(document['winner'])}** won",
+        md(document["reason"]),
+        f"Trained on {int(document['n_ratings'])} ratings and {int(document['n_preferences'])} A/B choices "
+        f"({md(document['embedding_model'])} embeddings) in {document['seconds']:.1f} s."
         + (" **Stopped early**: the best model so far was kept." if document["stopped_early"] else ""),
         "MAE: mean absolute error in rating points (lower is better). SROCC: how well the order of the "
         "predictions matches yours (1 is perfect, 0 is chance). Pairwise accuracy: the share of pairs of files "
@@ -201,17 +203,19 @@ def saved_view(ctx: AppContext, kind: str) -> SavedView:
     empty_scatter, versions = typed_frame([], SCATTER_COLUMNS), versions_rows(ctx, kind)
     row = active_model(ctx.session.store, kind)
     if row is None:
-        return (f"No {kind} model yet: rate some files (or answer A/B questions), then press Start.", "", [],
+        return (f"No {md(kind)} model yet: rate some files (or answer A/B questions), then press Start.", "", [],
                 empty_scatter, histogram, typed_frame([], CURVE_COLUMNS), versions)
     saved = row["report"]
     document = {"n_preferences": 0, "seconds": 0.0, "stopped_early": False, "reason": "", "learning_curve": [],
                 **saved, "model_version": row["version"], "kind": kind, "embedding_model": row["embedding_model"],
                 "winner": row["winner"]}
-    when = (row["created_at"] or "")[:16].replace("T", " ")
-    markdown = (f"*The active model's report, from its training on {when} UTC. The scatter of cross-validated "
-                f"predictions is drawn after a training here.*\n\n" + report_markdown(document))
+    when = md(str(row["created_at"] or "")[:16].replace("T", " "))
+    markdown = (f"*The active model's report, from its training on {when} UTC. "  # trusted: when escaped above
+                "The scatter of cross-validated predictions is drawn after a training here.*\n\n"
+                + report_markdown(document))
     curve = typed_frame([(int(n), float(q)) for n, q in document["learning_curve"]], CURVE_COLUMNS)
-    status = f"{kind} model v{row['version']} ({row['winner']}) is active. Press Start to train a new version."
+    status = (f"{md(kind)} model v{int(row['version'])} ({md(row['winner'])}) is active. "
+              "Press Start to train a new version.")
     return (status, markdown, metrics_rows(document.get("metrics") or {}, row["winner"]), empty_scatter, histogram,
             curve, versions)
 
@@ -261,12 +265,13 @@ def start_predict(ctx: AppContext, kind: str) -> Job:
     def work(job: Job) -> dict[str, Any]:
         done: dict[str, Any] = {}
         while not job.should_stop() and (next_kind := waiting.pop()) is not None:
-            job.message = f"{next_kind}: rating every file"
+            job.message = f"{next_kind}: rating every file"  # plain text: a job message
             document = predict_kind(ctx.session.store, ctx.settings, next_kind, progress=job.progress,
                                     should_stop=job.should_stop, gpu_lock=ctx.jobs.gpu_lock)
             ctx.session.invalidate(next_kind)
             done[next_kind] = document
-            job.message = f"{next_kind}: {document['predicted']} files rated by model v{document['model_version']}"
+            job.message = (f"{next_kind}: {int(document['predicted'])} files rated by "  # plain text: a job message
+                           f"model v{int(document['model_version'])}")
         return done
 
     def then(job: Job) -> None:
@@ -317,7 +322,7 @@ class Trainer:
         self._stop.clear()
         events: queue.Queue[tuple[str, Any]] = queue.Queue()
         thread = threading.Thread(target=self._train, args=(kind, seconds, epochs, events, predict_after),
-                                  name=f"train-{kind}", daemon=True)
+                                  name=f"train-{kind}", daemon=True)  # plain text: a thread name
         thread.start()
         yield from self._follow(events)
 
@@ -332,11 +337,11 @@ class Trainer:
             events.put(("done", outcome))
         except _Cancelled:
             events.put(("error", "Stopped before training began; nothing was saved."))
-        except TasteError as error:
-            events.put(("error", str(error)))
+        except TasteError as error:  # an "error" payload is the status line's Markdown: its text is escaped
+            events.put(("error", md(error)))
         except Exception as error:  # a failed training is reported in the tab, never crashes the app
             log.exception("training %s failed", kind)
-            events.put(("error", f"Training failed: {error}"))
+            events.put(("error", f"Training failed: {md(error)}"))
         finally:
             self._busy.release()
 
@@ -388,10 +393,12 @@ def _final_update(what: str, payload: Any, live: _Live) -> TrainUpdate:
     if what == "error":
         return TrainUpdate(str(payload), live.losses(), time.monotonic(), running=False)
     document = payload.document
-    model = f"v{document['model_version']} ({document['winner']})"
-    done = f"Stopped early: the best model so far, {model}, is" if document.get("stopped_early") else \
-        f"Done: model {model} is"
-    status = f"{done} active; rating every {noun(document['kind'])} in the background."
+    model = f"v{int(document['model_version'])} ({md(document['winner'])})"
+    if document.get("stopped_early"):
+        done = f"Stopped early: the best model so far, {model}, is"  # trusted: model is escaped above
+    else:
+        done = f"Done: model {model} is"  # trusted: model is escaped above
+    status = f"{done} active; rating every {md(noun(document['kind']))} in the background."  # trusted: done
     if weak_model_warning(document):
         status += " It is no better than chance yet: see the report."
     return TrainUpdate(status, live.losses(), time.monotonic(), running=False, report=build_report(payload))
@@ -418,14 +425,16 @@ def rollback_to(ctx: AppContext, kind: str, version: float | None) -> tuple[str,
     try:
         document = rollback(ctx.session.store, kind, int(version))
     except TasteError as error:
-        return f"Not rolled back: {error}", versions_rows(ctx, kind)
+        return f"Not rolled back: {md(error)}", versions_rows(ctx, kind)
     if document["model_version"] == document["previous_version"]:
-        return f"{kind} model v{document['model_version']} is already the active one.", versions_rows(ctx, kind)
+        already = f"{md(kind)} model v{int(document['model_version'])} is already the active one."
+        return already, versions_rows(ctx, kind)
     ctx.session.invalidate(kind)
     ctx.jobs.forget("predict")  # "…rated by model vN" on the status line is no longer true
     predicted = next((v["predicted"] for v in model_versions(ctx.session.store, kind)
                       if v["version"] == document["model_version"]), 0)
-    message = f"{kind} model v{document['model_version']} is active again (was v{document['previous_version']})."
+    message = (f"{md(kind)} model v{int(document['model_version'])} is active again "
+               f"(was v{int(document['previous_version'])}).")
     if not predicted:
         start_predict(ctx, kind)
         message += " It has not rated the files yet: predicting in the background."

@@ -8,7 +8,6 @@ is gets remuxed or transcoded (``videoplay``) in a background job; the player sa
 """
 from __future__ import annotations
 
-import html
 import logging
 import math
 import os
@@ -31,6 +30,7 @@ from anagnorisis.ui.browse import (
 )
 from anagnorisis.ui.context import AppContext
 from anagnorisis.ui.images import Loader
+from anagnorisis.ui.safe import html_text, md, md_code
 from anagnorisis.ui.skipped import SkippedPanel
 from anagnorisis.videoplay import VideoError, ensure_frame, needs_preparing, playable_path, url_safe_path
 
@@ -81,12 +81,17 @@ def length_text(seconds: Any) -> str:
         return "?"
     minutes, rest = divmod(int(round(seconds)), 60)
     hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{rest:02d}" if hours else f"{minutes}:{rest:02d}"
+    return f"{hours:d}:{minutes:02d}:{rest:02d}" if hours else f"{minutes:d}:{rest:02d}"
 
 
 def resolution_text(record: dict[str, Any]) -> str:
+    """width×height from the stored metadata, "?" for a side that is not a number (text for a caption or Markdown)."""
     meta = record.get("metadata") or {}
-    return f"{meta.get('width', '?')}×{meta.get('height', '?')}"
+    return "×".join(_dimension(meta.get(side)) for side in ("width", "height"))
+
+
+def _dimension(value: Any) -> str:
+    return f"{value:d}" if isinstance(value, int) and not isinstance(value, bool) else "?"
 
 
 def placeholder_frame(previews_dir: Path) -> Path:
@@ -107,10 +112,11 @@ def gallery_items(ctx: AppContext, results: list[dict[str, Any]]) -> list[tuple[
     items = []
     for record, frame in zip(results, frames):
         meta = record.get("metadata") or {}
-        caption = (f"{file_name(record)} · {length_text(meta.get('duration'))} · {resolution_text(record)}"
-                   f" · {rating_text(record)}" + ("" if frame else " · no preview: the video does not decode"))
+        caption = (f"{file_name(record)} · {length_text(meta.get('duration'))} · "  # plain text: a gallery caption
+                   f"{resolution_text(record)} · {rating_text(record)}"  # plain text: a gallery caption
+                   + ("" if frame else " · no preview: the video does not decode"))
         if record.get("role"):  # a rate-next item says why it is asked
-            caption += f" · {record['reason']}"
+            caption += f" · {record['reason']}"  # plain text: a gallery caption
         items.append((str(frame or placeholder_frame(previews)), caption))
     return items
 
@@ -154,32 +160,35 @@ def whole_list(ctx: AppContext, view: View) -> list[tuple[str, str]]:
 
 def details_markdown(record: dict[str, Any], player: Player) -> str:
     meta = record.get("metadata") or {}
-    plays = (f"{record.get('full_plays') or 0} full plays · {record.get('skips') or 0} skips"
-             + (f" · last played {record['last_played'][:16].replace('T', ' ')} UTC" if record.get("last_played")
-                else ""))
+    plays = (f"{int(record.get('full_plays') or 0)} full plays · {int(record.get('skips') or 0)} skips"
+             + (f" · last played {md(str(record['last_played'])[:16].replace('T', ' '))} UTC"
+                if record.get("last_played") else ""))
     lines = [
-        f"### {file_name(record)}",
-        f"`{record.get('display_path') or record['path']}`",
-        f"**Rating:** {rating_text(record)} · {plays}",
-        f"**Length:** {length_text(meta.get('duration'))} · **Resolution:** {resolution_text(record)} · "
-        f"**Codec:** {meta.get('codec', '?')} in {meta.get('format', '?')} · **Size:** {human_size(record.get('size'))}",
-        f"Video {player.position + 1} of {len(player.tracks)} in the current order",
+        f"### {md(file_name(record))}",
+        md_code(record.get("display_path") or record["path"]),
+        f"**Rating:** {rating_text(record)} · {plays}",  # trusted: numbers and fixed words
+        f"**Length:** {length_text(meta.get('duration'))} · "  # trusted: digits and colons
+        f"**Resolution:** {resolution_text(record)} · "  # trusted: digits or "?"
+        f"**Codec:** {md(meta.get('codec', '?'))} in {md(meta.get('format', '?'))} · "
+        f"**Size:** {human_size(record.get('size'))}",  # trusted: a number and a unit
+        f"Video {player.position + 1:d} of {len(player.tracks)} in the current order",
     ]
     reason = player.reasons.get(str(record.get("content_hash")))
     if reason:
-        lines.insert(4, f"**Why here:** {reason}")
-    if player.message:
-        lines.append(f"*{player.message}*")
+        lines.insert(4, f"**Why here:** {md(reason)}")
+    if player.message:  # plain text (it names a file and quotes an error): escaped here
+        lines.append(f"*{md(player.message)}*")
     return "\n\n".join(lines)
 
 
 def video_html(record: dict[str, Any], url: str, nonce: int) -> str:
-    return (f'<video controls autoplay playsinline preload="auto" src="{html.escape(url)}" '
-            f'data-hash="{html.escape(str(record["content_hash"]))}" data-nonce="{nonce}"></video>')
+    return (f'<video controls autoplay playsinline preload="auto" src="{html_text(url)}" '
+            f'data-hash="{html_text(record["content_hash"])}" data-nonce="{int(nonce)}"></video>')
 
 
 def message_html(text: str, css: str = "video-idle") -> str:
-    return f'<div class="{css}">{html.escape(text)}</div>'
+    """A plain-text message (it may name a file) in the player's place; css is one of the classes of PLAYER_CSS."""
+    return f'<div class="{css}">{html_text(text)}</div>'  # trusted: css is a class name of this module
 
 
 def slider_for(record: dict[str, Any] | None) -> Any:
@@ -188,12 +197,13 @@ def slider_for(record: dict[str, Any] | None) -> Any:
 
 
 def idle(player: Player, message: str) -> PlayerUpdate:
-    return message_html(message), message, gr.update(), "", replace(player, finished=True, preparing=""), \
+    """The player without a video: the message (plain text, it may name a file) in its place and as the details."""
+    return message_html(message), md(message), gr.update(), "", replace(player, finished=True, preparing=""), \
         gr.update(active=False)
 
 
 def prepare_job_name(content_hash: str) -> str:
-    return f"prepare video {content_hash[:8]}"
+    return f"prepare video {content_hash[:8]}"  # trusted: a content hash (hex digits) the app computed
 
 
 def load_current(ctx: AppContext, player: Player, *, pass_over: bool = False) -> PlayerUpdate:
@@ -206,7 +216,7 @@ def load_current(ctx: AppContext, player: Player, *, pass_over: bool = False) ->
         record = ctx.session.record_by_path(KIND, track[0])
         try:
             if record is None:
-                raise VideoError(f"{track[0]} is no longer in the library")
+                raise VideoError(f"{track[0]} is no longer in the library")  # plain text: escaped where shown
             if player.forced or needs_preparing(record, ctx.session.previews_dir):
                 return start_preparing(ctx, player, record)
             path = url_safe_path(ctx.session.previews_dir, record, playable_path(record, ctx.session.previews_dir))
@@ -214,16 +224,16 @@ def load_current(ctx: AppContext, player: Player, *, pass_over: bool = False) ->
             log.warning("cannot play %s: %s", track[0], error)
             if not pass_over:
                 return cannot_play(player, record, track[0], error)
-            player = replace(player, position=player.position + 1, forced=False,
-                             message=f"passed over {os.path.basename(track[0])}: {error}")
+            passed = f"passed over {os.path.basename(track[0])}: {error}"  # plain text: Player.message
+            player = replace(player, position=player.position + 1, forced=False, message=passed)
             continue
         return show_video(player, record, path)
     return idle(player, "Stopped: too many videos in a row could not be played.")
 
 
 def cannot_play(player: Player, record: dict[str, Any] | None, path: str, error: BaseException) -> PlayerUpdate:
-    text = f"Cannot play {os.path.basename(path)}: {error}"
-    details = details_markdown(record, replace(player, message=text)) if record else text
+    text = f"Cannot play {os.path.basename(path)}: {error}"  # plain text: escaped where shown
+    details = details_markdown(record, replace(player, message=text)) if record else md(text)
     return (message_html(text, "video-error"), details, slider_for(record), "",
             replace(player, finished=True, preparing="", message=""), gr.update(active=False))
 
@@ -245,7 +255,7 @@ def start_preparing(ctx: AppContext, player: Player, record: dict[str, Any]) -> 
             job.progress(int(100 * done / total) if total else 0, 100, title)
 
         ready = str(playable_path(record, ctx.session.previews_dir, progress, force=force))
-        job.message = f"{title} is ready to play"
+        job.message = f"{title} is ready to play"  # plain text: a job message
         return ready
 
     for job in ctx.jobs.visible():  # one "video preparation done" on the status line at a time, not a pile
@@ -253,7 +263,7 @@ def start_preparing(ctx: AppContext, player: Player, record: dict[str, Any]) -> 
             ctx.jobs.forget(job.name)
     ctx.jobs.start(name, work, label="video preparation")
     player = replace(player, preparing=name, finished=True)
-    return (message_html(f"Preparing {title} for the browser… 0%", "video-preparing"),
+    return (message_html(f"Preparing {title} for the browser… 0%", "video-preparing"),  # plain text: message_html
             details_markdown(record, player), slider_for(record), "", player, gr.update(active=True))
 
 
@@ -267,9 +277,9 @@ def poll(ctx: AppContext, player: Player) -> PlayerUpdate:
     if job is None or track is None:
         return idle(player, "Stopped.")
     if job.state == "running":
-        share = f"{job.done}%" if job.total else "…"
-        return (message_html(f"Preparing {os.path.basename(track[0])} for the browser… {share}", "video-preparing"),
-                gr.update(), gr.update(), gr.update(), player, gr.update())
+        share = f"{int(job.done)}%" if job.total else "…"
+        preparing = f"Preparing {os.path.basename(track[0])} for the browser… {share}"  # plain text: message_html
+        return (message_html(preparing, "video-preparing"), gr.update(), gr.update(), gr.update(), player, gr.update())
     record = ctx.session.record_by_path(KIND, track[0])
     if job.state != "done" or record is None:
         return cannot_play(player, record, track[0], VideoError(job.error or "preparing it failed"))
@@ -342,7 +352,7 @@ def video_failed(ctx: AppContext, player: Player, data: Any) -> PlayerUpdate:
     record_event(ctx, track[0], "error")  # validated, records nothing (SPEC §5)
     if not player.forced:
         return load_current(ctx, replace(player, forced=True, finished=True))
-    message = f"passed over {os.path.basename(track[0])}: the browser cannot play it"
+    message = f"passed over {os.path.basename(track[0])}: the browser cannot play it"  # plain text: Player.message
     return load_current(ctx, replace(player, position=player.position + 1, forced=False, finished=True,
                                      message=message), pass_over=True)
 
@@ -374,7 +384,10 @@ def rate_current(ctx: AppContext, player: Player, value: float | None) -> str:
     if track is None:
         return "Play a video to rate it."
     said = commit_rating(ctx, KIND, track[0], value)[1]
-    return said if player.current() is not None else f"{said} for {os.path.basename(track[0])}, the last video played"
+    if player.current() is not None:
+        return said
+    last = md(os.path.basename(track[0]))
+    return f"{said} for {last}, the last video played"  # trusted: commit_rating's words and numbers; last escaped
 
 
 def rated_view(ctx: AppContext, player: Player, view: View) -> tuple[Any, Any, View]:

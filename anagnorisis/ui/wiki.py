@@ -35,7 +35,9 @@ def render_page(path: Path) -> str:
 
     def replace(match: re.Match[str]) -> str:
         target = titles.get(match.group(2))
-        return f"[{match.group(1)}]({PAGE_LINK_PREFIX}{quote(target)})" if target else match.group(0)
+        if not target:
+            return match.group(0)
+        return f"[{match.group(1)}]({PAGE_LINK_PREFIX}{quote(target)})"  # trusted: the app's own wiki/ pages
 
     return LINK.sub(replace, path.read_text(encoding="utf-8"))
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from html import unescape
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -93,11 +94,12 @@ def test_rated_files_leave_the_queue_and_the_slider_rates_a_queued_file(planted:
 def test_an_empty_queue_says_why(planted: Planted, empty: AppContext) -> None:
     items, summary, view, _page = images.rate_next(empty)
     assert items == [] and view.results == []
-    assert summary.startswith("**Nothing to rate next:** no image has a") and "scan and embed first" in summary
+    assert summary.startswith("**Nothing to rate next:** no image has a")
+    assert "scan and embed first" in unescape(summary)
     for path in planted.library.paths:
         planted.ctx.session.rate("images", path, 5)
     _items, summary, _view, _page = images.rate_next(planted.ctx)
-    assert summary == "**Nothing to rate next:** every embedded image is rated already."
+    assert unescape(summary) == "**Nothing to rate next:** every embedded image is rated already."
 
 
 @pytest.fixture
@@ -151,7 +153,8 @@ def test_every_tab_shows_both_files_of_an_a_b_question(mixed: AppContext) -> Non
 
     document = learn.draw_pair(mixed, "text")
     sides = text.ab_side_html(mixed, document.a) + text.ab_side_html(mixed, document.b)
-    assert "Flour and water." in sides and "<script" not in sides and "&lt;b&gt;leeks&lt;/b&gt;" in sides
+    assert "Flour and water." in unescape(sides) and "<script" not in sides and "<b>leeks</b>" in unescape(sides)
+    assert "<b>leeks" not in sides  # escaped: shown as text, never rendered
 
     clip = learn.draw_pair(mixed, "videos")
     frames = [videos.ab_frame(mixed, clip.a), videos.ab_frame(mixed, clip.b)]
@@ -197,15 +200,15 @@ def test_the_panel_shows_both_pictures_and_the_confirmation(planted: Planted) ->
     a_view, a_name, b_view, b_name, reason, status, state = learn.pair_outputs(
         planted.ctx, images.AB_PREVIEW, pair, "saved: A over B")
     assert (a_view, b_view) == (pair.a["path"], pair.b["path"]) and state is pair
-    assert a_name.startswith(f"**{Path(pair.a['path']).name}**") and "not rated" in b_name
-    assert reason == f"*{pair.reason}*" and status == "saved: A over B"
+    assert unescape(a_name).startswith(f"**{Path(pair.a['path']).name}**") and "not rated" in b_name
+    assert unescape(reason) == f"*{pair.reason}*" and status == "saved: A over B"
 
 
 def test_a_b_without_two_embedded_files_shows_the_reason_and_stores_nothing(empty: AppContext) -> None:
     pair = learn.draw_pair(empty, "images")
     assert pair.a is None and "A/B needs two embedded images" in pair.message
     outputs = learn.pair_outputs(empty, images.AB_PREVIEW, pair, "")
-    assert outputs[0] is None and outputs[4].startswith("⚠️ A/B needs two embedded")
+    assert outputs[0] is None and unescape(outputs[4]).startswith("⚠️ A/B needs two embedded")
     assert learn.answer(empty, "images", pair, "a") == (learn.NO_QUESTION, pair)
     assert preferences(empty) == []
 
@@ -220,7 +223,7 @@ def test_why_lists_the_nearest_rated_neighbours_with_rating_and_similarity(plant
         ctx.session.rate("images", path, rating)
     target = library.paths[20]
     shown = learn.why_markdown(ctx, "images", target)
-    assert shown.startswith("#### Why this rating: photo 020.jpg")
+    assert unescape(shown).startswith("#### Why this rating: photo 020.jpg")
     assert "**Model rating:** no model rating yet" in shown and "**Your nearest rated files** (8 of 8" in shown
 
     wanted = [library.hashes[target], *(library.hashes[path] for path in rated)]
@@ -228,7 +231,7 @@ def test_why_lists_the_nearest_rated_neighbours_with_rating_and_similarity(plant
     by_hash = dict(zip(found, vectors))
     similarity = {path: float(by_hash[library.hashes[path]] @ by_hash[library.hashes[target]]) for path in rated}
     nearest_first = sorted(rated, key=lambda path: -similarity[path])
-    rows = [line for line in shown.splitlines() if line.startswith("| photo")]
+    rows = [unescape(line) for line in shown.splitlines() if line.startswith("| photo")]
     assert rows == [f"| {Path(path).name} | {rated[path]:g} | {similarity[path]:.3f} |" for path in nearest_first]
 
 
@@ -239,6 +242,6 @@ def test_why_shows_the_model_rating_with_its_uncertainty_or_what_is_missing(plan
     assert learn.why_markdown(planted.ctx, "images", None) == "Select an image first."
     assert learn.why_markdown(planted.ctx, "music", None) == "Select a track first."
     outside = learn.why_markdown(planted.ctx, "images", "/nowhere/photo.jpg")
-    assert outside.startswith("⚠️ /nowhere/photo.jpg is not under any library root")
+    assert unescape(outside).startswith("⚠️ /nowhere/photo.jpg is not under any library root")
     alone = learn.why_markdown(planted.ctx, "images", planted.library.paths[0])
     assert "No rated image with an embedding yet" in alone

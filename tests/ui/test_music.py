@@ -2,6 +2,7 @@
 transcoding, and the `/play` endpoint of the running app."""
 from __future__ import annotations
 
+import html
 import re
 import time
 from collections.abc import Iterator
@@ -116,10 +117,11 @@ def test_name_search_finds_a_track_by_its_file_name(ctx: Any) -> None:
 
 def test_meaning_search_says_it_is_unavailable_with_the_basic_audio_features(ctx: Any) -> None:
     frame, summary, _view, _page = search(ctx, query="calm piano at night", mode="meaning")
-    assert "meaning search is unavailable for music" in summary and frame.empty
+    shown = html.unescape(summary)  # the message is escaped for Markdown: the text as the page shows it
+    assert "meaning search is unavailable for music" in shown and frame.empty
     # the screen names its own controls, not the CLI's options
-    assert "--mode" not in summary and "`models download" not in summary, summary
-    assert "Search by file name (Mode: name)" in summary and "Settings → Models and device" in summary
+    assert "--mode" not in shown and "`models download" not in shown, shown
+    assert "Search by file name (Mode: name)" in shown and "Settings → Models and device" in shown
     frame, summary, _view, _page = search(ctx, query="calm piano at night")  # auto: falls back to names
     assert "unavailable" not in summary
 
@@ -281,13 +283,14 @@ def test_audio_the_browser_cannot_decode_is_transcoded_into_the_cache(tmp_path: 
 
 def test_the_play_endpoint_records_events_with_the_players_code(tmp_path: Path, tracks: list[Track],
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    from gradio_client import Client
     from gradio_client.exceptions import AppError
+
+    from tests.ui.conftest import owner_client
 
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio-tmp"))
     app, url = start_music_app(tmp_path / "data", tmp_path / "music")
     try:
-        client = Client(url, verbose=False, download_files=False)
+        client = owner_client(app, url)
         path = str(tracks[2].path)
         for event in ("start", "full", "start", "skip"):
             document = client.predict(path=path, event=event, api_name="/play")

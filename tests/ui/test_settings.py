@@ -1,6 +1,7 @@
 """Settings: changes persist across a restart, apply at once, and invalid roots are refused with their reason."""
 from __future__ import annotations
 
+from html import unescape
 from pathlib import Path
 
 from anagnorisis.ui import settings as tab
@@ -47,8 +48,9 @@ def test_an_invalid_root_is_refused_with_its_reason(tmp_path: Path) -> None:
         message, rows = tab.add_root(app.context, "music", str(elsewhere))
         assert message.startswith("added") and ["music", str(elsewhere.resolve()), "added"] in rows
         message, _rows = tab.add_root(app.context, "music", str(elsewhere))
-        assert message == f"{elsewhere} is already a music folder; scanning it again now"
-        assert tab.change_setting(app.context, "backup_keep", -3) == "not saved: backup_keep must be 0 or more, not -3"
+        assert unescape(message) == f"{elsewhere} is already a music folder; scanning it again now"
+        refused = tab.change_setting(app.context, "backup_keep", -3)
+        assert unescape(refused) == "not saved: backup_keep must be 0 or more, not -3"
         assert app.context.settings.backup_keep >= 0
     finally:
         app.close()
@@ -65,7 +67,8 @@ def test_back_up_now_writes_a_database_that_opens(tmp_path: Path) -> None:
         message = tab.backup(app.context)
     finally:
         app.close()
-    path = Path(message.removeprefix("backup written to "))
+    path = Path(unescape(message).removeprefix("backup written to "))  # the message is Markdown: escaped text
+    assert path.is_absolute() and path.is_file(), message
     with Store.open(path) as copy:
         assert copy.read(lambda c: c.execute("SELECT rating FROM ratings").fetchall()) == [(4.0,)]
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from html import unescape
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterator
@@ -64,7 +65,7 @@ def test_the_text_list_shows_first_lines_and_labels_the_binary_file(library: Lib
     lines = dict(zip(frame["Name"], frame["First lines"]))
     assert lines == {"recipe.md": "# Bread ⏎ Mix flour and water.",
                      "old letter.txt": "Cher ami, ⏎ à bientôt."}
-    assert f"`{library.notes / 'photo.txt'}` — **binary file**" in skipped
+    assert str(library.notes / "photo.txt") in unescape(skipped) and "— **binary file**" in skipped
 
 
 def test_opening_a_markdown_text_renders_it_sanitised_and_shows_the_raw_source(library: Library) -> None:
@@ -101,7 +102,7 @@ def test_a_read_only_library_turns_the_editor_off_and_refuses_a_save(library: Li
     *_, editor, note, opened = text.open_row(library.ctx, view, 1)
     assert editor["interactive"] is False and note == "Editing is off: the library is read-only."
     message = text.save(library.ctx, view, opened, "changed\n")[0]
-    assert message.startswith("not saved: the library is read-only")
+    assert unescape(message).startswith("not saved: the library is read-only")
 
 
 def test_a_binary_file_opened_by_path_is_labelled_not_shown(library: Library) -> None:
@@ -150,7 +151,7 @@ def test_a_video_the_browser_cannot_play_is_prepared_with_progress_then_played(l
     _items, _summary, view, _page = video_page(ctx)
     index = next(i for i, record in enumerate(view.results) if record["path"].endswith(".mkv"))
     html, _details, _slider, _saved, player, timer = videos.play_from(ctx, view, index)
-    assert "Preparing b second.mkv for the browser" in html and timer["active"] is True
+    assert "Preparing b second.mkv for the browser" in unescape(html) and timer["active"] is True
     job = ctx.jobs.wait(player.preparing, timeout=30)
     assert job is not None and job.state == "done"
     # the status line says what it did in words, not the job's key (the content hash)
@@ -158,7 +159,7 @@ def test_a_video_the_browser_cannot_play_is_prepared_with_progress_then_played(l
     assert view.results[index]["content_hash"][:8] not in ctx.jobs.status_line()
     html, *_rest, ready, timer = videos.poll(ctx, player)
     cached = ctx.session.previews_dir / "video" / f"{view.results[index]['content_hash']}.mp4"
-    assert cached.exists() and str(cached) in html and timer["active"] is False and not ready.preparing
+    assert cached.exists() and str(cached) in unescape(html) and timer["active"] is False and not ready.preparing
 
 
 def test_a_corrupt_video_shows_an_error_not_a_crash(library: Library) -> None:
@@ -169,8 +170,8 @@ def test_a_corrupt_video_shows_an_error_not_a_crash(library: Library) -> None:
     index = next(i for i, record in enumerate(view.results) if record["path"] == str(broken))
     assert items[index][1].endswith("no preview: the video does not decode")
     html, details, _slider, _saved, player, timer = videos.play_from(ctx, view, index)
-    assert html.startswith('<div class="video-error">Cannot play b second.mkv') and timer["active"] is False
-    assert "Cannot play b second.mkv" in details and player.finished
+    assert unescape(html).startswith('<div class="video-error">Cannot play b second.mkv') and timer["active"] is False
+    assert "Cannot play b second.mkv" in unescape(details) and player.finished
 
 
 def test_a_video_that_fails_while_being_prepared_shows_the_reason(library: Library) -> None:
@@ -183,7 +184,7 @@ def test_a_video_that_fails_while_being_prepared_shows_the_reason(library: Libra
     assert "Preparing" in html
     ctx.jobs.wait(player.preparing, timeout=30)
     html, *_rest = videos.poll(ctx, player)
-    assert html.startswith('<div class="video-error">Cannot play b second.mkv') and "no video frame" in html
+    assert unescape(html).startswith('<div class="video-error">Cannot play b second.mkv') and "no video frame" in html
 
 
 def test_rating_the_playing_video_commits_it(library: Library) -> None:
@@ -196,7 +197,7 @@ def test_rating_the_playing_video_commits_it(library: Library) -> None:
     # after the end of the list (the last video ended, "End of the list."), the slider rates the last video played
     ended = replace(player, position=len(player.tracks), finished=True)
     last = player.tracks[-1][0]
-    assert videos.rate_current(ctx, ended, 4) == f"saved 4 for {Path(last).name}, the last video played"
+    assert unescape(videos.rate_current(ctx, ended, 4)) == f"saved 4 for {Path(last).name}, the last video played"
     assert ctx.session.record_by_path("videos", last)["user_rating"] == 4.0
     assert videos.rate_current(ctx, videos.Player(), 4) == "Play a video to rate it."
 
@@ -229,7 +230,8 @@ def test_opening_another_document_with_unsaved_changes_asks_first(library: Libra
 
     edited = editor_text + "\nAdd salt.\n"
     asked = text.open_row_keeping_edits(ctx, view, opened, edited, None, letter)
-    assert asked[6].startswith("**Unsaved changes in recipe.md.**") and asked[-2] is opened and asked[-1] == letter
+    assert unescape(asked[6]).startswith("**Unsaved changes in recipe.md.**")
+    assert asked[-2] is opened and asked[-1] == letter
     assert asked[5] == gr.update()  # the editor keeps the edit
     again = text.open_row_keeping_edits(ctx, view, opened, edited, asked[-1], letter)  # the same row again
     assert again[-2].path.endswith("letter.txt") and again[-1] is None
