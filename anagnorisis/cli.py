@@ -427,10 +427,10 @@ def _positive(value: float | int | None, flag: str) -> None:
 
 
 def _metrics_table(metrics: dict[str, dict[str, float]], winner: str) -> list[str]:
-    from anagnorisis.taste.models import CANDIDATE_NAMES  # torch is loaded already: training just ran
+    from anagnorisis.taste.models import BLEND_NAME, CANDIDATE_NAMES  # torch is loaded already: training just ran
 
     lines = [f"  {'model':<8}{'MAE':>8}{'SROCC':>9}{'pairwise':>10}"]
-    for name in CANDIDATE_NAMES:
+    for name in (*CANDIDATE_NAMES, BLEND_NAME):
         if name in metrics:
             m = metrics[name]
             mark = "  <- chosen" if name == winner else ""

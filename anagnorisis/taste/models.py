@@ -30,6 +30,7 @@ from anagnorisis.taste.persist import State, read_model_file, read_state_for, wr
 
 CANDIDATE_NAMES = ("mean", "knn", "ridge", "graph", "mlp")
 BASELINE_NAMES = ("mean", "knn")
+BLEND_NAME = "blend"  # a weighted blend of the single candidates, fitted on their cross-validated predictions
 
 __all__ = [
     "CANDIDATE_NAMES",
@@ -41,6 +42,9 @@ __all__ = [
     "GraphModel",
     "MlpEnsemble",
     "MlpConfig",
+    "BlendModel",
+    "BLEND_NAME",
+    "fit_blend_weights",
     "load_model",
 ]
 
@@ -218,7 +222,80 @@ class RidgeModel:
         return cls.from_state(read_state_for(cls.name, path))
 
 
-MODEL_CLASSES: dict[str, Any] = {cls.name: cls for cls in (MeanModel, KnnModel, RidgeModel, GraphModel, MlpEnsemble)}
+def fit_blend_weights(predictions: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
+    """Non-negative weights and an intercept that best predict `y` from the columns of `predictions` (least
+    squares; scipy's NNLS on centred columns). Non-negative: a blend never bets against one of its members."""
+    from scipy.optimize import nnls
+
+    P = np.asarray(predictions, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    centre = P.mean(axis=0)
+    weights, _ = nnls(P - centre, y - y.mean())
+    return weights, float(y.mean() - centre @ weights)
+
+
+class BlendModel:
+    """intercept + sum of weight x member prediction; the uncertainty is the weighted mean of the members'.
+
+    The members are the other candidates fitted on all ratings; the weights were fitted on their
+    cross-validated (out-of-fold) predictions, so they say how much each member adds on files it did not see.
+    """
+
+    name = BLEND_NAME
+
+    def __init__(self, members: dict[str, Any], weights: np.ndarray, intercept: float) -> None:
+        self.members = dict(members)
+        self.weights = np.asarray(weights, dtype=np.float64)
+        self.intercept = float(intercept)
+        if len(self.members) != len(self.weights):
+            raise ValueError("a blend needs one weight per member")
+
+    def fit(self, X: np.ndarray, y: np.ndarray, prefs: object = None) -> "BlendModel":
+        """Refit every member on new ratings, keeping the blend's weights."""
+        self.members = {name: member.fit(X, y, prefs) for name, member in self.members.items()}
+        return self
+
+    def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        rating = np.full(len(X), self.intercept)
+        spread = np.zeros(len(X))
+        total = float(self.weights.sum())
+        for weight, member in zip(self.weights, self.members.values(), strict=True):
+            if weight == 0 and total > 0:
+                continue
+            member_rating, member_spread = member.predict(X)
+            rating += weight * member_rating
+            spread += (weight / total if total > 0 else 1.0 / len(self.members)) * member_spread
+        return rating, spread
+
+    def describe(self) -> str:
+        """`ridge 0.62 · graph 0.41` (the members with a weight, largest first)."""
+        pairs = sorted(zip(self.members, self.weights, strict=True), key=lambda pair: -pair[1])
+        return " · ".join(f"{name} {weight:.2f}" for name, weight in pairs if weight > 0) or "none (the mean)"
+
+    def save(self, path: str | Path) -> None:
+        write_model_file(path, self.name, self.state())
+
+    def state(self) -> State:
+        return {"weights": self.weights, "intercept": self.intercept,
+                "members": {name: {"model": member.name, "state": member.state()}
+                            for name, member in self.members.items()}}
+
+    @classmethod
+    def from_state(cls, state: State) -> "BlendModel":
+        members = {}
+        for name, saved in state["members"].items():
+            if saved["model"] not in MODEL_CLASSES or saved["model"] == BLEND_NAME:
+                raise ValueError(f"a blend cannot hold a {saved['model']!r} model")
+            members[name] = MODEL_CLASSES[saved["model"]].from_state(saved["state"])
+        return cls(members, np.asarray(state["weights"]), float(state["intercept"]))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "BlendModel":
+        return cls.from_state(read_state_for(cls.name, path))
+
+
+MODEL_CLASSES: dict[str, Any] = {cls.name: cls for cls in (MeanModel, KnnModel, RidgeModel, GraphModel, MlpEnsemble,
+                                                           BlendModel)}
 
 
 def load_model(path: str | Path) -> TasteModel:

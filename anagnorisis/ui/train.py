@@ -46,7 +46,7 @@ HISTOGRAM_COLUMNS = {"rating": "str", "files": "int64"}
 CURVE_COLUMNS = {"ratings": "int64", "SROCC": "float64"}
 # The candidates in the order the report lists them (taste.models.CANDIDATE_NAMES, which imports torch).
 CANDIDATE_ROLES = {"mean": "baseline", "knn": "baseline", "ridge": "candidate", "graph": "candidate",
-                   "mlp": "candidate"}
+                   "mlp": "candidate", "blend": "blend of the others"}
 METRICS_HEADERS = ["model", "role", "MAE", "SROCC", "pairwise accuracy"]
 VERSIONS_HEADERS = ["version", "active", "trained (UTC)", "winner", "ratings", "SROCC", "MAE", "pairwise",
                     "predictions", "embedding model"]

@@ -15,7 +15,7 @@ from tests.taste.planted_library import DIM, open_store, planted_library
 
 N_FILES = 40
 N_RATED = 30
-CANDIDATES = {"mean", "knn", "ridge", "graph", "mlp"}
+CANDIDATES = {"mean", "knn", "ridge", "graph", "mlp", "blend"}
 
 
 @dataclass

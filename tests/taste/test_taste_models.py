@@ -176,3 +176,29 @@ def test_the_mlp_weighs_the_neighbours_ratings_where_tastes_follow_clusters() ->
             for name in ("knn", "ridge", "mlp")}
     assert held["mlp"] > held["ridge"] + 0.05
     assert held["mlp"] > held["knn"] - 0.02
+
+
+def test_the_blend_weighs_its_members_by_what_they_add_and_saves_like_the_others(planted: PlantedRatings,
+                                                                                 tmp_path: Path) -> None:
+    from anagnorisis.taste.models import BlendModel, fit_blend_weights
+
+    ridge = make_model("ridge").fit(planted.X, planted.y)
+    knn = make_model("knn").fit(planted.X, planted.y)
+    # A member that says nothing (a constant) gets no weight; non-negative weights never bet against a member.
+    rng = np.random.default_rng(0)
+    signal = planted.y + rng.normal(0, 0.5, len(planted.y))
+    noise = rng.normal(0, 3, len(planted.y))
+    weights, intercept = fit_blend_weights(np.column_stack([signal, noise, -signal]), planted.y)
+    assert weights[0] > 0.5 and weights[1] < 0.05 and weights[2] == 0
+    blend = BlendModel({"ridge": ridge, "knn": knn}, np.array([0.7, 0.3]), 0.1)
+    rating, uncertainty = blend.predict(planted.X_held_out[:20])
+    expected = 0.1 + 0.7 * ridge.predict(planted.X_held_out[:20])[0] + 0.3 * knn.predict(planted.X_held_out[:20])[0]
+    assert np.allclose(rating, expected) and np.all(uncertainty >= 0)
+    assert blend.describe() == "ridge 0.70 · knn 0.30"
+    path = tmp_path / "blend.pt"
+    blend.save(path)
+    loaded = load_model(path)
+    assert loaded.name == "blend"
+    for original, again in zip(blend.predict(planted.X_held_out[:20]), loaded.predict(planted.X_held_out[:20]),
+                               strict=True):
+        assert np.allclose(original, again, atol=1e-5)
