@@ -71,9 +71,10 @@ def test_events_stream_while_training_runs() -> None:
     assert [event["epoch"] for _, event in losses] == list(range(1, 41))
     assert all(event["candidate"] == "mlp" and event["train_loss"] > 0 and event["val_loss"] > 0
                for _, event in losses)
-    # The first loss arrives well before the call returns, and the stream is spread over the training.
-    assert losses[0][0] - started < 0.6 * (finished - started)
-    assert losses[-1][0] - losses[0][0] > 0.3 * (finished - started)
+    # The losses stream while the MLP trains: spread over its epochs, not handed over together at the end. (Measured
+    # from the first loss, not from the start: on a loaded machine the stages before the MLP take most of the time.)
+    first, last = losses[0][0], losses[-1][0]
+    assert last - first > 0.5 * (finished - first)
     kinds = [event["type"] for _, event in arrivals]
     assert kinds.index("metrics") < kinds.index("loss")  # baselines are reported before the MLP trains
     assert {event["candidate"] for _, event in arrivals if event["type"] == "metrics"} == {*CANDIDATE_NAMES, "blend"}
