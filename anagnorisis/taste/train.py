@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import numpy as np
+import torch
 
 from anagnorisis.taste.evaluate import Metrics, cross_validated_metrics, srocc
 from anagnorisis.taste.folds import CvSplits, repeats_for
@@ -52,8 +53,15 @@ DEFAULT_BUDGET_SECONDS = 7.0
 # counts as tied with it: the MLP starts from ridge, so an MLP that never left ridge scores the same up to
 # float32 rounding, and such a tie keeps the simpler model.
 SIMPLER_MODEL_MARGIN = 0.002
-# Ratings subsets of the learning curve (plus all ratings).
-LEARNING_CURVE_SIZES = (10, 25, 50, 100, 200, 500, 1000, 2000, 5000)
+# Ratings subsets of the learning curve (plus all the ratings not held out).
+LEARNING_CURVE_SIZES = (10, 15, 20, 25, 35, 50, 75, 100, 150, 200, 300, 500, 750, 1000, 1500, 2000, 3000, 5000,
+                        7500, 10000, 20000, 50000)
+# Each point of the learning curve is the mean (and standard deviation) over this many random held-out fifths,
+# fewer when the ratings are many: at most LEARNING_CURVE_ROW_BUDGET training rows go through the curve's
+# ridge fits in all (each split accumulates its nested subsets' Gram matrix in one pass over its rows).
+LEARNING_CURVE_MAX_REPEATS = 10
+LEARNING_CURVE_MIN_REPEATS = 2
+LEARNING_CURVE_ROW_BUDGET = 24_000
 MIN_RATINGS_FOR_CV = 4
 # The candidates that learn (not baselines), for the report.
 CONTENDERS = ("ridge", "graph", "mlp", BLEND_NAME)
@@ -87,8 +95,10 @@ class TrainResult:
     seconds: float
     cv_predictions: dict[str, np.ndarray] = field(default_factory=dict)  # out-of-fold, per candidate
     cv_actual: np.ndarray = field(default_factory=lambda: np.zeros(0))  # the ratings they predict
-    learning_curve: list[tuple[int, float]] = field(default_factory=list)  # (ratings, held-out SROCC)
+    learning_curve: list[tuple[int, float]] = field(default_factory=list)  # (ratings, mean held-out SROCC)
     learning_curve_model: str = "ridge"
+    learning_curve_sd: list[float] = field(default_factory=list)  # per point: SROCC's sd over the random splits
+    learning_curve_repeats: int = 0  # how many random held-out splits each point averages
     candidates: dict[str, TasteModel] = field(default_factory=dict)  # every candidate, fit on all
     budget_reached: bool = False
     mlp_epochs: int = 0
@@ -112,6 +122,8 @@ class TrainResult:
             "seconds": round(self.seconds, 3),
             "learning_curve": [list(point) for point in self.learning_curve],
             "learning_curve_model": self.learning_curve_model,
+            "learning_curve_sd": list(self.learning_curve_sd),
+            "learning_curve_repeats": self.learning_curve_repeats,
             "mlp_epochs": self.mlp_epochs,
             "mlp_best_epoch": self.mlp_best_epoch,
         }
@@ -201,6 +213,8 @@ class _TrainingRun:
         self.candidates: dict[str, TasteModel] = {}
         self.fold_ridges: list[Any] = []
         self.curve: list[tuple[int, float]] = []
+        self.curve_sd: list[float] = []
+        self.curve_repeats = 0
         self.mlp_epochs = self.mlp_best_epoch = 0
 
     # -- stages -----------------------------------------------------------------------------
@@ -242,22 +256,36 @@ class _TrainingRun:
         self.candidates["graph"] = GraphModel(features).fit_features(Phi, self.y, self.prefs)
 
     def compute_learning_curve(self) -> None:
-        """SROCC of ridge on a fixed fifth of the ratings, trained on nested subsets of the rest."""
+        """SROCC of ridge on a random fifth of the ratings, trained on nested random subsets of the rest;
+        each point the mean and standard deviation over several such splits (seeded).
+
+        Ridge is the cheap proxy for every candidate: closed form, at its own alpha per rating on all
+        ratings (searching alpha again at every size would cost more for a picture that barely changes).
+        """
         if self._stop_requested() or self.n_ratings < MIN_RATINGS_FOR_CURVE or "ridge" not in self.candidates:
             return
-        order = np.random.default_rng(self.seed + 7).permutation(np.flatnonzero(self.rated))
-        held_out, pool = order[: self.n_ratings // 5], order[self.n_ratings // 5:]
-        sizes = [s for s in LEARNING_CURVE_SIZES if s < len(pool)] + [len(pool)]
-        Xs_held_out = self.scaler.transform(self.X[held_out])
-        # One alpha per rating, ridge's own on all ratings: searching alpha again at every size
-        # would double the curve's cost for a picture that barely changes.
         ridge = self.candidates["ridge"].solution  # type: ignore[attr-defined]
-        relative_alpha = [ridge.alpha / max(ridge.n, 1)]
-        for size in sizes:
-            rows = pool[:size]
-            solution = solve_ridge(self.scaler.transform(self.X[rows]), self.y[rows], relative_alphas=relative_alpha)
-            self.curve.append((size, srocc(self.y[held_out], solution.predict(Xs_held_out))))
-        self.emit({"type": "learning_curve", "model": "ridge", "points": [list(p) for p in self.curve]})
+        relative_alpha = ridge.alpha / max(ridge.n, 1)
+        Xs = self.scaler.transform(self.X[self.rated_index])
+        y = self.y[self.rated_index]
+        n_held_out = self.n_ratings // 5
+        pool_size = self.n_ratings - n_held_out
+        sizes = [s for s in LEARNING_CURVE_SIZES if s < pool_size] + [pool_size]
+        repeats = int(np.clip(LEARNING_CURVE_ROW_BUDGET // pool_size, LEARNING_CURVE_MIN_REPEATS,
+                              LEARNING_CURVE_MAX_REPEATS))
+        rng = np.random.default_rng(self.seed + 7)
+        scores = np.empty((repeats, len(sizes)))
+        for repeat in range(repeats):
+            order = rng.permutation(self.n_ratings)
+            held_out, pool = order[:n_held_out], order[n_held_out:]
+            predictions = _nested_ridge_predictions(Xs[pool], y[pool], Xs[held_out], sizes, relative_alpha)
+            scores[repeat] = [srocc(y[held_out], prediction) for prediction in predictions]
+        means, sds = scores.mean(axis=0), scores.std(axis=0, ddof=1)
+        self.curve = [(size, float(mean)) for size, mean in zip(sizes, means)]
+        self.curve_sd = [float(sd) for sd in sds]
+        self.curve_repeats = repeats
+        self.emit({"type": "learning_curve", "model": "ridge", "points": [list(p) for p in self.curve],
+                   "sd": self.curve_sd, "repeats": repeats})
 
     def train_mlp(self, config: MlpConfig, *, epochs: int | None, deadline: float | None, device: str) -> None:
         if self._stop_requested() or "ridge" not in self.candidates:
@@ -317,6 +345,8 @@ class _TrainingRun:
             cv_predictions=self.oof,
             cv_actual=self.y[self.rated],
             learning_curve=self.curve,
+            learning_curve_sd=self.curve_sd,
+            learning_curve_repeats=self.curve_repeats,
             candidates=self.candidates,
             budget_reached=self.budget_reached,
             mlp_epochs=self.mlp_epochs,
@@ -426,6 +456,51 @@ class _TrainingRun:
 
     def _elapsed(self) -> float:
         return round(time.perf_counter() - self.started, 3)
+
+
+def _nested_ridge_predictions(
+    X: np.ndarray, y: np.ndarray, X_held_out: np.ndarray, sizes: Sequence[int], relative_alpha: float
+) -> list[np.ndarray]:
+    """Ridge (intercept unpenalised, alpha = relative_alpha x rows) fitted on the first `size` rows of
+    (X, y) for each size, predicting X_held_out: the same fit as linear.solve_ridge at one alpha.
+
+    Cheap for many nested sizes: below d rows the (rows x rows) dual is solved from one Gram matrix of the
+    first rows, centred per size; from d rows on, the raw sums grow with the rows, so those fits cost one pass
+    over X plus a (d x d) solve each. Torch, so the caller's thread setting (threads_for) holds.
+    """
+    X_t, held_t = torch.from_numpy(np.ascontiguousarray(X, np.float32)), torch.from_numpy(
+        np.ascontiguousarray(X_held_out, np.float32))
+    y_t = torch.from_numpy(np.asarray(y, dtype=np.float64))
+    d = X_t.shape[1]
+    out = []
+    small = [size for size in sizes if size < d]
+    if small:
+        first = X_t[: max(small)]
+        K, K_held = (first @ first.T).double(), (held_t @ first.T).double()
+        for size in small:
+            row_means = K[:size, :size].mean(1)
+            total = row_means.mean()
+            centred = K[:size, :size] - row_means[:, None] - row_means[None, :] + total
+            held = K_held[:, :size] - K_held[:, :size].mean(1, keepdim=True) - row_means[None, :] + total
+            y_mean = float(y_t[:size].mean())
+            dual = torch.linalg.solve(centred + relative_alpha * size * torch.eye(size, dtype=torch.float64),
+                                      y_t[:size] - y_mean)
+            out.append((y_mean + held @ dual).numpy())
+    gram, x_sum = torch.zeros((d, d), dtype=torch.float64), torch.zeros(d, dtype=torch.float64)
+    xy, y_sum, done = torch.zeros(d, dtype=torch.float64), 0.0, 0
+    for size in (size for size in sizes if size >= d):
+        new_X, new_y = X_t[done:size], y_t[done:size]
+        gram += (new_X.T @ new_X).double()
+        x_sum += new_X.double().sum(0)
+        xy += new_X.double().T @ new_y
+        y_sum += float(new_y.sum())
+        done = size
+        x_mean, y_mean = x_sum / size, y_sum / size
+        centred = gram - size * torch.outer(x_mean, x_mean)
+        coef = torch.linalg.solve(centred + relative_alpha * size * torch.eye(d, dtype=torch.float64),
+                                  xy - size * x_mean * y_mean)
+        out.append((y_mean + (held_t.double() - x_mean) @ coef).numpy())
+    return out
 
 
 def _ranks(values: np.ndarray) -> np.ndarray:

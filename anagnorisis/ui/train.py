@@ -43,7 +43,18 @@ DEFAULT_BUDGET = {"seconds": 10, "epochs": 200}
 LOSS_COLUMNS = {"epoch": "int64", "loss": "float64", "series": "str"}
 SCATTER_COLUMNS = {"your rating": "float64", "predicted": "float64"}
 HISTOGRAM_COLUMNS = {"rating": "str", "files": "int64"}
-CURVE_COLUMNS = {"ratings": "int64", "SROCC": "float64"}
+CURVE_COLUMNS = {"ratings": "int64", "SROCC": "float64", "series": "str"}
+# The learning curve's series: the mean over the random splits and a band of one standard deviation around it.
+CURVE_SERIES = ("mean", "mean + sd", "mean − sd")
+# The only candidate with a training curve (the others are closed form or have nothing to fit); the loss events
+# name their candidate and the plot's series carry that name.
+TRAINED_CANDIDATE = "mlp"
+LOSS_SPLITS = ("train", "validation")
+# How each candidate without a training curve is fitted, for the loss plot's caption.
+NO_CURVE_BECAUSE = {"mean": "the mean of your ratings: nothing to train", "knn": "nearest neighbours: nothing to train",
+                    "ridge": "closed form: no training curve", "graph": "closed form: no training curve"}
+LIVE_LOSS_CAPTION = ("Live: the MLP's loss on the ratings it trains on and on the ratings each fold holds out. "
+                     "Which model is chosen is decided when training ends; this line then says.")
 # The candidates in the order the report lists them (taste.models.CANDIDATE_NAMES, which imports torch).
 CANDIDATE_ROLES = {"mean": "baseline", "knn": "baseline", "ridge": "candidate", "graph": "candidate",
                    "mlp": "candidate", "blend": "blend of the others"}
@@ -65,6 +76,7 @@ class TrainReport:
     scatter: pd.DataFrame
     histogram: pd.DataFrame
     curve: pd.DataFrame
+    loss_caption: str = ""
 
 
 @dataclass
@@ -91,8 +103,9 @@ class _Live:
     def take(self, event: dict[str, Any]) -> None:
         if event.get("type") == "loss":
             self.epoch = int(event["epoch"])
-            self.rows.append((self.epoch, float(event["train_loss"]), "training"))
-            self.rows.append((self.epoch, float(event["val_loss"]), "validation"))
+            candidate = str(event.get("candidate") or TRAINED_CANDIDATE)
+            self.rows.append((self.epoch, float(event["train_loss"]), loss_series_label(candidate, "train")))
+            self.rows.append((self.epoch, float(event["val_loss"]), loss_series_label(candidate, "validation")))
         elif event.get("type") == "stage":
             self.stage = str(event["message"])
 
@@ -105,7 +118,7 @@ class _Live:
         if not self.rows:
             return doing
         epoch = [row for row in self.rows if row[0] == self.epoch]
-        losses = ", ".join(f"{series} loss {loss:.3f}" for _, loss, series in epoch)  # trusted: training/validation
+        losses = ", ".join(f"{series} loss {loss:.3f}" for _, loss, series in epoch)  # trusted: loss_series_label
         return f"{doing} · epoch {self.epoch:d} · {losses}"  # trusted: doing escaped above, losses numbers
 
 
@@ -116,13 +129,85 @@ def typed_frame(rows: list[tuple[Any, ...]], columns: dict[str, str]) -> pd.Data
     return pd.DataFrame(rows, columns=list(columns)).astype(columns)
 
 
+def loss_series_label(candidate: str, split: str) -> str:
+    """The loss plot's series name: the candidate the curve belongs to and which loss, e.g. "mlp — validation"."""
+    return f"{candidate} — {split}"  # plain text: a plot's series name (a candidate name from taste.train's events)
+
+
 def placeholder_losses() -> pd.DataFrame:
     """The loss plot's first value: no points, but both series named.
 
     Gradio fixes a plot's colour legend from the value it mounts with and later updates only swap the data, so a
     series missing at mount would never be drawn.
     """
-    return typed_frame([(0, float("nan"), "training"), (0, float("nan"), "validation")], LOSS_COLUMNS)
+    return typed_frame([(0, float("nan"), loss_series_label(TRAINED_CANDIDATE, split)) for split in LOSS_SPLITS],
+                       LOSS_COLUMNS)
+
+
+def loss_plot_caption(document: dict[str, Any]) -> str:
+    """The line under the loss plot (Markdown): whose curves they are, and whether that is the chosen model.
+
+    Only the MLP has a training curve. `document` holds the report's winner and, when known, mlp_epochs,
+    mlp_best_epoch and blend_weights ({member: weight}); the plot must never read as the chosen model's training
+    when another model was chosen.
+    """
+    winner = str(document.get("winner") or "")
+    epochs, best = int(document.get("mlp_epochs") or 0), int(document.get("mlp_best_epoch") or 0)
+    trained = epochs > 0
+    if winner == TRAINED_CANDIDATE:
+        whose = "These are the chosen model's curves: the MLP's, on the ratings it trained on and on held-out ones."
+    elif winner == "blend":
+        weights = {str(k): float(v) for k, v in (document.get("blend_weights") or {}).items()}
+        weight, total = weights.get(TRAINED_CANDIDATE, 0.0), sum(weights.values())
+        if weight > 0 and total > 0:
+            whose = (f"The chosen model is blend; the MLP is one of its members ({100 * weight / total:.0f} % "
+                     "of its weight), so these are that member's curves.")
+        else:
+            whose = ("The chosen model is blend, which gives the MLP no weight. "
+                     "The MLP's curves are shown for reference.")
+    else:
+        because = NO_CURVE_BECAUSE.get(winner, "no training curve")
+        whose = f"The chosen model is {md(winner)} ({because}). "  # trusted: because is NO_CURVE_BECAUSE's
+        whose += "The MLP's curves are shown for reference."
+    if not trained:
+        return (f"The chosen model is {md(winner)}. The MLP did not train (too few ratings, or stopped before it), "
+                "so there is no training curve.")
+    return f"{whose} {_mlp_epochs_sentence(epochs, best, document)}"  # trusted: whose escapes the winner, numbers
+
+
+def _mlp_epochs_sentence(epochs: int, best: int, document: dict[str, Any]) -> str:
+    """Which epoch the MLP kept and why it stopped where it did."""
+    if best == 0:
+        kept = ("No epoch lowered its validation loss, so the MLP kept its starting point (epoch 0: the ridge fit "
+                "it starts from)")
+    else:
+        kept = f"The MLP kept epoch {best:d}, its lowest validation loss"
+    if document.get("stopped_early"):
+        ended = f"; Stop ended it at epoch {epochs:d}."
+    elif document.get("budget_reached"):
+        ended = f"; the time budget ended it at epoch {epochs:d}."
+    elif epochs > best:
+        ended = f"; it stopped at epoch {epochs:d}, {epochs - best:d} epochs without improvement."
+    else:
+        ended = "."
+    return kept + ended
+
+
+def curve_frame(points: list[Any], sds: list[Any] | None = None) -> pd.DataFrame:
+    """The learning curve's rows: the mean SROCC per number of ratings and, with its spread, mean ± one sd."""
+    sds = list(sds or [])
+    rows: list[tuple[int, float, str]] = []
+    for index, (n, mean) in enumerate(points):
+        rows.append((int(n), float(mean), CURVE_SERIES[0]))
+        if len(sds) == len(points):
+            sd = float(sds[index])
+            rows += [(int(n), float(mean) + sd, CURVE_SERIES[1]), (int(n), float(mean) - sd, CURVE_SERIES[2])]
+    return typed_frame(rows, CURVE_COLUMNS)
+
+
+def placeholder_curve() -> pd.DataFrame:
+    """The learning curve's first value: every series named (see placeholder_losses)."""
+    return typed_frame([(0, float("nan"), series) for series in CURVE_SERIES], CURVE_COLUMNS)
 
 
 def metrics_rows(metrics: dict[str, dict[str, float]], winner: str) -> list[list[Any]]:
@@ -167,21 +252,39 @@ def report_markdown(document: dict[str, Any]) -> str:
     ]
     if not document.get("learning_curve"):
         lines.append("The learning curve appears from 25 ratings on.")
+    else:
+        repeats = int(document.get("learning_curve_repeats") or 0)
+        spread = (f"each point is the mean over {repeats:d} random held-out fifths of your ratings, with a band of "
+                  "one standard deviation" if repeats > 1 else "each point is one held-out fifth of your ratings")
+        lines.append(f"Learning curve: how well {md(document.get('learning_curve_model') or 'ridge')} (a quick "
+                     f"closed-form model, standing in for all of them) orders held-out ratings when trained on "
+                     f"fewer of yours; {spread}.")  # trusted: spread is built from a number above
     warning = weak_model_warning(document)
     if warning:
         lines.insert(1, warning)
     return "\n\n".join(lines)
 
 
+def training_facts(result: Any) -> dict[str, Any]:
+    """What the loss plot's caption and the learning curve's line need from a TrainResult, beyond the document."""
+    blend = (getattr(result, "candidates", None) or {}).get("blend")
+    weights = dict(zip(blend.members, (float(w) for w in blend.weights))) if blend is not None else {}
+    return {"mlp_epochs": int(result.mlp_epochs), "mlp_best_epoch": int(result.mlp_best_epoch),
+            "budget_reached": bool(result.budget_reached), "blend_weights": weights,
+            "learning_curve_model": result.learning_curve_model,
+            "learning_curve_repeats": int(getattr(result, "learning_curve_repeats", 0))}
+
+
 def build_report(outcome: TrainOutcome) -> TrainReport:
-    document, result = outcome.document, outcome.result
+    result = outcome.result
+    document = {**training_facts(result), **outcome.document}
     actual, predicted = result.scatter()
     scatter = typed_frame(list(zip(np.asarray(actual, dtype=float), np.asarray(predicted, dtype=float))),
                           SCATTER_COLUMNS)
-    curve = typed_frame([(int(n), float(q)) for n, q in result.learning_curve], CURVE_COLUMNS)
+    curve = curve_frame(result.learning_curve, getattr(result, "learning_curve_sd", None))
     return TrainReport(document=document, markdown=report_markdown(document),
                        metrics=metrics_rows(document["metrics"], document["winner"]), scatter=scatter,
-                       histogram=rating_histogram(actual), curve=curve)
+                       histogram=rating_histogram(actual), curve=curve, loss_caption=loss_plot_caption(document))
 
 
 def current_ratings(ctx: AppContext, kind: str) -> np.ndarray:
@@ -204,7 +307,7 @@ def saved_view(ctx: AppContext, kind: str) -> SavedView:
     row = active_model(ctx.session.store, kind)
     if row is None:
         return (f"No {md(kind)} model yet: rate some files (or answer A/B questions), then press Start.", "", [],
-                empty_scatter, histogram, typed_frame([], CURVE_COLUMNS), versions)
+                empty_scatter, histogram, curve_frame([]), versions)
     saved = row["report"]
     document = {"n_preferences": 0, "seconds": 0.0, "stopped_early": False, "reason": "", "learning_curve": [],
                 **saved, "model_version": row["version"], "kind": kind, "embedding_model": row["embedding_model"],
@@ -213,7 +316,7 @@ def saved_view(ctx: AppContext, kind: str) -> SavedView:
     markdown = (f"*The active model's report, from its training on {when} UTC. "  # trusted: when escaped above
                 "The scatter of cross-validated predictions is drawn after a training here.*\n\n"
                 + report_markdown(document))
-    curve = typed_frame([(int(n), float(q)) for n, q in document["learning_curve"]], CURVE_COLUMNS)
+    curve = curve_frame(document["learning_curve"], document.get("learning_curve_sd"))
     status = (f"{md(kind)} model v{int(row['version'])} ({md(row['winner'])}) is active. "
               "Press Start to train a new version.")
     return (status, markdown, metrics_rows(document.get("metrics") or {}, row["winner"]), empty_scatter, histogram,
@@ -467,8 +570,9 @@ def render(ctx: AppContext) -> Loader:
         stop = gr.Button("Stop (keep the best so far)", variant="stop", scale=1, elem_id="train-stop")
     status = gr.Markdown("Press Start to train.", elem_id="train-status")
     loss = gr.LinePlot(placeholder_losses(), x="epoch", y="loss", color="series",
-                       title="Training and validation loss (MSE, rating points²)", height=280,
+                       title="The MLP's training and validation loss (MSE, rating points²)", height=280,
                        elem_id="train-loss")
+    loss_caption = gr.Markdown(elem_id="train-loss-caption")
     report = gr.Markdown(elem_id="train-report")
     metrics = gr.Dataframe(headers=METRICS_HEADERS, value=[], interactive=False, label="Cross-validated metrics",
                            elem_id="train-metrics")
@@ -478,9 +582,9 @@ def render(ctx: AppContext) -> Loader:
                                  height=300, elem_id="train-scatter")
         histogram = gr.BarPlot(rating_histogram(np.zeros(0)), x="rating", y="files", title="Your ratings",
                                y_lim=[0, None], height=300, elem_id="train-histogram")
-        curve = gr.LinePlot(typed_frame([], CURVE_COLUMNS), x="ratings", y="SROCC",
-                            title="Learning curve: quality vs number of ratings", height=300,
-                            elem_id="train-curve")
+        curve = gr.LinePlot(placeholder_curve(), x="ratings", y="SROCC", color="series",
+                            title="Learning curve (ridge; mean ± sd)",
+                            height=300, elem_id="train-curve")
     gr.Markdown("### Model versions")
     versions = gr.Dataframe(headers=VERSIONS_HEADERS, value=[], interactive=False, elem_id="train-versions")
     with gr.Row():
@@ -497,6 +601,7 @@ def render(ctx: AppContext) -> Loader:
         return (
             update.status,
             update.losses,
+            done.loss_caption if done else LIVE_LOSS_CAPTION if update.first else skip,
             done.markdown if done else "" if update.first else skip,
             done.metrics if done else [] if update.first else skip,
             done.scatter if done else skip,
@@ -513,7 +618,7 @@ def render(ctx: AppContext) -> Loader:
     def budget_label(mode_name: str) -> Any:
         return gr.update(label=f"Budget ({mode_name})", value=DEFAULT_BUDGET.get(mode_name, 10))
 
-    outputs = [status, loss, report, metrics, scatter, histogram, curve, versions, start]
+    outputs = [status, loss, loss_caption, report, metrics, scatter, histogram, curve, versions, start]
     start.click(run, [kind, mode, budget], outputs, api_visibility="private", show_progress="hidden")
     stop.click(trainer.stop_button, None, status, api_visibility="private", show_progress="hidden")
     mode.change(budget_label, mode, budget, api_visibility="private")

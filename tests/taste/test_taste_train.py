@@ -59,6 +59,29 @@ def test_the_learning_curve_improves_with_more_ratings(trained: TrainResult) -> 
     assert trained.learning_curve[-1][1] > trained.learning_curve[0][1]
 
 
+def test_the_learning_curve_has_enough_points_each_with_its_spread_over_random_splits(trained: TrainResult) -> None:
+    assert len(trained.learning_curve) >= 6 and trained.learning_curve_model == "ridge"
+    assert trained.learning_curve_repeats >= 5
+    assert len(trained.learning_curve_sd) == len(trained.learning_curve)
+    assert all(sd > 0 for sd in trained.learning_curve_sd)  # each point's SROCC varies over the splits
+    # The spread shrinks as the training set grows (the noisiest point is a small one).
+    assert trained.learning_curve_sd[0] > trained.learning_curve_sd[-1]
+    summary = trained.summary()
+    assert summary["learning_curve_sd"] == trained.learning_curve_sd
+    assert summary["learning_curve"] == [list(point) for point in trained.learning_curve]  # (ratings, mean) pairs
+
+
+def test_the_learning_curves_cost_is_capped_with_many_ratings() -> None:
+    from anagnorisis.taste.train import LEARNING_CURVE_MIN_REPEATS, LEARNING_CURVE_ROW_BUDGET
+
+    data = planted_ratings(n_rated=20_000, n_held_out=10, dim=16, seed=2)
+    events: list[dict] = []
+    train_taste(data.X, data.y, epochs=1, on_event=events.append)
+    curve = next(event for event in events if event["type"] == "learning_curve")
+    assert curve["repeats"] == LEARNING_CURVE_MIN_REPEATS == max(2, LEARNING_CURVE_ROW_BUDGET // 16_000)
+    assert len(curve["points"]) == len(curve["sd"]) >= 15
+
+
 def test_events_stream_while_training_runs() -> None:
     data = planted_ratings(n_rated=300, seed=1)
     arrivals: list[tuple[float, dict]] = []

@@ -62,17 +62,21 @@ def test_the_stream_yields_loss_updates_while_training_runs_then_the_report(trai
     sizes = [len(u.losses) for u in streamed]
     assert sizes == sorted(sizes) and sizes[0] < sizes[-1] <= len(final.losses)
     assert final.at - streamed[0].at > 0.2  # the first losses arrived well before the end, not all at once
-    assert set(final.losses["series"]) == {"training", "validation"}
+    assert set(final.losses["series"]) == {"mlp — train", "mlp — validation"}  # labelled by their candidate
     assert "epoch" in streamed[-1].status
 
     report = final.report
     assert report.document["model_version"] == 1 and report.document["n_ratings"] == N_RATED
-    assert [row[0] for row in report.metrics] == ["mean", "knn", "ridge", "graph", "mlp"]
+    assert [row[0] for row in report.metrics] == ["mean", "knn", "ridge", "graph", "mlp", "blend"]
     assert sum("chosen" in row[1] for row in report.metrics) == 1
     assert report.document["winner"] in report.markdown and "won" in report.markdown
     assert len(report.scatter) == N_RATED
     assert report.histogram["files"].sum() == N_RATED and len(report.histogram) == 10
     assert len(report.curve) >= 2 and report.curve["ratings"].is_monotonic_increasing
+    # The caption under the loss plot names the model the report names, and says whose curves they are.
+    winner = report.document["winner"]
+    assert f"chosen model is {winner}" in report.loss_caption or (
+        winner == "mlp" and report.loss_caption.startswith("These are the chosen model's curves")), report.loss_caption
 
 
 def test_stop_ends_training_early_and_keeps_a_saved_best_so_far_model(
@@ -228,6 +232,9 @@ def test_start_in_the_browser_draws_the_loss_plot_then_shows_the_report(
         page.wait_for_function("document.querySelector('#train-report').innerText.includes('won')",
                                timeout=45_000)
         assert page.locator("#train-loss .mark-line path").count() == 2  # training and validation curves
+        caption = page.inner_text("#train-loss-caption")  # whose curves they are, and the chosen model
+        winner = model_versions(session.store, "images")[0]["winner"]
+        assert "MLP" in caption and (f"chosen model is {winner}" in caption or "chosen model's curves" in caption)
         assert page.locator("#train-histogram .mark-rect path").count() == 10
         assert page.locator("#train-metrics").inner_text().count("baseline") == 2
         # The background predict rates all 12 photos; the versions table catches up when it ends.
@@ -263,3 +270,54 @@ def test_a_model_no_better_than_chance_is_reported_as_not_useful_yet() -> None:
     assert warning in report_markdown(document)
     document["metrics"]["knn"]["srocc"] = 0.41
     assert weak_model_warning(document) == "" and "Not useful yet" not in report_markdown(document)
+
+
+def caption_document(winner: str, **facts: object) -> dict:
+    return {"winner": winner, "mlp_epochs": 165, "mlp_best_epoch": 15, "stopped_early": False,
+            "budget_reached": False, **facts}
+
+
+def test_the_plotted_curve_belongs_to_the_model_the_report_names() -> None:
+    """The issue's case: the MLP's validation loss rose while graph won; the plot must not read as graph's failure."""
+    from anagnorisis.ui.train import _Live, loss_plot_caption, loss_series_label
+
+    live = _Live()
+    live.take({"type": "loss", "candidate": "mlp", "epoch": 1, "train_loss": 7.9, "val_loss": 8.7})
+    assert set(live.losses()["series"]) == {"mlp — train", "mlp — validation"} == {
+        loss_series_label("mlp", "train"), loss_series_label("mlp", "validation")}
+
+    graph = loss_plot_caption(caption_document("graph"))
+    assert graph.startswith("The chosen model is graph (closed form: no training curve). "
+                            "The MLP's curves are shown for reference.")
+    assert "kept epoch 15" in graph and "stopped at epoch 165, 150 epochs without improvement" in graph
+
+    mlp = loss_plot_caption(caption_document("mlp"))
+    assert mlp.startswith("These are the chosen model's curves") and "shown for reference" not in mlp
+
+    risen = loss_plot_caption(caption_document("ridge", mlp_best_epoch=0, mlp_epochs=150))
+    assert "chosen model is ridge" in risen and "kept its starting point (epoch 0" in risen
+
+    member = loss_plot_caption(caption_document("blend", blend_weights={"ridge": 0.6, "mlp": 0.2, "knn": 0.0}))
+    assert "the MLP is one of its members (25 % of its weight)" in member
+    unweighted = loss_plot_caption(caption_document("blend", blend_weights={"ridge": 0.6, "mlp": 0.0}))
+    assert "gives the MLP no weight" in unweighted and "shown for reference" in unweighted
+
+    untrained = loss_plot_caption(caption_document("knn", mlp_epochs=0, mlp_best_epoch=0))
+    assert untrained.startswith("The chosen model is knn.") and "no training curve" in untrained
+    assert "budget ended it at epoch 165" in loss_plot_caption(caption_document("mlp", budget_reached=True))
+
+
+def test_the_learning_curve_plots_its_mean_and_a_band_of_one_standard_deviation() -> None:
+    from anagnorisis.ui.train import curve_frame, report_markdown
+
+    frame = curve_frame([(10, 0.1), (25, 0.3)], [0.05, 0.02])
+    assert list(frame["series"]) == ["mean", "mean + sd", "mean − sd"] * 2
+    assert list(frame["ratings"]) == [10, 10, 10, 25, 25, 25]
+    assert list(frame["SROCC"]) == pytest.approx([0.1, 0.15, 0.05, 0.3, 0.32, 0.28])
+    assert list(curve_frame([(10, 0.1)], None)["series"]) == ["mean"]  # a report saved before the spread
+    document = {"kind": "images", "model_version": 1, "winner": "graph", "n_ratings": 300, "n_preferences": 0,
+                "embedding_model": "m", "seconds": 1.0, "stopped_early": False, "reason": "…",
+                "learning_curve": [[10, 0.1]], "learning_curve_repeats": 5, "learning_curve_model": "ridge",
+                "metrics": {"graph": {"srocc": 0.4, "mae": 1.0, "pairwise_accuracy": 0.6}}}
+    assert "how well ridge" in report_markdown(document) and "mean over 5 random held-out fifths" in report_markdown(
+        document)
