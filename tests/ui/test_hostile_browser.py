@@ -273,6 +273,16 @@ def answer_ab(page: Any, kind: str) -> str:
     return wait_text(page, f"#{kind}-ab-status", "saved: A over B")
 
 
+def ab_and_skipped(page: Any, watch: Watch, kind: str, side_selector: str, bad_name: str) -> None:
+    """The tab's A/B question, answered, then its Skipped panel: each checked for leaks."""
+    open_ab(page, kind, side_selector)
+    watch.check(page, f"{kind}: A/B question")
+    answer_ab(page, kind)
+    watch.check(page, f"{kind}: A/B answered")
+    open_skipped(page, kind, bad_name)
+    watch.check(page, f"{kind}: skipped panel")
+
+
 def why(page: Any, kind: str, name: str) -> str:
     """Press "Why this rating?" for the selected file; the explanation names it."""
     page.click(f"#{kind}-why-button", timeout=WAIT)
@@ -338,12 +348,7 @@ def walk_music(page: Any, watch: Watch) -> None:
     screenshot(page, "hostile-music")
     page.click("#music-play", timeout=WAIT)  # pause: nothing plays on while the walk goes on
 
-    open_ab(page, "music", "audio")
-    watch.check(page, "music: A/B question")
-    answer_ab(page, "music")
-    watch.check(page, "music: A/B answered")
-    open_skipped(page, "music", hostile.BAD_MUSIC)
-    watch.check(page, "music: skipped panel")
+    ab_and_skipped(page, watch, "music", "audio", hostile.BAD_MUSIC)
     screenshot(page, "hostile-music-panels")
 
 
@@ -372,12 +377,7 @@ def walk_text(page: Any, watch: Watch) -> None:
         why(page, "text", name)
         watch.check(page, f"text: why {name}")
         screenshot(page, f"hostile-text-{name.rsplit('.', 1)[1]}")
-    open_ab(page, "text", ".text-ab")
-    watch.check(page, "text: A/B question")
-    answer_ab(page, "text")
-    watch.check(page, "text: A/B answered")
-    open_skipped(page, "text", hostile.BAD_TEXT)
-    watch.check(page, "text: skipped panel")
+    ab_and_skipped(page, watch, "text", ".text-ab", hostile.BAD_TEXT)
     screenshot(page, "hostile-text")
 
 
@@ -399,12 +399,7 @@ def walk_videos(page: Any, watch: Watch) -> None:
         seen.add(name)
     assert seen == {hostile.VIDEO_NAME, hostile.VIDEO_NAME_2}
     screenshot(page, "hostile-videos")
-    open_ab(page, "videos", "img")
-    watch.check(page, "videos: A/B question")
-    answer_ab(page, "videos")
-    watch.check(page, "videos: A/B answered")
-    open_skipped(page, "videos", hostile.BAD_VIDEO)
-    watch.check(page, "videos: skipped panel")
+    ab_and_skipped(page, watch, "videos", "img", hostile.BAD_VIDEO)
     screenshot(page, "hostile-videos-panels")
 
 
