@@ -536,7 +536,7 @@ def choose_winner(metrics: dict[str, Metrics], n_ratings: int | None = None,
             return "mean", "no model orders your ratings better than chance in cross-validation; predicting the mean"
         return _best_baseline(metrics, n_ratings)
     margins = margins or {}
-    if BLEND_NAME in metrics and metrics[BLEND_NAME]["srocc"] > 0:
+    if BLEND_NAME in metrics:  # kept even when it scores below chance in CV: with so few ratings, so is the rest
         return _keep_the_blend_unless_beaten(metrics, margins, n_ratings)
 
     def within(name: str) -> bool:
