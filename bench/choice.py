@@ -113,7 +113,7 @@ def one_run(job: tuple) -> list[dict]:
         # The equal blend as a candidate: its out-of-fold predictions are the members' averaged (nothing fitted).
         with_equal = dict(cv)
         with_equal["blend equal"] = np.mean([cv[name] for name in EQUAL_MEMBERS if name in cv], axis=0)
-        folds = _fold_srocc(actual, with_equal, seed)
+        folds = {name: srocc(actual, prediction) for name, prediction in with_equal.items()}
         top = max(folds, key=folds.__getitem__)
         top_ses = {name: bootstrap_se(actual, with_equal[top], with_equal[name], seed) for name in folds if name != top}
         scores["rule: leader incl. equal blend"] = scores[top]
@@ -139,11 +139,6 @@ def one_run(job: tuple) -> list[dict]:
         scores["train.py's winner"] = srocc(truth, result.model.predict(X_user[held_out])[0])
         rows.append({"setting": setting, "user": user, "seed": seed, "N": N, "scores": scores})
     return rows
-
-
-def _fold_srocc(actual: np.ndarray, predictions: dict[str, np.ndarray], seed: int) -> dict[str, float]:
-    """SROCC of each set of out-of-fold predictions over all rated files (the same for every candidate)."""
-    return {name: srocc(actual, p) for name, p in predictions.items()}
 
 
 _CORPORA: dict[str, object] = {}

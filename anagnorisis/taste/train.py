@@ -28,7 +28,7 @@ import torch
 from anagnorisis.taste.evaluate import Metrics, cross_validated_metrics, srocc
 from anagnorisis.taste.folds import CvSplits, repeats_for
 from anagnorisis.taste.graph import GRAPH_SAMPLE, GraphFeatures, GraphModel
-from anagnorisis.taste.linear import InputScaler, as_preferences, preferences_within, rated_rows, solve_ridge
+from anagnorisis.taste.linear import InputScaler, as_preferences, preferences_within, rated_rows
 from anagnorisis.taste.mlp import EpochReport, MlpConfig, MlpEnsemble, threads_for
 from anagnorisis.taste.models import (
     BLEND_NAME,
@@ -583,11 +583,8 @@ def _keep_the_blend_unless_beaten(metrics: dict[str, Metrics], margins: dict[str
             reason += ", and averaging the learners is steadier than picking one"
         elif closest is not None:
             reason += f". No single model scored higher (the best, {closest}, {metrics[closest]['srocc']:.3f})"
-    if "knn" in metrics and chosen != "knn":
-        knn = metrics["knn"]
-        reason += f"; the kNN baseline: SROCC {knn['srocc']:.3f}, pairwise accuracy {knn['pairwise_accuracy']:.3f}"
-    others = [name for name in PREFERENCE_ORDER if name in metrics and name != chosen]
-    reason += "; the others' SROCC: " + ", ".join(f"{name} {metrics[name]['srocc']:.3f}" for name in others)
+    reason += _knn_baseline_text(metrics, chosen)
+    reason += _others_text([name for name in PREFERENCE_ORDER if name in metrics and name != chosen], metrics)
     return chosen, reason
 
 
@@ -595,22 +592,19 @@ def _choice_reason(chosen: str, leader: str, metrics: dict[str, Metrics], margin
     m, mean = metrics[chosen], metrics["mean"]
     reason = (f"{chosen} was chosen for how well it orders your ratings in cross-validation: SROCC {m['srocc']:.3f}, "
               f"pairwise accuracy {m['pairwise_accuracy']:.3f} (MAE {m['mae']:.2f}; the mean's {mean['mae']:.2f})")
-    if "knn" in metrics and chosen != "knn":
-        knn = metrics["knn"]
-        reason += f"; the kNN baseline: SROCC {knn['srocc']:.3f}, pairwise accuracy {knn['pairwise_accuracy']:.3f}"
+    reason += _knn_baseline_text(metrics, chosen)
     if chosen != leader:
         lead = metrics[leader]["srocc"] - m["srocc"]
         se = margins.get(chosen)
-        others = [name for name in PREFERENCE_ORDER if name in metrics and name != chosen]
         reason += (f". {leader} scored {lead:.3f} higher, within one standard error of the difference"
-                   + (f" (± {se:.3f})" if se is not None else "") + f", so the simpler {chosen} is kept; "
-                   + "the others' SROCC: " + ", ".join(f"{name} {metrics[name]['srocc']:.3f}" for name in others))
-        return reason
+                   + (f" (± {se:.3f})" if se is not None else "") + f", so the simpler {chosen} is kept")
+        return reason + _others_text([name for name in PREFERENCE_ORDER if name in metrics and name != chosen],
+                                     metrics)
     others = sorted((name for name in PREFERENCE_ORDER if name in metrics and name != chosen),
                     key=lambda name: -metrics[name]["srocc"])
     if not others:
         return reason
-    reason += "; the others' SROCC: " + ", ".join(f"{name} {metrics[name]['srocc']:.3f}" for name in others)
+    reason += _others_text(others, metrics)
     runner_up = others[0]
     lead = m["srocc"] - metrics[runner_up]["srocc"]
     se = margins.get(runner_up)
@@ -619,6 +613,18 @@ def _choice_reason(chosen: str, leader: str, metrics: dict[str, Metrics], margin
         reason += f" ({lead / se:.1f} standard errors of the difference: " + (
             "a clear lead)" if lead > 2 * se else "a lead, not a certain one)" if lead > se else "within the noise)")
     return reason
+
+
+def _knn_baseline_text(metrics: dict[str, Metrics], chosen: str) -> str:
+    """'; the kNN baseline: SROCC …', what the chosen model is measured against (empty when it is kNN)."""
+    if "knn" not in metrics or chosen == "knn":
+        return ""
+    knn = metrics["knn"]
+    return f"; the kNN baseline: SROCC {knn['srocc']:.3f}, pairwise accuracy {knn['pairwise_accuracy']:.3f}"
+
+
+def _others_text(names: Sequence[str], metrics: dict[str, Metrics]) -> str:
+    return "; the others' SROCC: " + ", ".join(f"{name} {metrics[name]['srocc']:.3f}" for name in names)
 
 
 def _best_baseline(metrics: dict[str, Metrics], n_ratings: int | None) -> tuple[str, str]:

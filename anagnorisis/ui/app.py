@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import ipaddress
 import logging
 import os
 import re
@@ -21,6 +20,7 @@ import gradio as gr  # noqa: E402  (the environment above must be set before Gra
 
 from anagnorisis.config import Settings, load_settings  # noqa: E402
 from anagnorisis.ui.context import AppContext, CommandError  # noqa: E402
+from anagnorisis.ui.guard import is_loopback  # noqa: E402
 from anagnorisis.ui.images import KEYBOARD_JS  # noqa: E402
 from anagnorisis.ui.safe import md, md_code  # noqa: E402
 from anagnorisis.ui.wiki import WIKI_JS  # noqa: E402
@@ -36,15 +36,6 @@ COMING = {
     "Wiki": "How everything works.",
     "Settings": "Library folders, models, backups.",
 }
-
-
-def is_loopback(host: str) -> bool:
-    if host in ("localhost", ""):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_exposure(settings: Settings, host: str, share: bool) -> tuple[str, str] | None:

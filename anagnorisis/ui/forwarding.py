@@ -8,11 +8,11 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from anagnorisis.remote import ROUTE, TOKEN_HEADER, stream_command
+from anagnorisis.ui.guard import is_loopback_name
 
 
 def _is_loopback_client(request: Request) -> bool:
-    host = request.client.host if request.client else ""
-    return host in ("127.0.0.1", "::1", "localhost") or host.startswith("127.")
+    return is_loopback_name(request.client.host if request.client else "")
 
 
 def install_cli_route(app: Any, token: str) -> None:

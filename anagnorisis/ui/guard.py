@@ -52,6 +52,7 @@ SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
 ]
+_SECURITY_HEADER_NAMES = frozenset(name for name, _ in SECURITY_HEADERS)
 # What Gradio's launch() asks of its own server before it returns (it gives up unless they answer)
 LAUNCH_PROBES = {("GET", "/gradio_api/startup-events"), ("HEAD", "/")}
 
@@ -93,13 +94,19 @@ def _is_ip(name: str) -> bool:
     return True
 
 
-def _is_loopback_name(name: str) -> bool:
-    if name == "localhost" or name.endswith(".localhost"):
+def is_loopback(host: str) -> bool:
+    """A bind address that stays on this machine ("" is Gradio's default, loopback)."""
+    if host in ("localhost", ""):
         return True
     try:
-        return ipaddress.ip_address(name).is_loopback
+        return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def is_loopback_name(name: str) -> bool:
+    """A host name or client address of this machine (never the empty name of a request without a Host)."""
+    return bool(name) and (is_loopback(name) or name.endswith(".localhost"))
 
 
 def host_rule(bind: str, extra: Iterable[str] = (), share: bool = False) -> Callable[[str], bool]:
@@ -111,7 +118,7 @@ def host_rule(bind: str, extra: Iterable[str] = (), share: bool = False) -> Call
     """
     allowed = {name.strip().lower().strip("[]") for name in extra if name.strip()}
     wildcard = bind in ("0.0.0.0", "::", "")
-    if not wildcard and not _is_loopback_name(bind):
+    if not wildcard and not is_loopback_name(bind):
         allowed.add(bind.lower().strip("[]"))
     if wildcard:
         for name in (socket.gethostname(), socket.getfqdn()):
@@ -119,7 +126,7 @@ def host_rule(bind: str, extra: Iterable[str] = (), share: bool = False) -> Call
 
     def accepts(name: str) -> bool:
         name = name.lower().rstrip(".").strip("[]")
-        if name in allowed or _is_loopback_name(name):
+        if name in allowed or is_loopback_name(name):
             return True
         if wildcard and _is_ip(name):
             return True
@@ -202,7 +209,7 @@ class OwnerGuard:
 
         async def send_with_headers(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
-                kept = [(k, v) for k, v in message.get("headers", []) if k.lower() not in dict(SECURITY_HEADERS)]
+                kept = [(k, v) for k, v in message.get("headers", []) if k.lower() not in _SECURITY_HEADER_NAMES]
                 message = {**message, "headers": kept + SECURITY_HEADERS}
             await send(message)
 
@@ -222,12 +229,14 @@ class OwnerGuard:
 
 
 def _headers(scope: dict[str, Any]) -> dict[str, str]:
+    """The request's headers by lower-case name: the first of each, except that several Cookie headers join."""
     found: dict[str, str] = {}
     for key, value in scope.get("headers", []):
-        name = key.decode("latin-1").lower()
-        text = value.decode("latin-1")
-        joined = f"{found.get(name)}; {text}"  # plain text: HTTP header values
-        found[name] = joined if name == "cookie" and name in found else found.get(name, text)
+        name, text = key.decode("latin-1").lower(), value.decode("latin-1")
+        if name not in found:
+            found[name] = text
+        elif name == "cookie":
+            found[name] += "; " + text
     return found
 
 
@@ -246,7 +255,7 @@ def _cookie(header: str, name: str) -> str | None:
 
 def _from_loopback(scope: dict[str, Any]) -> bool:
     client = scope.get("client") or ("", 0)
-    return _is_loopback_name(str(client[0]))
+    return is_loopback_name(str(client[0]))
 
 
 async def _refuse(scope: dict[str, Any], send: Send, status: int, page: str) -> None:
