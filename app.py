@@ -3,6 +3,6 @@
 if __name__ == "__main__":
     # Imported here, not at the top: decode worker processes re-import this script and must not load Gradio
     # (nor does --help: Gradio loads once the options are parsed).
-    from anagnorisis.serve import main
+    from anagnorisis.ui.serve import main
 
     raise SystemExit(main())

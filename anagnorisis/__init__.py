@@ -1,16 +1,9 @@
-"""Anagnorisis: a local, private recommendation system for your own media."""
-from __future__ import annotations
+"""Anagnorisis: a local, private recommendation system for your own media.
 
-from typing import Any
+The core (kinds, library, store, embed, search, taste, recommend, media, service) never imports a face; the
+faces are `anagnorisis.cli` and `anagnorisis.ui` (`from anagnorisis.ui import build_app` for a notebook)."""
+from __future__ import annotations
 
 __version__ = "0.1.0"
 
-
-def build_app(*args: Any, **kwargs: Any) -> Any:
-    """The Gradio app (imported lazily so the CLI never pays for Gradio)."""
-    from anagnorisis.ui.app import build_app as _build_app
-
-    return _build_app(*args, **kwargs)
-
-
-__all__ = ["build_app", "__version__"]
+__all__ = ["__version__"]

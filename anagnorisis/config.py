@@ -9,16 +9,17 @@ from typing import Any, Callable, Mapping
 import yaml
 from dotenv import dotenv_values
 
-KINDS = ("images", "music", "text", "videos")
-# What one file of each kind is called in messages: "3 images are rated", not "3 images files".
-KIND_NOUNS = {"images": ("image", "images"), "music": ("track", "tracks"), "text": ("document", "documents"),
-              "videos": ("video", "videos")}
 
 
 def noun(kind: str, count: int = 1) -> str:
-    """The word for `count` files of a kind ("image", "tracks"); an unknown kind is called files."""
-    one, many = KIND_NOUNS.get(kind, (f"{kind} file", f"{kind} files"))
-    return one if count == 1 else many
+    """The word for `count` files of a kind ("image", "tracks"): "3 images are rated", not "3 images files"; an
+    unknown kind is called files."""
+    from anagnorisis.kinds.registry import find_kind
+
+    media_kind = find_kind(kind)
+    if media_kind is None:
+        return f"{kind} file" if count == 1 else f"{kind} files"
+    return media_kind.noun_for(count)
 
 
 def _bool(value: Any) -> bool:
@@ -60,14 +61,7 @@ class Setting:
         return f"ANAGNORISIS_{self.name.upper()}"
 
 
-DEFAULT_MODELS = {
-    "images": "google/siglip-base-patch16-224",
-    "music": "laion/clap-htsat-fused",
-    "text": "sentence-transformers/all-MiniLM-L6-v2",
-    "videos": "google/siglip-base-patch16-224",
-}
-
-SETTINGS: tuple[Setting, ...] = (
+COMMON_SETTINGS: tuple[Setting, ...] = (
     Setting("data_dir", "./data", "Folder for the database, trained models, previews cache and logs."),
     Setting("config", "", "YAML file with settings (keys are the lower-case names without the ANAGNORISIS_ prefix)."),
     Setting("host", "127.0.0.1", "Address the app binds; anything but loopback needs a username and password."),
@@ -76,11 +70,6 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("username", "", "Login name; required with a non-loopback bind or --share."),
     Setting("password", "", "Password; required with a non-loopback bind or --share."),
     Setting("device", "auto", "Where models run: auto (CUDA when present), cpu or cuda.", _choice("auto", "cpu", "cuda")),
-    *(Setting(f"{kind}_model", DEFAULT_MODELS[kind], f"Embedding model id or local path for {kind}.") for kind in KINDS),
-    *(
-        Setting(f"{kind}_roots", [], f"Library folders of {kind}, separated by '{os.pathsep}'.", _paths)
-        for kind in KINDS
-    ),
     Setting("file_actions", "off", "File actions in the UI: off, move (move/rename) or trash (also send to trash).",
             _choice("off", "move", "trash")),
     Setting("backup_keep", 5, "How many automatic database backups to keep (0 turns them off).", int),
@@ -91,7 +80,32 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("container", False, "Set by the Docker image: binding 0.0.0.0 inside the container is allowed.", _bool),
 )
 
-SETTING_BY_NAME = {setting.name: setting for setting in SETTINGS}
+# Settings a person may change in the Settings tab (besides each kind's model); kept in the database.
+COMMON_UI_SETTINGS = ("offline", "device", "file_actions", "backup_keep", "backup_interval_hours")
+
+
+def kind_settings(kind: Any) -> tuple[Setting, Setting]:
+    """A media kind's own settings: its embedding model, and its library folders."""
+    return (Setting(f"{kind.name}_model", kind.default_model, f"Embedding model id or local path for {kind.name}."),
+            Setting(f"{kind.name}_roots", [], f"Library folders of {kind.name}, separated by '{os.pathsep}'.", _paths))
+
+
+def settings_table() -> tuple[Setting, ...]:
+    """Every setting: the common ones, then two per registered media kind (a kind registered later has them too)."""
+    from anagnorisis.kinds.registry import all_kinds
+
+    return (*COMMON_SETTINGS, *(setting for kind in all_kinds() for setting in kind_settings(kind)))
+
+
+def setting_named(name: str) -> Setting | None:
+    return next((setting for setting in settings_table() if setting.name == name), None)
+
+
+def ui_settings() -> tuple[str, ...]:
+    """Settings a person may change in the Settings tab; they are kept in the database's settings table."""
+    from anagnorisis.kinds.registry import kind_names
+
+    return (*COMMON_UI_SETTINGS, *(f"{kind}_model" for kind in kind_names()))
 
 
 @dataclass(frozen=True)
@@ -120,10 +134,15 @@ class Settings:
         return source if source in ("flag", "env", ".env") else None
 
     def model_for(self, kind: str) -> str:
-        return str(self.values[f"{kind}_model"])
+        """The kind's model setting; for a kind registered after these settings were read, its default model."""
+        if f"{kind}_model" in self.values:
+            return str(self.values[f"{kind}_model"])
+        from anagnorisis.kinds.registry import get_kind
+
+        return get_kind(kind).default_model
 
     def roots_for(self, kind: str) -> list[str]:
-        return list(self.values[f"{kind}_roots"])
+        return list(self.values.get(f"{kind}_roots", []))
 
 
 def _read_yaml(path: str) -> dict[str, Any]:
@@ -140,19 +159,14 @@ def _read_yaml(path: str) -> dict[str, Any]:
         raise ValueError(f"config file {file} is not valid YAML: {error}") from None
     if not isinstance(loaded, dict):
         raise ValueError(f"config file {file} must hold a mapping of setting names to values")
-    unknown = sorted(set(loaded) - set(SETTING_BY_NAME))
+    unknown = sorted(set(loaded) - {setting.name for setting in settings_table()})
     if unknown:
         raise ValueError(f"config file {file}: unknown settings {', '.join(unknown)}")
     return loaded
 
 
-def _layer_from_env(env: Mapping[str, str | None]) -> dict[str, Any]:
-    return {s.name: env[s.env_key] for s in SETTINGS if env.get(s.env_key) not in (None, "")}
-
-
-# Settings a person may change in the Settings tab; they are kept in the database's settings table.
-UI_SETTINGS = ("offline", "device", "file_actions", "backup_keep", "backup_interval_hours",
-               *(f"{kind}_model" for kind in KINDS))
+def _layer_from_env(env: Mapping[str, str | None], table: tuple[Setting, ...]) -> dict[str, Any]:
+    return {s.name: env[s.env_key] for s in table if env.get(s.env_key) not in (None, "")}
 
 
 def load_settings(
@@ -167,19 +181,21 @@ def load_settings(
     `stored` holds what was changed in the Settings tab: it ranks below flags, the environment and .env (which a
     person set on purpose for this run) and above the YAML file and the defaults.
     """
+    table = settings_table()
     flags = {k: v for k, v in (flags or {}).items() if v is not None}
-    unknown = sorted(set(flags) - set(SETTING_BY_NAME))
+    unknown = sorted(set(flags) - {setting.name for setting in table})
     if unknown:
         raise ValueError(f"unknown settings: {', '.join(unknown)}")
-    env_layer = _layer_from_env(os.environ if environ is None else environ)
-    dotenv_layer = _layer_from_env(dotenv_values(dotenv_path)) if dotenv_path and Path(dotenv_path).is_file() else {}
+    env_layer = _layer_from_env(os.environ if environ is None else environ, table)
+    dotenv_layer = (_layer_from_env(dotenv_values(dotenv_path), table)
+                    if dotenv_path and Path(dotenv_path).is_file() else {})
     config_path = flags.get("config") or env_layer.get("config") or dotenv_layer.get("config") or ""
-    stored_layer = {k: v for k, v in (stored or {}).items() if k in UI_SETTINGS}
+    stored_layer = {k: v for k, v in (stored or {}).items() if k in ui_settings()}
     layers = (("flag", flags), ("env", env_layer), (".env", dotenv_layer), ("ui", stored_layer),
               ("yaml", _read_yaml(str(config_path))))
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
-    for setting in SETTINGS:
+    for setting in table:
         raw, source = setting.default, "default"
         for layer_name, layer in layers:
             if setting.name in layer:

@@ -17,7 +17,6 @@ import numpy as np
 
 from anagnorisis.config import Settings
 from anagnorisis.store import Store
-from anagnorisis.store.ratings import set_rating
 from anagnorisis.store.records import Record, present_files, records_for_paths
 
 log = logging.getLogger(__name__)
@@ -75,14 +74,11 @@ class Session:
         return found[0] if found else None
 
     def rate(self, kind: str, path: str, rating: float | None) -> Record:
-        """Commit a rating for the file at path (indexed already) and return its fresh record."""
-        record = self.record_by_path(kind, path)
-        if record is None:
-            raise FileNotFoundError(f"{path} is not an indexed {kind} file; scan the library first")
-        set_rating(self.store, record["content_hash"], rating)
-        fresh = self.record_by_path(kind, path) or record
-        self.note_rating(kind, fresh)
-        return fresh
+        """Commit a rating for the file at path (a file of this kind under a root) and return its fresh record:
+        `anagnorisis.service.ratings.rate`, the one implementation the CLI and the endpoints use too."""
+        from anagnorisis.service.ratings import rate
+
+        return rate(self, os.path.abspath(path), rating)
 
     def note_rating(self, kind: str, fresh: Record) -> None:
         """Patch the cached records sharing fresh's content with its rating (no reload of the whole kind)."""
@@ -101,7 +97,7 @@ class Session:
 
     def index(self, kind: str) -> Any:
         """The vector index of the active model for this kind, synced with the store; None when nothing is embedded."""
-        from anagnorisis.index import VectorIndex
+        from anagnorisis.search.vector_index import VectorIndex
         from anagnorisis.store.vectors import embedded_hashes, load_vectors
 
         encoder, _status = self.encoder(kind)
@@ -147,7 +143,7 @@ class Session:
     def chunk_index(self, kind: str) -> Any:
         """The chunk vectors of the active text model for this kind, synced with the store (empty while none are
         stored); None when the encoder keeps none or they exceed CHUNK_INDEX_MAX_BYTES."""
-        from anagnorisis.chunk_index import ChunkIndex
+        from anagnorisis.search.chunk_index import ChunkIndex
         from anagnorisis.store.vectors import chunked_hashes, count_chunks, load_chunks
 
         encoder, _status = self.encoder(kind)
@@ -189,7 +185,7 @@ class Session:
         return lambda text: encoder.encode_texts([text])[0]
 
     def search(self, request: Any) -> Any:
-        from anagnorisis.search import run_search
+        from anagnorisis.search.engine import run_search
 
         index = self.index(request.kind)
         # Chunk vectors serve meaning search only: a sort or a name search never loads them.

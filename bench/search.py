@@ -216,7 +216,7 @@ def build_index(work: Path, n: int, threads: int) -> dict[str, Any]:
     import faiss
     import numpy as np
 
-    from anagnorisis.index import VectorIndex
+    from anagnorisis.search.vector_index import VectorIndex
 
     faiss.omp_set_num_threads(threads)
     base = np.memmap(work / "base.f32", dtype=np.float32, mode="r", shape=(n, DIM))
@@ -245,7 +245,7 @@ def serve(engine: str, work: Path, n: int, threads: int) -> dict[str, Any]:
     import faiss
     import numpy as np
 
-    from anagnorisis.index import VectorIndex
+    from anagnorisis.search.vector_index import VectorIndex
 
     faiss.omp_set_num_threads(threads)
     queries = np.load(work / "queries.npy")

@@ -5,7 +5,7 @@ import threading
 import time
 from pathlib import Path
 
-from anagnorisis.backup import backup_now, list_backups, prune_backups
+from anagnorisis.store.backup import backup_now, list_backups, prune_backups
 from anagnorisis.store import Store
 from anagnorisis.store.ratings import set_rating
 

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from anagnorisis.config import SETTINGS, load_settings
+from anagnorisis.config import load_settings, settings_table
+
+SETTINGS = settings_table()
 
 
 def test_defaults_apply_when_nothing_is_set(tmp_path: Path) -> None:

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from anagnorisis.plays import PlayEventError, play_event, play_path
-from anagnorisis.search import SearchRequest
+from anagnorisis.recommend.plays import PlayEventError, play_event, play_path
+from anagnorisis.search.engine import SearchRequest
 from tests.conftest import Cli
 from tests.media import write_jpeg
 from tests.ui.music_library import Track, make_tracks, music_context

@@ -14,7 +14,7 @@ import pytest
 
 from anagnorisis.embed.sentence import smooth_max
 from anagnorisis.kinds.text import read_text
-from anagnorisis.textview import (
+from anagnorisis.media.textview import (
     Passage, best_chunk, best_passage, render_document, render_markdown, render_raw, sanitise_html, visible_text,
 )
 from tests.media import write_text

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from anagnorisis import videoplay
+from anagnorisis.media import videoplay
 from anagnorisis.library.hashing import content_hash
-from anagnorisis.videoplay import (
+from anagnorisis.media.videoplay import (
     VideoError, cached_video_path, ensure_frame, frame_path, needs_preparing, plan_playback, playable_path,
 )
 from tests.media import write_video
@@ -149,8 +149,8 @@ def test_converting_a_longer_video_reports_progress_as_it_goes(tmp_path: Path) -
 
 
 def test_a_video_whose_name_is_not_utf8_is_served_through_a_link_in_the_cache(tmp_path: Path) -> None:
-    from anagnorisis.playback import file_url
-    from anagnorisis.videoplay import url_safe_path
+    from anagnorisis.media.playback import file_url
+    from anagnorisis.media.videoplay import url_safe_path
 
     source = write_video(os.fsencode(tmp_path) + b"/caf\xe9 latin-1.mp4", frames=5)
     record = record_of(source)

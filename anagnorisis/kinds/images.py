@@ -244,5 +244,8 @@ IMAGES_KIND = register(
         fallback_encoder="basic-image",
         read_metadata=read_image,
         extra_sorts=("resolution", "proportion"),
+        noun=("image", "images"),
+        default_model="google/siglip-base-patch16-224",
+        tab="Images",
     )
 )

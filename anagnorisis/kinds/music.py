@@ -287,5 +287,9 @@ MUSIC_KIND = register(
         fallback_encoder="basic-audio",
         read_metadata=read_music,
         extra_sorts=("length",),
+        noun=("track", "tracks"),
+        default_model="laion/clap-htsat-fused",
+        played=True,
+        tab="Music",
     )
 )

@@ -22,12 +22,23 @@ class Probe:
 
 @dataclass(frozen=True)
 class MediaKind:
+    """Everything the app knows of a kind of media; every list of kinds elsewhere is derived from these."""
+
     name: str
     extensions: frozenset[str]
-    encoder: str
-    fallback_encoder: str | None
+    encoder: str  # the embedding family's key in anagnorisis.embed.registry ("siglip", "clap", …)
+    fallback_encoder: str | None  # the built-in basic features when the model cannot be had (None: no fallback)
     read_metadata: Callable[[Path], Probe]
-    extra_sorts: tuple[str, ...] = field(default=())
+    extra_sorts: tuple[str, ...] = field(default=())  # sort keys beyond the common ones (resolution, length, …)
+    noun: tuple[str, str] = ("", "")  # one file, many files: ("track", "tracks"); empty: "<name> file(s)"
+    default_model: str = ""  # the model id used unless the settings name another
+    played: bool = False  # has a play history (full plays, skips) that the recommendation score reads
+    tab: str | None = None  # the UI tab that shows it, or None
+    length: str = "duration"  # what the `length` sort measures: "duration" (seconds) or "characters"
+
+    def noun_for(self, count: int = 1) -> str:
+        one, many = self.noun if all(self.noun) else (f"{self.name} file", f"{self.name} files")
+        return one if count == 1 else many
 
 
 _KINDS: dict[str, MediaKind] = {}
@@ -71,6 +82,15 @@ def all_kinds() -> list[MediaKind]:
 
 def kind_names() -> list[str]:
     return [kind.name for kind in all_kinds()]
+
+
+def unregister(name: str) -> None:
+    """Take a kind out of the registry (a test's throw-away kind); unknown names are ignored."""
+    _KINDS.pop(name, None)
+
+
+def find_kind(name: str) -> MediaKind | None:
+    return next((kind for kind in all_kinds() if kind.name == name), None)
 
 
 def get_kind(name: str) -> MediaKind:

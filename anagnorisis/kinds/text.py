@@ -248,5 +248,9 @@ TEXT_KIND = register(
         fallback_encoder=None,
         read_metadata=read_text_metadata,
         extra_sorts=("length",),  # in characters
+        noun=("document", "documents"),
+        default_model="sentence-transformers/all-MiniLM-L6-v2",
+        tab="Text",
+        length="characters",
     )
 )

@@ -106,5 +106,9 @@ VIDEOS_KIND = register(
         fallback_encoder="basic-video",
         read_metadata=read_video,
         extra_sorts=("length", "resolution", "proportion"),
+        noun=("video", "videos"),
+        default_model="google/siglip-base-patch16-224",
+        played=True,
+        tab="Videos",
     )
 )

@@ -4,13 +4,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from anagnorisis.config import SETTING_BY_NAME, UI_SETTINGS
+from anagnorisis.config import setting_named, ui_settings
 from anagnorisis.store.db import Store
 
 
 def stored_settings(store: Store) -> dict[str, Any]:
     rows = store.read(lambda c: c.execute("SELECT name, value FROM settings").fetchall())
-    return {name: json.loads(value) for name, value in rows if name in UI_SETTINGS}
+    return {name: json.loads(value) for name, value in rows if name in ui_settings()}
 
 
 NON_NEGATIVE = ("backup_keep", "backup_interval_hours")  # counts and intervals; 0 turns the feature off
@@ -18,9 +18,10 @@ NON_NEGATIVE = ("backup_keep", "backup_interval_hours")  # counts and intervals;
 
 def save_setting(store: Store, name: str, value: Any) -> None:
     """Validate and keep one UI setting (raises ValueError naming the problem)."""
-    if name not in UI_SETTINGS:
+    setting = setting_named(name)
+    if setting is None or name not in ui_settings():
         raise ValueError(f"{name} cannot be changed from the Settings tab")
-    parsed = SETTING_BY_NAME[name].parse(value)
+    parsed = setting.parse(value)
     if name in NON_NEGATIVE and parsed < 0:
         raise ValueError(f"{name} must be 0 or more, not {parsed:g}")
     store.write(lambda c: c.execute(

@@ -9,8 +9,9 @@ import re
 import signal
 import sys
 import threading
+import json
 from collections import OrderedDict
-from typing import Any
+from typing import Any, Callable
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
@@ -19,24 +20,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # only an explicit model download 
 import gradio as gr  # noqa: E402  (the environment above must be set before Gradio is imported)
 
 from anagnorisis.config import Settings, load_settings  # noqa: E402
-from anagnorisis.ui.context import AppContext, CommandError  # noqa: E402
+from anagnorisis.ui.context import AppContext  # noqa: E402
 from anagnorisis.ui.guard import is_loopback  # noqa: E402
 from anagnorisis.ui.images import KEYBOARD_JS  # noqa: E402
 from anagnorisis.ui.safe import md, md_code  # noqa: E402
 from anagnorisis.ui.wiki import WIKI_JS  # noqa: E402
 
 log = logging.getLogger(__name__)
-
-COMING = {
-    "Images": "Browse, search and rate your images.",
-    "Music": "Library, player, playlists and radio by your taste.",
-    "Text": "Read, search and rate your documents.",
-    "Videos": "Preview, play and rate your videos.",
-    "Train": "Teach the taste model your ratings and watch it learn.",
-    "Wiki": "How everything works.",
-    "Settings": "Library folders, models, backups.",
-}
-
 
 def check_exposure(settings: Settings, host: str, share: bool) -> tuple[str, str] | None:
     """The auth pair to use; raises PermissionError when the app would be exposed without credentials (SPEC §8)."""
@@ -96,14 +86,6 @@ class _BoundedStateHolder:
                 evicted, _ = self.one_shots.popitem(last=False)
                 self.session_data.pop(evicted, None)
                 self.time_last_used.pop(evicted, None)
-
-
-def served_paths(ctx: AppContext) -> list[str]:
-    """Exactly what the browser may fetch: the library roots and the previews cache."""
-    from anagnorisis.store.roots import list_roots
-
-    ctx.session.previews_dir.mkdir(parents=True, exist_ok=True)
-    return sorted({str(ctx.session.previews_dir), *(root.path for root in list_roots(ctx.session.store))})
 
 
 class AnagnorisisBlocks(gr.Blocks):
@@ -191,7 +173,7 @@ class AnagnorisisBlocks(gr.Blocks):
 
     @property
     def _backups(self) -> Any:
-        from anagnorisis.backup import AutoBackup
+        from anagnorisis.store.backup import AutoBackup
 
         if not hasattr(self, "_auto_backup"):
             self._auto_backup = AutoBackup(self.context.session.store, self.settings.data_path,
@@ -215,7 +197,14 @@ class AnagnorisisBlocks(gr.Blocks):
             self.context.session.store.close()
 
 
-TAB_NAMES = ("Images", "Music", "Text", "Videos", "Train", "Wiki", "Settings")
+APP_TABS = ("Train", "Wiki", "Settings")  # after the media kinds' own tabs
+
+
+def tab_names() -> tuple[str, ...]:
+    """The tabs in order: each media kind's (as the kinds registry names them), then the app's own."""
+    from anagnorisis.kinds import all_kinds
+
+    return (*(kind.tab for kind in all_kinds() if kind.tab), *APP_TABS)
 
 
 def tab_modules() -> dict[str, Any]:
@@ -223,7 +212,7 @@ def tab_modules() -> dict[str, Any]:
     import importlib
 
     modules: dict[str, Any] = {}
-    for name in TAB_NAMES:
+    for name in tab_names():
         try:
             modules[name] = importlib.import_module(f"anagnorisis.ui.{name.lower()}")  # trusted: a tab name
         except ModuleNotFoundError as error:
@@ -253,20 +242,21 @@ def library_is_empty(ctx: AppContext) -> bool:
 
 def download_label(ctx: AppContext) -> str:
     """'Download models (N MB)' for the configured models not on disk yet (sizes are approximate)."""
-    from anagnorisis.config import KINDS
-    from anagnorisis.embed.catalog import KNOWN_MODELS
+    from anagnorisis.embed.registry import catalog_for
+    from anagnorisis.kinds import kind_names
 
-    sizes = {(model.kind, model.id): model.approx_size_mb for model in KNOWN_MODELS}
-    wanted = {ctx.settings.model_for(kind): sizes.get((kind, ctx.settings.model_for(kind)), 0) for kind in KINDS}
+    sizes = {(kind, model.id): model.approx_size_mb for kind in kind_names() for model in catalog_for(kind)}
+    wanted = {ctx.settings.model_for(kind): sizes.get((kind, ctx.settings.model_for(kind)), 0)
+              for kind in kind_names()}
     total = sum(wanted.values())  # one download per model id (images and videos share SigLIP)
     return f"Download models (about {total:,} MB)" if total else "Download models"
 
 
 def download_all(ctx: AppContext) -> str:
-    from anagnorisis.config import KINDS
+    from anagnorisis.kinds import kind_names
     from anagnorisis.ui.settings import start_download
 
-    return "\n\n".join(start_download(ctx, kind) for kind in KINDS)
+    return "\n\n".join(start_download(ctx, kind) for kind in kind_names())
 
 
 def models_text(ctx: AppContext) -> str:
@@ -274,42 +264,53 @@ def models_text(ctx: AppContext) -> str:
 
 
 def _named_endpoints(ctx: AppContext) -> None:
-    """`/rate`, `/unrate`, `/search`, `/next`, `/prefer`, `/why`: the CLI's argument names and JSON objects."""
+    """`/rate`, `/unrate`, `/search`, `/next`, `/prefer`, `/why`: the CLI's argument names and JSON objects, from
+    the same service calls the CLI makes."""
+    from anagnorisis.search import SearchRequest
+    from anagnorisis.service import ServiceError, ratings, taste
+    from anagnorisis.service.search import search as run_search
+    from anagnorisis.store.records import public_record
 
-    def call(*argv: str) -> dict[str, Any]:
+    def answer(work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         try:
-            return ctx.run_command(*argv)
-        except CommandError as error:
+            return json.loads(json.dumps(work(), default=str))  # the CLI's --json object, value for value
+        except ServiceError as error:
             raise gr.Error(str(error)) from None
 
     def rate(path: str, rating: float) -> dict[str, Any]:
-        return call("rate", path, str(rating))
+        return answer(lambda: {"record": public_record(
+            ratings.rate(ctx.session, os.path.abspath(path), ratings.parse_rating(rating)))})
 
     def unrate(path: str) -> dict[str, Any]:
-        return call("unrate", path)
+        return answer(lambda: {"record": public_record(ratings.unrate(ctx.session, os.path.abspath(path)))})
 
     def search(kind: str, query: str | None = None, mode: str = "auto", sort: str | None = None,
                order: str = "desc", temperature: float = 0.0, seed: int = 0, offset: int = 0, limit: int = 24,
                folder: str | None = None, rated: bool = False, unrated: bool = False, rating: str | None = None,
                model_rating: str | None = None, ext: str | None = None) -> dict[str, Any]:
-        argv = ["search", kind, *([query] if query else []), "--mode", mode, "--order", order,
-                "--temperature", str(temperature), "--seed", str(int(seed)), "--offset", str(int(offset)),
-                "--limit", str(int(limit))]
-        for flag, value in (("--sort", sort), ("--folder", folder), ("--rating", rating),
-                            ("--model-rating", model_rating), ("--ext", ext)):
-            if value:
-                argv += [flag, str(value)]
-        argv += ["--rated"] if rated else ["--unrated"] if unrated else []
-        return call(*argv)
+        if query and mode in (None, "auto", "similar") and os.path.exists(os.path.abspath(query)):
+            query = os.path.abspath(query)  # a file path, as the CLI takes it
+
+        def work() -> dict[str, Any]:
+            request = SearchRequest(kind=kind, query=query or None, mode=mode or "auto", sort=sort or None,
+                                    order=order, temperature=float(temperature), seed=int(seed),
+                                    offset=int(offset), limit=int(limit),
+                                    folder=os.path.abspath(folder) if folder else None,
+                                    rated=True if rated else False if unrated else None, rating=rating or None,
+                                    model_rating=model_rating or None, ext=ext or None)
+            return run_search(ctx.session, request).to_dict()
+
+        return answer(work)
 
     def next_(kind: str, n: int = 10) -> dict[str, Any]:
-        return call("next", kind, "--n", str(int(n)))
+        return answer(lambda: taste.next_files(ctx.session, kind, int(n)))
 
     def prefer(a: str, b: str, tie: bool = False) -> dict[str, Any]:
-        return call("prefer", a, b, *(["--tie"] if tie else []))
+        return answer(lambda: {"preference": ratings.prefer(ctx.session, os.path.abspath(a), os.path.abspath(b),
+                                                            tie=bool(tie))["preference"]})
 
     def why(path: str) -> dict[str, Any]:
-        return call("why", path)
+        return answer(lambda: taste.why(ctx.session, os.path.abspath(path))[1])
 
     gr.api(rate, api_name="rate")
     gr.api(unrate, api_name="unrate")
@@ -321,7 +322,7 @@ def _named_endpoints(ctx: AppContext) -> None:
 
 def build_app(data_dir: str | None = None, config: str | None = None, **settings: Any) -> AnagnorisisBlocks:
     """A fresh app over the data dir; the database opens now, scanning starts in the background on first load."""
-    from anagnorisis.cli import open_library
+    from anagnorisis.service.library import open_library
     from anagnorisis.session import Session
 
     from anagnorisis.store.settings import stored_settings
@@ -350,7 +351,7 @@ def build_app(data_dir: str | None = None, config: str | None = None, **settings
                     if loader is not None:
                         loaders.append(loader)
                     continue
-                gr.Markdown(f"{COMING[name]}\n\n*This tab is being built.*")  # trusted: the app's own words
+                gr.Markdown("*This tab is being built.*")
         _named_endpoints(ctx)
 
         timer = gr.Timer(1.0)
@@ -428,13 +429,6 @@ def _show_link_in_notebook(url: str) -> None:
 
 def _stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python app.py` (see anagnorisis.serve for the options)."""
-    from anagnorisis.serve import main as serve_main
-
-    return serve_main(argv)
 
 
 def run_app(*, host: str | None, port: int | None, share: bool, data_dir: str | None, config: str | None,

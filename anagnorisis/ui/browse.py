@@ -10,8 +10,8 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from anagnorisis import search
-from anagnorisis.search import SORT_KEYS, SearchRequest, sorts_of_kind
+from anagnorisis.search import engine as search
+from anagnorisis.search.engine import SORT_KEYS, SearchRequest, sorts_of_kind
 from anagnorisis.ui.context import AppContext
 from anagnorisis.ui.safe import md
 
@@ -144,11 +144,11 @@ def fresh_page(ctx: AppContext, kind: str, view: PageView) -> PageView:
 def commit_rating(ctx: AppContext, kind: str, path: str, value: float | None) -> tuple[dict[str, Any] | None, str]:
     """Rate from a tab: (the fresh record, "saved …"), or (None, why not) for a value outside 0–10 (typed in the
     slider's box, which shows it clamped while the browser sends it as typed). The text is Markdown."""
-    from anagnorisis.store.ratings import RatingOutOfRange
+    from anagnorisis.service import BadRequest
 
     try:
         fresh = ctx.session.rate(kind, path, None if value is None else float(value))
-    except RatingOutOfRange as error:
+    except BadRequest as error:
         record = ctx.session.record_by_path(kind, path) or {}
         kept = record.get("user_rating")
         stays = "unset" if kept is None else f"{kept:g}"

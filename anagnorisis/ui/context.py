@@ -1,8 +1,6 @@
 """What every tab's handlers work with: settings, the session (store + caches), background jobs."""
 from __future__ import annotations
 
-import io
-import json
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -14,14 +12,6 @@ from anagnorisis.session import Session
 from anagnorisis.ui.safe import md
 
 log = logging.getLogger(__name__)
-
-
-class CommandError(Exception):
-    """A command run for the UI or a named endpoint failed; the message is the CLI's error message."""
-
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 @dataclass
@@ -52,32 +42,16 @@ class AppContext:
     def model_lines(self) -> list[str]:
         """One Markdown list item per kind: which model serves it, or what is missing and how to get it (the
         messages name model ids from the settings and paths, so they are escaped)."""
-        from anagnorisis.config import KINDS
+        from anagnorisis.kinds import kind_names
 
         lines = []
-        for kind in KINDS:
+        for kind in kind_names():
             try:
                 _encoder, status = self.session.encoder(kind)
                 lines.append(f"- {md(status.message)}")
             except Exception as error:  # a broken model must not stop the UI from starting
                 lines.append(f"- {md(kind)}: {md(error)}")
         return lines
-
-    def run_command(self, *argv: str) -> dict[str, Any]:
-        """Run a CLI command on the app's own store and return its JSON document (same code, same objects)."""
-        from anagnorisis.cli import run
-
-        out, err = io.StringIO(), io.StringIO()
-        try:
-            code = run(["--json", *argv], stdout=out, stderr=err, store=self.session.store, session=self.session)
-        finally:
-            if argv[:1] == ("library",):
-                self.refresh_served_paths()
-        text = out.getvalue().strip()
-        document = json.loads(text) if text else {}
-        if code != 0:
-            raise CommandError(code, document.get("error", {}).get("message") or err.getvalue().strip() or "failed")
-        return document
 
     def refresh_served_paths(self) -> None:
         """Serve exactly the library roots (as they are now) and the previews: a folder added while the app runs
@@ -86,8 +60,6 @@ class AppContext:
 
         import gradio as gr
         from gradio.data_classes import _StaticFiles
-
-        from anagnorisis.ui.app import served_paths
 
         wanted = [Path(path).resolve() for path in served_paths(self)]
         # gr.set_static_paths only adds to the process's list: take out what this app gave it before (in place:
@@ -142,7 +114,7 @@ class AppContext:
 
     def start_embed(self, kinds: list[str] | None = None) -> Job:
         """Embed what is missing in the background; asked while an embed runs, it runs right after that one."""
-        from anagnorisis.config import KINDS
+        from anagnorisis.kinds import kind_names
 
         running = self._after_running("embed", kinds)
         if running is not None:
@@ -152,7 +124,7 @@ class AppContext:
             from anagnorisis.embed.pipeline import embed_missing
 
             totals: dict[str, Any] = {}
-            for kind in kinds or list(KINDS):
+            for kind in kinds or kind_names():
                 if job.should_stop():
                     break
                 encoder, _status = self.session.encoder(kind)
@@ -167,3 +139,11 @@ class AppContext:
             return totals
 
         return self.jobs.start("embed", work, on_done=lambda _job: self._run_again("embed", self.start_embed))
+
+
+def served_paths(ctx: AppContext) -> list[str]:
+    """Exactly what the browser may fetch: the library roots and the previews cache."""
+    from anagnorisis.store.roots import list_roots
+
+    ctx.session.previews_dir.mkdir(parents=True, exist_ok=True)
+    return sorted({str(ctx.session.previews_dir), *(root.path for root in list_roots(ctx.session.store))})

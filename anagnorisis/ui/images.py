@@ -6,7 +6,7 @@ from typing import Any
 
 import gradio as gr
 
-from anagnorisis.previews import ensure_thumbnail
+from anagnorisis.media.previews import ensure_thumbnail
 from anagnorisis.ui import learn
 from anagnorisis.ui.browse import (
     commit_rating, wire_search_events,

@@ -16,8 +16,9 @@ import gradio as gr
 
 from anagnorisis.config import noun
 from anagnorisis.store.records import Record, records_for_paths
+from anagnorisis.service import ServiceError, ratings, taste
 from anagnorisis.ui.browse import file_name, rating_text
-from anagnorisis.ui.context import AppContext, CommandError
+from anagnorisis.ui.context import AppContext
 from anagnorisis.ui.safe import md
 
 QUEUE_SIZE = 12  # files per "Rate next" queue: two rows of the image grid, a screen of the tables
@@ -28,7 +29,6 @@ RANDOM_PAIR_DRAWS = 50  # random pairs tried before concluding that every pair w
 NO_QUESTION = "No question on screen: open the panel or press Skip."
 
 PairKey = tuple[str, str]
-NOUNS = {"images": "image", "music": "track", "text": "document", "videos": "video"}  # one file of each kind
 
 
 # ---------------------------------------------------------------------------------------------- rate next
@@ -60,8 +60,8 @@ def queue_summary(kind: str, document: dict[str, Any]) -> str:
 def rate_next_queue(ctx: AppContext, kind: str, n: int = QUEUE_SIZE) -> tuple[list[dict[str, Any]], str]:
     """Handler core: the `next` queue of a kind (records + score, reason, role) and the summary line."""
     try:
-        document = ctx.run_command("next", kind, "--n", str(int(n)))
-    except CommandError as error:
+        document = taste.next_files(ctx.session, kind, int(n))
+    except ServiceError as error:
         return [], f"⚠️ {md(error)}"
     return with_details(ctx, kind, document.get("results") or []), queue_summary(kind, document)
 
@@ -150,8 +150,8 @@ def answer(ctx: AppContext, kind: str, pair: Pair, choice: str) -> tuple[str, Pa
         return NO_QUESTION, pair or Pair()
     winner, loser = (pair.b, pair.a) if choice == "b" else (pair.a, pair.b)
     try:
-        ctx.run_command("prefer", str(winner["path"]), str(loser["path"]), *(["--tie"] if choice == "equal" else []))
-    except CommandError as error:
+        ratings.prefer(ctx.session, str(winner["path"]), str(loser["path"]), tie=choice == "equal")
+    except ServiceError as error:
         return f"⚠️ not saved: {md(error)}", pair
     said = {"a": "A over B", "b": "B over A"}.get(choice, "A and B equal")
     joined = "and" if choice == "equal" else "over"
@@ -242,19 +242,19 @@ def ab_panel(ctx: AppContext, kind: str, preview: Preview) -> None:
 def why_markdown(ctx: AppContext, kind: str, path: str | None) -> str:
     """Handler core: the model rating ± uncertainty and the user's rated files nearest to the file at path."""
     if not path:
-        noun = NOUNS.get(kind, "file")
-        return f"Select {'an' if noun[0] in 'aeiou' else 'a'} {noun} first."  # trusted: a noun of NOUNS
+        one = noun(kind)
+        return f"Select {'an' if one[0] in 'aeiou' else 'a'} {md(one)} first."
     try:
-        document = ctx.run_command("why", str(path))
-    except CommandError as error:
+        _record, document = taste.why(ctx.session, os.path.abspath(str(path)))
+    except ServiceError as error:
         return f"⚠️ {md(error)}"
     record = document.get("record") or {}
     name = file_name(record) if record.get("path") else os.path.basename(path)
     lines = [f"#### Why this rating: {md(name)}", model_line(document)]
     neighbours = document.get("neighbours") or []
     if not neighbours:
-        noun = NOUNS.get(kind, "file")
-        lines.append(f"No rated {noun} with an embedding yet: rate a few {noun}s, then ask again.")  # trusted: NOUNS
+        lines.append(f"No rated {md(noun(kind))} with an embedding yet: rate a few {md(noun(kind, 2))}, "
+                     "then ask again.")
         return "\n\n".join(lines)
     estimate = document.get("neighbour_estimate")
     lines.append(f"**Your nearest rated files** ({len(neighbours)} of {int(document.get('n_rated', len(neighbours)))}"

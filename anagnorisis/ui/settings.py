@@ -5,8 +5,9 @@ from typing import Any
 
 import gradio as gr
 
-from anagnorisis.config import KINDS
-from anagnorisis.ui.context import AppContext, CommandError
+from anagnorisis.kinds import kind_names
+from anagnorisis.service import ServiceError
+from anagnorisis.ui.context import AppContext
 from anagnorisis.ui.safe import md
 
 
@@ -19,22 +20,29 @@ def roots_table(ctx: AppContext) -> list[list[Any]]:
 
 def add_root(ctx: AppContext, kind: str, path: str) -> tuple[str, list[list[Any]]]:
     """Handler: validate and add a root (the reason when refused), then rescan that kind."""
+    from anagnorisis.service import library
+
     try:
-        document = ctx.run_command("library", "add", kind, path.strip())
-    except CommandError as error:
+        change = library.add_root(ctx.session, kind, path.strip())
+    except ServiceError as error:
         return f"not added: {md(error)}", roots_table(ctx)
+    finally:
+        ctx.refresh_served_paths()
     ctx.start_scan([kind])
-    if document.get("already"):
+    if change.already:
         return f"{md(path.strip())} is already a {md(kind)} folder; scanning it again now", roots_table(ctx)
     return f"added {md(kind)} folder {md(path.strip())}; scanning it now", roots_table(ctx)
 
 
 def remove_root(ctx: AppContext, kind: str, path: str) -> tuple[str, list[list[Any]]]:
+    from anagnorisis.service import library
+
     try:
-        ctx.run_command("library", "remove", kind, path.strip())
-    except CommandError as error:
+        library.remove_root(ctx.session, kind, path.strip())
+    except ServiceError as error:
         return f"not removed: {md(error)}", roots_table(ctx)
-    ctx.session.invalidate(kind)
+    finally:
+        ctx.refresh_served_paths()
     return f"removed {md(kind)} folder {md(path.strip())} (ratings stay with the files' content)", roots_table(ctx)
 
 
@@ -74,7 +82,9 @@ def start_download(ctx: AppContext, kind: str) -> str:
 
     def work(job: Any) -> dict[str, Any]:
         job.message = f"{kind}: {ctx.settings.model_for(kind)}"  # plain text: a job message
-        return ctx.run_command("models", "download", kind)
+        from anagnorisis.service.embed import download, models
+
+        return {"models": models(ctx.session), "downloaded": download(ctx.session, kind)}
 
     def then(job: Any) -> None:
         from anagnorisis.embed.registry import forget_encoders
@@ -90,17 +100,19 @@ def start_download(ctx: AppContext, kind: str) -> str:
 def exchange(ctx: AppContext, action: str, path: str) -> str:
     if not (path or "").strip():
         return f"{md(action)} failed: type a file's path first, ending in .csv or .parquet"
+    from anagnorisis.service import exchange as files
+
+    run = files.export if action == "export" else files.import_export
     try:
-        document = ctx.run_command(action, path.strip())
-    except CommandError as error:
+        document = run(ctx.session, path.strip())
+    except ServiceError as error:
         return f"{md(action)} failed: {md(error)}"
-    ctx.session.invalidate()
     counts = (f"{md(key)} {md(value)}" for key, value in document.items() if not isinstance(value, (list, dict)))
     return f"{md(action)}: " + ", ".join(counts)
 
 
 def backup(ctx: AppContext) -> str:
-    from anagnorisis.backup import backup_now, prune_backups
+    from anagnorisis.store.backup import backup_now, prune_backups
 
     path = backup_now(ctx.session.store, ctx.settings.data_path)
     if ctx.settings.backup_keep > 0:
@@ -120,7 +132,7 @@ def render(ctx: AppContext) -> None:
         roots = gr.Dataframe(headers=["kind", "folder", "from"], value=lambda: roots_table(ctx), interactive=False,
                              elem_id="settings-roots")
         with gr.Row():
-            kind = gr.Dropdown(list(KINDS), value="images", label="Kind", scale=1)
+            kind = gr.Dropdown(kind_names(), value=kind_names()[0], label="Kind", scale=1)
             folder = gr.Textbox(label="Folder", scale=4, elem_id="settings-folder")
             add = gr.Button("Add", scale=1, elem_id="settings-add-root")
             remove = gr.Button("Remove", scale=1)
@@ -130,7 +142,7 @@ def render(ctx: AppContext) -> None:
         gr.Dataframe(headers=["kind", "model", "size", "downloaded", "in use", "note"],
                      value=lambda: models_table(ctx), interactive=False)
         with gr.Row():
-            model_kind = gr.Dropdown(list(KINDS), value="images", label="Kind")
+            model_kind = gr.Dropdown(kind_names(), value=kind_names()[0], label="Kind")
             model_id = gr.Textbox(label="Model id or folder (or 'basic')")
             use_model = gr.Button("Use this model")
             download = gr.Button("Download models", visible=not ctx.settings.offline, elem_id="settings-download")

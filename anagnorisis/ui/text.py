@@ -21,8 +21,8 @@ import pandas as pd
 from anagnorisis.kinds.registry import MediaError
 from anagnorisis.kinds.text import BINARY
 from anagnorisis.library.edit import READ_ONLY, Document, EditRefused, library_is_writable, open_document, save_text
-from anagnorisis.playback import file_url
-from anagnorisis.textview import Passage, best_passage, render_document, render_raw
+from anagnorisis.media.playback import file_url
+from anagnorisis.media.textview import Passage, best_passage, render_document, render_raw
 from anagnorisis.ui import learn
 from anagnorisis.ui.browse import (
     PageView, commit_rating, fresh_page, wire_search_events,

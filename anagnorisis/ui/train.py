@@ -21,7 +21,8 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 
-from anagnorisis.config import KINDS, noun
+from anagnorisis.config import noun
+from anagnorisis.kinds import kind_names
 from anagnorisis.jobs import Job, Jobs
 from anagnorisis.taste.service import (
     TasteError, TrainOutcome, active_model, model_versions, predict_kind, rollback, train_and_save,
@@ -562,7 +563,7 @@ def render(ctx: AppContext) -> Loader:
     gr.Markdown("Teach the taste model your ratings of one kind: it learns from the files' embeddings, "
                 "picks the best of several models by cross-validation, and then rates every file.")
     with gr.Row():
-        kind = gr.Dropdown(list(KINDS), value=KINDS[0], label="Media kind", scale=1, elem_id="train-kind")
+        kind = gr.Dropdown(kind_names(), value=kind_names()[0], label="Media kind", scale=1, elem_id="train-kind")
         mode = gr.Radio(list(BUDGET_MODES), value="seconds", label="Budget in", scale=1, elem_id="train-mode")
         budget = gr.Number(value=DEFAULT_BUDGET["seconds"], minimum=0, label="Budget (seconds)", scale=1,
                            elem_id="train-budget")

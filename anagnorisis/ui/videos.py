@@ -19,9 +19,9 @@ from typing import Any
 import gradio as gr
 from PIL import Image
 
-from anagnorisis import search
-from anagnorisis.playback import file_url
-from anagnorisis.plays import PlayEventError, play_path
+from anagnorisis.search import engine as search
+from anagnorisis.media.playback import file_url
+from anagnorisis.recommend.plays import PlayEventError, play_path
 from anagnorisis.ui import learn
 from anagnorisis.ui.browse import (
     PageView, commit_rating, fresh_page, media_events_js, next_load, wire_search_events,
@@ -32,7 +32,7 @@ from anagnorisis.ui.context import AppContext
 from anagnorisis.ui.images import Loader
 from anagnorisis.ui.safe import html_text, md, md_code
 from anagnorisis.ui.skipped import SkippedPanel
-from anagnorisis.videoplay import VideoError, ensure_frame, needs_preparing, playable_path, url_safe_path
+from anagnorisis.media.videoplay import VideoError, ensure_frame, needs_preparing, playable_path, url_safe_path
 
 log = logging.getLogger(__name__)
 

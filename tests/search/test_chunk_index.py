@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from anagnorisis.chunk_index import ChunkIndex
+from anagnorisis.search.chunk_index import ChunkIndex
 from anagnorisis.embed.sentence import smooth_max
-from anagnorisis.index import VectorIndex
-from anagnorisis.search import SearchRequest, run_search
+from anagnorisis.search.vector_index import VectorIndex
+from anagnorisis.search.engine import SearchRequest, run_search
 from tests.search.conftest import RecordFactory
 
 DIM = 16

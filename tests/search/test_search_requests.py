@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from anagnorisis.index import VectorIndex
-from anagnorisis.search import (
+from anagnorisis.search.vector_index import VectorIndex
+from anagnorisis.search.engine import (
     MeaningSearchUnavailable,
     SearchError,
     SearchRequest,

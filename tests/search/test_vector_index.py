@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from anagnorisis.index import IndexNotReusable, VectorIndex
+from anagnorisis.search.vector_index import IndexNotReusable, VectorIndex
 
 
 def unit_rows(matrix: np.ndarray) -> np.ndarray:

@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 import soundfile
 
-from anagnorisis.playback import cover_path, transcoded_path
-from anagnorisis.plays import play_path
-from anagnorisis.search import SearchRequest, run_search
+from anagnorisis.media.playback import cover_path, transcoded_path
+from anagnorisis.recommend.plays import play_path
+from anagnorisis.search.engine import SearchRequest, run_search
 from anagnorisis.ui import music
 from anagnorisis.ui.browse import QUERY_ORDER, sort_choices
 from anagnorisis.ui.music import Player, View

@@ -181,7 +181,7 @@ def modes(data: Path) -> dict[str, int]:
 
 
 def test_everything_the_app_creates_is_the_owners_alone(running_app: RunningApp) -> None:
-    from anagnorisis.backup import backup_now
+    from anagnorisis.store.backup import backup_now
 
     app = running_app.app
     app.context.session.previews_dir.mkdir(parents=True, exist_ok=True)

@@ -22,8 +22,15 @@ from anagnorisis.kinds import kind_of_extension
 from anagnorisis.store.db import Store, utc_now
 from anagnorisis.store.ratings import apply_rating
 
-MODULE_TABLES = {"images_library": "images", "music_library": "music", "text_library": "text",
-                 "videos_library": "videos"}
+
+
+def module_tables() -> dict[str, str]:
+    """The original app keeps one `<kind>_library` table per media module (and `files_library` for the rest)."""
+    from anagnorisis.kinds import kind_names
+
+    return {f"{kind}_library": kind for kind in kind_names()}
+
+
 RATING_COLUMNS = {"hash", "hash_algorithm", "file_path", "user_rating", "user_rating_date"}
 PLAY_COLUMNS = ("full_play_count", "skip_count", "last_played")
 DEFAULT_MEDIA_DIR = "/mnt/media/{kind}"
@@ -90,7 +97,7 @@ def _columns(connection: sqlite3.Connection, table: str) -> set[str]:
 def _usable_tables(connection: sqlite3.Connection, path: Path) -> dict[str, set[str]]:
     tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     usable = {table: _columns(connection, table) for table in tables
-              if (table in MODULE_TABLES or table == "files_library")}
+              if (table in module_tables() or table == "files_library")}
     usable = {table: columns for table, columns in usable.items() if RATING_COLUMNS <= columns}
     if not usable:
         raise NotAnAnagnorisisDatabase(
@@ -127,7 +134,7 @@ def _old_row(table: str, values: tuple[Any, ...], plays: bool) -> OldRow | None:
         kind_found = kind_of_extension(os.path.splitext(str(file_path or ""))[1])
         kind = kind_found.name if kind_found is not None else ""  # reported as unmatched, not dropped
     else:
-        kind = MODULE_TABLES[table]
+        kind = module_tables()[table]
     return OldRow(table, kind, file_path, content_hash, algorithm, None if rating is None else float(rating),
                   local_to_utc(rated_at), full, skips, local_to_utc(last))
 

@@ -9,7 +9,7 @@ import os
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from anagnorisis.recommend import PLAYED_KINDS
+from anagnorisis.recommend.scores import is_played
 from anagnorisis.store import Store
 from anagnorisis.store.ratings import record_play
 from anagnorisis.store.records import Record, find_file, records_for_paths
@@ -49,8 +49,11 @@ def played_file(store: Store, path: str) -> Record:
     if found is None:
         raise PlayEventError(f"{path} is not an indexed file; add its folder as a library root and scan")
     _file_id, kind, _content_hash = found
-    if kind not in PLAYED_KINDS:
-        raise PlayEventError(f"{path} is {kind}; only music and videos have plays")
+    if not is_played(kind):
+        from anagnorisis.kinds.registry import all_kinds
+
+        played = " and ".join(media_kind.name for media_kind in all_kinds() if media_kind.played)
+        raise PlayEventError(f"{path} is {kind}; only {played} have plays")
     records = records_for_paths(store, kind, [path_bytes])
     if not records:
         raise PlayEventError(f"{path} is not an indexed file")

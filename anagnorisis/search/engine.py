@@ -23,9 +23,9 @@ import numpy as np
 import numpy.typing as npt
 from rapidfuzz import fuzz, process
 
-from anagnorisis.chunk_index import ChunkIndex, PassageScores
-from anagnorisis.index import VectorIndex
-from anagnorisis.recommend import MIN_RATING_FOR_SCORE, parse_timestamp, recommendation_scores
+from anagnorisis.search.chunk_index import ChunkIndex, PassageScores
+from anagnorisis.search.vector_index import VectorIndex
+from anagnorisis.recommend.scores import MIN_RATING_FOR_SCORE, parse_timestamp, recommendation_scores
 
 Record = Mapping[str, Any]
 Floats = npt.NDArray[np.float64]
@@ -43,12 +43,6 @@ DEFAULT_SORT = "date"  # with no QUERY and no --sort (SPEC §1)
 DEFAULT_LIMIT = 24
 # Sort keys that need a property only some kinds have; every other key applies to every kind.
 KIND_SPECIFIC_SORTS = frozenset({"length", "resolution", "proportion"})
-SORTS_OF_KIND: dict[str, frozenset[str]] = {
-    "images": frozenset({"resolution", "proportion"}),
-    "music": frozenset({"length"}),
-    "videos": frozenset({"length", "resolution", "proportion"}),
-    "text": frozenset({"length"}),
-}
 
 # Cosine at or above which two files count as duplicates, per encoder (matched as a prefix of the model id).
 # Learned encoders place re-encodes, crops and resizes of one picture/track at 0.93-0.99; the basic feature
@@ -205,8 +199,10 @@ def count_not_indexed(pool: Sequence[Record], index: VectorIndex | None, mode: s
 def validate_request(request: SearchRequest) -> SearchRequest:
     """The request with canonical values (sort key with hyphens, parsed ranges), or UsageError."""
     kind = request.kind
-    if kind not in SORTS_OF_KIND and not _registered_kind(kind):
-        raise UsageError(f"unknown kind {kind!r}; expected one of {', '.join(SORTS_OF_KIND)}")
+    if not _registered_kind(kind):
+        from anagnorisis.kinds.registry import kind_names
+
+        raise UsageError(f"unknown kind {kind!r}; expected one of {', '.join(kind_names())}")
     mode = (request.mode or "auto").strip().lower()
     if mode not in MODES:
         raise UsageError(f"unknown mode {request.mode!r}; expected one of {', '.join(MODES)}")
@@ -242,9 +238,7 @@ def canonical_sort_key(key: str, kind: str) -> str:
 
 
 def sorts_of_kind(kind: str) -> frozenset[str]:
-    """The kind-specific sort keys of a kind: built in for the four kinds, else its registry ``extra_sorts``."""
-    if kind in SORTS_OF_KIND:
-        return SORTS_OF_KIND[kind]
+    """The kind-specific sort keys of a kind, as the kinds registry describes it (``extra_sorts``)."""
     registered = _registered_kind(kind)
     return frozenset(registered.extra_sorts) & KIND_SPECIFIC_SORTS if registered else frozenset()
 
@@ -429,9 +423,8 @@ def _sort_values(records: Sequence[Record], sort: str, request: SearchRequest) -
         values = np.random.default_rng(request.seed).random(len(records))
         return values, lambda r, v: f"random order (seed {request.seed})"
     extract, reason = _VALUE_KEYS[sort]
-    if sort == "length":
-        extract = _text_length if request.kind == "text" else _duration
-        reason = _text_length_reason if request.kind == "text" else _duration_reason
+    if sort == "length" and _registered_kind(request.kind).length == "characters":
+        extract, reason = _text_length, _text_length_reason
     values = np.array([_finite(extract(record)) for record in records], dtype=np.float64)
     return values, reason
 

@@ -15,8 +15,6 @@ import numpy.typing as npt
 Record = Mapping[str, Any]
 Scores = npt.NDArray[np.float64]
 
-# Kinds whose files are played, so that plays, skips and last-played times mean something.
-PLAYED_KINDS = frozenset({"music", "videos"})
 NEUTRAL_RATING = 5.0  # R for every file when the scored set has no user rating at all (SPEC §5)
 MIN_RATING_FOR_SCORE = 0.1  # a 0 rating still leaves a tiny chance, so radio at a temperature can play it
 SKIP_OFFSET = 5.0  # plays minus skips is shifted by this before the sigmoid: a fresh file sits at sigmoid(1)
@@ -36,9 +34,17 @@ def recommendation_scores(records: Sequence[Record], kind: str) -> Scores:
     if not records:
         return np.zeros(0, dtype=np.float64)
     rating_part = adjusted_ratings(records)
-    if kind not in PLAYED_KINDS:
+    if not is_played(kind):
         return rating_part * float(sigmoid(1.0))
     return rating_part * skip_factors(records) * time_factors(records)
+
+
+def is_played(kind: str) -> bool:
+    """Whether files of a kind are played, so that plays, skips and last-played times mean something."""
+    from anagnorisis.kinds.registry import find_kind
+
+    media_kind = find_kind(kind)
+    return bool(media_kind and media_kind.played)
 
 
 def effective_ratings(records: Sequence[Record]) -> Scores:

@@ -1,0 +1,1 @@
+"""What the browser is given of a file: playable audio and video, text views, image previews."""
