@@ -173,3 +173,11 @@ def describe_error(error: BaseException) -> str:
 def log_failures(failures: Iterable[EncodeFailure]) -> None:
     for failure in failures:
         log.warning("skipping %s: %s", failure.path, failure.reason)
+
+
+def kind_served_by(encoder_key: str) -> str:
+    """The first registered media kind whose encoder this is: the kind an encoder built without one names in its
+    messages (e.g. the `models download KIND` that repairs it)."""
+    from anagnorisis.kinds import all_kinds
+
+    return next((kind.name for kind in all_kinds() if kind.encoder == encoder_key), encoder_key)

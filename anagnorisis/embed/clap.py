@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from anagnorisis.embed.base import (
+    kind_served_by,
     EncodeBatch,
     EncodeFailure,
     ModelLoadError,
@@ -96,10 +97,10 @@ class ClapEncoder:
         workers: int | None = None,
         pool: str = "thread",
         max_windows: int = MAX_WINDOWS,
-        kind: str = "music",
+        kind: str | None = None,
     ) -> None:
         self.model_id = str(model)
-        self.kind = kind
+        self.kind = kind or kind_served_by("clap")
         self.max_windows = max_windows
         self._source = str(path) if path is not None else self.model_id
         self._choice = device if isinstance(device, DeviceChoice) else pick_device(device)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from anagnorisis.embed.base import (
+    kind_served_by,
     EncodeBatch,
     EncodeFailure,
     FileChunks,
@@ -189,10 +190,10 @@ class SentenceEncoder:
         path: Path | str | None = None,
         device: str | DeviceChoice = "auto",
         batch_size: int | None = None,
-        kind: str = "text",
+        kind: str | None = None,
     ) -> None:
         self.model_id = str(model)
-        self.kind = kind
+        self.kind = kind or kind_served_by("sentence")
         if path is None and self.model_id in PACKAGED_IDS:
             path = packaged_minilm_path()
         self._source = str(path) if path is not None else self.model_id

@@ -22,6 +22,7 @@ import torch
 from PIL import Image
 
 from anagnorisis.embed.base import (
+    kind_served_by,
     EncodeBatch,
     EncodeFailure,
     ModelLoadError,
@@ -195,11 +196,11 @@ class SiglipEncoder:
         workers: int | None = None,
         pool: str | None = None,
         files_per_task: int = FILES_PER_TASK,
-        kind: str = "images",
+        kind: str | None = None,
     ) -> None:
         self.model_id = str(model)
         self.files_per_task = max(1, files_per_task)
-        self.kind = kind
+        self.kind = kind or kind_served_by("siglip")
         self._source = str(path) if path is not None else self.model_id
         self._choice = device if isinstance(device, DeviceChoice) else pick_device(device)
         self.batch_size = batch_size or (CUDA_BATCH if self._choice.is_cuda else CPU_BATCH)
