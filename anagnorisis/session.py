@@ -185,7 +185,7 @@ class Session:
         return lambda text: encoder.encode_texts([text])[0]
 
     def search(self, request: Any) -> Any:
-        from anagnorisis.search.engine import run_search
+        from anagnorisis.search import run_search
 
         index = self.index(request.kind)
         # Chunk vectors serve meaning search only: a sort or a name search never loads them.

@@ -107,7 +107,7 @@ def main() -> None:
 
     from anagnorisis.search.chunk_index import ChunkIndex
     from anagnorisis.search.vector_index import VectorIndex
-    from anagnorisis.search.engine import SearchRequest, run_search
+    from anagnorisis.search import SearchRequest, run_search
 
     counts, chunks, means = make_library(args.files, args.mean_chunks)
     hashes = [f"{i:032x}" for i in range(args.files)]

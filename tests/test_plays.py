@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from anagnorisis.recommend.plays import PlayEventError, play_event, play_path
-from anagnorisis.search.engine import SearchRequest
+from anagnorisis.search import SearchRequest
 from tests.conftest import Cli
 from tests.media import write_jpeg
 from tests.ui.music_library import Track, make_tracks, music_context

@@ -12,7 +12,7 @@ from scipy.stats import chisquare, spearmanr
 
 from anagnorisis.recommend.radio import avoided_hashes, draw_next, radio_seed
 from anagnorisis.recommend.scores import recommendation_scores
-from anagnorisis.search.engine import SearchRequest, run_search
+from anagnorisis.search import SearchRequest, run_search
 
 DRAWS = 200
 

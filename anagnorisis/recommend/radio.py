@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from anagnorisis.recommend.scores import recommendation_scores
-from anagnorisis.search.engine import draw_order
+from anagnorisis.search import draw_order
 
 Record = Mapping[str, Any]
 

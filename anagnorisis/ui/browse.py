@@ -10,8 +10,8 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from anagnorisis.search import engine as search
-from anagnorisis.search.engine import SORT_KEYS, SearchRequest, sorts_of_kind
+import anagnorisis.search as search
+from anagnorisis.search import SORT_KEYS, SearchRequest, sorts_of_kind
 from anagnorisis.ui.context import AppContext
 from anagnorisis.ui.safe import md
 

@@ -18,11 +18,11 @@ from typing import Any, Literal
 import gradio as gr
 import pandas as pd
 
-from anagnorisis.search import engine as search
+import anagnorisis.search as search
 from anagnorisis.media.playback import PlaybackError, ensure_cover, file_url, playable_file
 from anagnorisis.recommend.plays import PlayEventError, play_path
 from anagnorisis.recommend.radio import draw_next, radio_seed
-from anagnorisis.search.engine import SearchRequest
+from anagnorisis.search import SearchRequest
 from anagnorisis.store.records import public_record
 from anagnorisis.ui import learn
 from anagnorisis.ui.browse import (

@@ -19,7 +19,7 @@ from typing import Any
 import gradio as gr
 from PIL import Image
 
-from anagnorisis.search import engine as search
+import anagnorisis.search as search
 from anagnorisis.media.playback import file_url
 from anagnorisis.recommend.plays import PlayEventError, play_path
 from anagnorisis.ui import learn

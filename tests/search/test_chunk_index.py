@@ -7,7 +7,7 @@ import pytest
 from anagnorisis.search.chunk_index import ChunkIndex
 from anagnorisis.embed.sentence import smooth_max
 from anagnorisis.search.vector_index import VectorIndex
-from anagnorisis.search.engine import SearchRequest, run_search
+from anagnorisis.search import SearchRequest, run_search
 from tests.search.conftest import RecordFactory
 
 DIM = 16

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from anagnorisis.search.vector_index import VectorIndex
-from anagnorisis.search.engine import SearchRequest, duplicate_threshold_for, run_search
+from anagnorisis.search import SearchRequest, duplicate_threshold_for, run_search
 
 
 def unit(vector: np.ndarray) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Name search: typos, accents, separators, case, and the file's own name weighing more than its folders."""
 from __future__ import annotations
 
-from anagnorisis.search.engine import SearchRequest, normalise_name, run_search
+from anagnorisis.search import SearchRequest, normalise_name, run_search
 
 LIBRARY = [
     "misc/beach.jpg",

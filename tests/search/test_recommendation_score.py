@@ -99,7 +99,7 @@ def test_an_empty_set_scores_nothing() -> None:
 
 def test_the_scored_set_is_the_filtered_set(make_record) -> None:
     """N, the time ranks and the mean-rating fallback all come from the files passing the filters."""
-    from anagnorisis.search.engine import SearchRequest, run_search
+    from anagnorisis.search import SearchRequest, run_search
 
     records = [
         track(make_record, "a.mp3", user_rating=4, last_played="2024-03-03T00:00:00Z"),

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from anagnorisis.search.vector_index import VectorIndex
-from anagnorisis.search.engine import (
+from anagnorisis.search import (
     MeaningSearchUnavailable,
     SearchError,
     SearchRequest,

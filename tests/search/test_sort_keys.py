@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from anagnorisis.search.engine import SORT_KEYS, SearchRequest, run_search
+from anagnorisis.search import SORT_KEYS, SearchRequest, run_search
 
 
 def sorted_paths(records, kind: str, sort: str, order: str = "desc") -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from anagnorisis.search.engine import SearchRequest, draw_order, run_search
+from anagnorisis.search import SearchRequest, draw_order, run_search
 
 
 def test_temperature_zero_is_the_plain_sort(make_record) -> None:

@@ -17,7 +17,7 @@ import soundfile
 
 from anagnorisis.media.playback import cover_path, transcoded_path
 from anagnorisis.recommend.plays import play_path
-from anagnorisis.search.engine import SearchRequest, run_search
+from anagnorisis.search import SearchRequest, run_search
 from anagnorisis.ui import music
 from anagnorisis.ui.browse import QUERY_ORDER, sort_choices
 from anagnorisis.ui.music import Player, View
