@@ -243,7 +243,8 @@ def why_markdown(ctx: AppContext, kind: str, path: str | None) -> str:
     """Handler core: the model rating ± uncertainty and the user's rated files nearest to the file at path."""
     if not path:
         one = noun(kind)
-        return f"Select {'an' if one[0] in 'aeiou' else 'a'} {md(one)} first."
+        article = "an" if one[0] in "aeiou" else "a"
+        return f"Select {article} {md(one)} first."  # trusted: article is a fixed word
     try:
         _record, document = taste.why(ctx.session, os.path.abspath(str(path)))
     except ServiceError as error:
