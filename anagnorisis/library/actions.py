@@ -5,10 +5,9 @@ import os
 import shutil
 from pathlib import Path
 
-import duckdb
-
 from anagnorisis.library.scan import display
-from anagnorisis.store.db import Store, utc_now
+from anagnorisis.store.db import Store
+from anagnorisis.store.files import mark_path_missing, move_file_row
 from anagnorisis.store.roots import list_roots
 
 ALLOWED = {"off": frozenset(), "move": frozenset({"move", "rename"}), "trash": frozenset({"move", "rename", "trash"})}
@@ -43,14 +42,8 @@ def _update_path(store: Store, kind: str, old: str, new: str, root: str) -> None
     relative = new_bytes[len(os.fsencode(root)):].lstrip(b"/")
     info = os.stat(new_bytes)
 
-    def write(conn: duckdb.DuckDBPyConnection) -> None:
-        conn.execute(
-            "UPDATE files SET path_bytes = ?, display_path = ?, relative_path = ?, root = ?, mtime = ?, last_seen = ?"
-            " WHERE kind = ? AND path_bytes = ? AND NOT missing",
-            [new_bytes, display(new_bytes), display(relative), root, info.st_mtime, utc_now(), kind, os.fsencode(old)],
-        )
-
-    store.write(write)
+    move_file_row(store, kind, os.fsencode(old), new_bytes, display_path=display(new_bytes),
+                  relative_path=display(relative), root=root, mtime=info.st_mtime)
 
 
 def move_file(store: Store, kind: str, path: str, folder: str, *, setting: str) -> str:
@@ -100,5 +93,4 @@ def trash_file(store: Store, kind: str, path: str, *, setting: str) -> None:
     _root_containing(store, kind, source)
     _check_writable(os.path.dirname(source))
     send2trash(source)
-    store.write(lambda conn: conn.execute(
-        "UPDATE files SET missing = true WHERE kind = ? AND path_bytes = ?", [kind, os.fsencode(source)]))
+    mark_path_missing(store, kind, os.fsencode(source))

@@ -18,13 +18,15 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 import duckdb
-import pyarrow as pa
 
 from anagnorisis.kinds import MediaError, MediaKind, all_kinds, get_kind
 from anagnorisis.library.hashing import HASH_ALGORITHM, content_hash
 from anagnorisis.store.db import Store, utc_now
+from anagnorisis.store.files import (insert_files, known_files, mark_file_missing, mark_files_present, rehome_files,
+                                     sweep_files, update_file)
 from anagnorisis.store.ratings import carry_hash
 from anagnorisis.store.roots import Root, list_roots
+from anagnorisis.store.skipped import replace_scan_issues
 
 log = logging.getLogger(__name__)
 
@@ -164,10 +166,7 @@ def probe(kind: MediaKind, walked: Walked) -> Probed:
 
 def _load_known(conn: duckdb.DuckDBPyConnection, kind: str, path_bytes: bytes | None = None) -> dict[bytes, Known]:
     """The kind's files rows by path (only the one path, when given)."""
-    sql = "SELECT id, path_bytes, size, mtime, content_hash, missing, root FROM files WHERE kind = $kind"
-    if path_bytes is not None:
-        sql += " AND path_bytes = $path"
-    rows = conn.execute(sql, {"kind": kind} | ({} if path_bytes is None else {"path": path_bytes})).fetchall()
+    rows = known_files(conn, kind, path_bytes)
     return {bytes(row[1]): Known(row[0], bytes(row[1]), *row[2:]) for row in rows}
 
 
@@ -210,39 +209,6 @@ def _row_values(scan: _KindScan, item: Probed) -> dict[str, Any]:
     }
 
 
-_UPDATE_SQL = (
-    "UPDATE files SET root = $root, relative_path = $relative_path, path_bytes = $path_bytes,"
-    " display_path = $display_path, size = $size, mtime = $mtime, content_hash = $content_hash,"
-    " hash_algorithm = $hash_algorithm, metadata = $metadata, missing = false, last_seen = $now"
-    " WHERE id = $id AND kind = $kind"
-)
-
-
-def _insert_rows(conn: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]], now: datetime) -> None:
-    if not rows:
-        return
-    columns = {key: [row[key] for row in rows] for key in rows[0]}
-    table = pa.table(
-        {
-            **{key: columns[key] for key in columns if key not in ("path_bytes", "size", "mtime")},
-            "path_bytes": pa.array(columns["path_bytes"], pa.binary()),
-            "size": pa.array(columns["size"], pa.int64()),
-            "mtime": pa.array(columns["mtime"], pa.float64()),
-        }
-    )
-    conn.register("new_files", table)
-    try:
-        conn.execute(
-            "INSERT INTO files (kind, root, relative_path, path_bytes, display_path, size, mtime, content_hash,"
-            " hash_algorithm, first_seen, last_seen, missing, metadata)"
-            " SELECT kind, root, relative_path, path_bytes, display_path, size, mtime, content_hash, hash_algorithm,"
-            " $now, $now, false, metadata FROM new_files",
-            {"now": now},
-        )
-    finally:
-        conn.unregister("new_files")
-
-
 def _apply_chunk(conn: duckdb.DuckDBPyConnection, scan: _KindScan, chunk: list[Probed]) -> None:
     inserts: list[dict[str, Any]] = []
     for item in chunk:
@@ -251,7 +217,7 @@ def _apply_chunk(conn: duckdb.DuckDBPyConnection, scan: _KindScan, chunk: list[P
         if item.bad_reason is not None:
             scan.note_bad(path_bytes, item.bad_reason)
             if known is not None and not known.missing:
-                conn.execute("UPDATE files SET missing = true WHERE id = ?", [known.id])
+                mark_file_missing(conn, known.id)
             continue
         if item.warning:
             log.warning("indexing %s with a warning: %s", display(path_bytes), item.warning)
@@ -264,36 +230,25 @@ def _apply_chunk(conn: duckdb.DuckDBPyConnection, scan: _KindScan, chunk: list[P
                     scan.report.carried += 1
             else:
                 scan.report.unchanged += 1
-            conn.execute(_UPDATE_SQL, {**values, "now": scan.now, "id": known.id})
+            update_file(conn, known.id, values, scan.now)
             continue
         twins = scan.vanished_by_hash.get(item.content_hash or "")
         if twins:
             moved = twins.pop()
             scan.vanished_ids.discard(moved.id)
             scan.report.moved += 1
-            conn.execute(_UPDATE_SQL, {**values, "now": scan.now, "id": moved.id})
+            update_file(conn, moved.id, values, scan.now)
             continue
         scan.report.new += 1
         inserts.append(values)
-    _insert_rows(conn, inserts, scan.now)
+    insert_files(conn, inserts, scan.now)
 
 
 def _finish_kind(conn: duckdb.DuckDBPyConnection, scan: _KindScan) -> None:
     """Sweep: files not seen are missing; everything still present was seen now; refresh the issue list."""
-    if scan.vanished_ids:
-        conn.execute("UPDATE files SET missing = true WHERE id IN (SELECT unnest($ids))", {"ids": list(scan.vanished_ids)})
+    sweep_files(conn, scan.kind.name, scan.vanished_ids, scan.now)
     scan.report.missing += len(scan.vanished_ids)
-    conn.execute("UPDATE files SET last_seen = ? WHERE kind = ? AND NOT missing", [scan.now, scan.kind.name])
-    first_seen = dict(
-        (bytes(path), seen)
-        for path, seen in conn.execute("SELECT path_bytes, first_seen FROM scan_issues WHERE kind = ?", [scan.kind.name]).fetchall()
-    )
-    conn.execute("DELETE FROM scan_issues WHERE kind = ?", [scan.kind.name])
-    for path_bytes, reason in scan.issues.items():
-        conn.execute(
-            "INSERT INTO scan_issues VALUES (?, ?, ?, ?, ?)",
-            [path_bytes, scan.kind.name, reason, first_seen.get(path_bytes, scan.now), scan.now],
-        )
+    replace_scan_issues(conn, scan.kind.name, scan.issues, scan.now)
 
 
 def _chunks(items: Iterable[Probed], size: int) -> Iterator[list[Probed]]:
@@ -338,12 +293,9 @@ def _scan_kind(store: Store, kind: MediaKind, report: ScanReport, progress: Prog
         else:
             to_probe.append(item)
     if reappeared:
-        store.write(lambda conn: conn.execute(
-            "UPDATE files SET missing = false WHERE id IN (SELECT unnest($ids))", {"ids": reappeared}))
+        mark_files_present(store, reappeared)
     if rehomed:
-        store.write(lambda conn: conn.executemany(
-            "UPDATE files SET root = ?, relative_path = ? WHERE id = ?",
-            [[root, relative, file_id] for file_id, root, relative in rehomed]))
+        rehome_files(store, rehomed)
     done = 0
     with ThreadPoolExecutor(PROBE_THREADS) as pool:
         results = pool.map(lambda item: probe(kind, item), to_probe)

@@ -167,7 +167,7 @@ def _merge_rating(conn: duckdb.DuckDBPyConnection, content_hash: str, rating: fl
     return apply_rating(conn, content_hash, rating, source="import", at=at or datetime(1970, 1, 1))
 
 
-def _merge_plays(conn: duckdb.DuckDBPyConnection, content_hash: str, full: int, skips: int, last: datetime | None) -> bool:
+def merge_plays(conn: duckdb.DuckDBPyConnection, content_hash: str, full: int, skips: int, last: datetime | None) -> bool:
     """Maximum counts and the latest time, never a sum, so importing twice changes nothing."""
     ours = conn.execute("SELECT full_plays, skips, last_played FROM plays WHERE content_hash = ?", [content_hash]).fetchone()
     if ours is None:
@@ -232,7 +232,7 @@ def _import_rows(conn: duckdb.DuckDBPyConnection, rows: list[_Row], counts: dict
             applied = _merge_rating(conn, row.content_hash, row.rating, row.rated_at)
             counts["ratings_applied" if applied else "ratings_kept"] += 1
         if row.plays is not None:
-            counts["plays_updated"] += _merge_plays(conn, row.content_hash, *row.plays)
+            counts["plays_updated"] += merge_plays(conn, row.content_hash, *row.plays)
 
 
 def _checked_preferences(rows: list[dict[str, Any]], skipped: list[dict[str, Any]]) -> list[dict[str, Any]]:

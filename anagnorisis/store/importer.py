@@ -20,7 +20,10 @@ import duckdb
 
 from anagnorisis.kinds import kind_of_extension
 from anagnorisis.store.db import Store, utc_now
-from anagnorisis.store.ratings import apply_rating
+from anagnorisis.store.exchange import merge_plays
+from anagnorisis.store.files import present_files_by_path
+from anagnorisis.store.legacy import open_sqlite_readonly, sqlite_columns, sqlite_rows, sqlite_tables
+from anagnorisis.store.ratings import apply_rating, rating_of
 
 
 
@@ -82,21 +85,16 @@ def _open_readonly(path: Path) -> sqlite3.Connection:
         raise NotAnAnagnorisisDatabase(f"{path} is a folder; give the path of the project.db file")
     if not path.is_file():
         raise NotAnAnagnorisisDatabase(f"{path} does not exist")
-    try:  # a URI, so that '#', '?' or '%' in the path are quoted and not read as URI syntax
-        connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-        connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    try:
+        connection = open_sqlite_readonly(path)
     except sqlite3.DatabaseError as error:
         raise NotAnAnagnorisisDatabase(f"{path} is not an SQLite database ({error})") from None
     return connection
 
 
-def _columns(connection: sqlite3.Connection, table: str) -> set[str]:
-    return {row[1] for row in connection.execute(f'PRAGMA table_info("{table}")')}
-
-
 def _usable_tables(connection: sqlite3.Connection, path: Path) -> dict[str, set[str]]:
-    tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    usable = {table: _columns(connection, table) for table in tables
+    tables = sqlite_tables(connection)
+    usable = {table: sqlite_columns(connection, table) for table in tables
               if (table in module_tables() or table == "files_library")}
     usable = {table: columns for table, columns in usable.items() if RATING_COLUMNS <= columns}
     if not usable:
@@ -114,9 +112,9 @@ def read_rows(path: Path) -> list[OldRow]:
         rows: list[OldRow] = []
         for table, columns in sorted(_usable_tables(connection, Path(path)).items()):
             plays = all(column in columns for column in PLAY_COLUMNS)
-            select = "hash, hash_algorithm, file_path, user_rating, user_rating_date" + (
-                ", full_play_count, skip_count, last_played" if plays else "")
-            for values in connection.execute(f'SELECT {select} FROM "{table}"'):
+            select = ["hash", "hash_algorithm", "file_path", "user_rating", "user_rating_date"] + (
+                list(PLAY_COLUMNS) if plays else [])
+            for values in sqlite_rows(connection, table, select):
                 row = _old_row(table, values, plays)
                 if row is not None:
                     rows.append(row)
@@ -167,8 +165,7 @@ class _Matcher:
     """Finds our content hash for an old row: by path, then by XXH3, then by MD5 of files no path matched."""
 
     def __init__(self, store: Store) -> None:
-        rows = store.read(lambda c: c.execute(
-            "SELECT kind, path_bytes, content_hash FROM files WHERE NOT missing AND content_hash IS NOT NULL").fetchall())
+        rows = present_files_by_path(store)
         self.by_path = {(kind, os.fsdecode(bytes(path))): content_hash for kind, path, content_hash in rows}
         self.hashes = {content_hash for _kind, _path, content_hash in rows}
         self.files = rows
@@ -208,7 +205,7 @@ class _Matcher:
 
 def _apply(conn: duckdb.DuckDBPyConnection, content_hash: str, row: OldRow, report: ImportReport) -> None:
     if row.user_rating is not None and 0 <= row.user_rating <= 10:
-        ours = conn.execute("SELECT rating, rated_at FROM ratings WHERE content_hash = ?", [content_hash]).fetchone()
+        ours = rating_of(conn, content_hash)
         if ours is not None and ours[0] != row.user_rating:
             report.conflicts += 1
         theirs_at = row.rated_at or datetime(1970, 1, 1)
@@ -216,18 +213,8 @@ def _apply(conn: duckdb.DuckDBPyConnection, content_hash: str, row: OldRow, repo
             report.ratings_applied += apply_rating(conn, content_hash, row.user_rating, source="anagnorisis",
                                                    at=theirs_at)
     if row.full_plays or row.skips or row.last_played:
-        current = conn.execute("SELECT full_plays, skips, last_played FROM plays WHERE content_hash = ?",
-                               [content_hash]).fetchone()
         full, skips = int(row.full_plays or 0), int(row.skips or 0)
-        if current is None:
-            conn.execute("INSERT INTO plays VALUES (?, ?, ?, ?)", [content_hash, full, skips, row.last_played])
-            report.plays_updated += 1
-            return
-        merged = (max(current[0], full), max(current[1], skips),
-                  max((t for t in (current[2], row.last_played) if t is not None), default=None))
-        if merged != tuple(current):
-            conn.execute("UPDATE plays SET full_plays = ?, skips = ?, last_played = ? WHERE content_hash = ?",
-                         [*merged, content_hash])
+        if merge_plays(conn, content_hash, full, skips, row.last_played):
             report.plays_updated += 1
 
 

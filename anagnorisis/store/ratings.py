@@ -100,3 +100,39 @@ def add_preference(
             "INSERT INTO preferences VALUES (?, ?, ?, ?, ?, ?)", [winner_hash, loser_hash, tie, kind, utc_now(), source]
         )
     )
+
+
+def rating_of(conn: duckdb.DuckDBPyConnection, content_hash: str) -> tuple[float, datetime] | None:
+    """(rating, rated_at) of this content, inside the caller's transaction; None when unrated."""
+    row = conn.execute("SELECT rating, rated_at FROM ratings WHERE content_hash = ?", [content_hash]).fetchone()
+    return None if row is None else (row[0], row[1])
+
+
+def ratings_of_kind(conn: duckdb.DuckDBPyConnection, kind: str) -> dict[str, float]:
+    """content hash → rating of every content a file of this kind has had (missing files too)."""
+    rows = conn.execute(
+        "SELECT r.content_hash, r.rating FROM ratings r"
+        " WHERE r.content_hash IN (SELECT content_hash FROM files WHERE kind = ?)", [kind]
+    ).fetchall()
+    return {content_hash: float(rating) for content_hash, rating in rows}
+
+
+def present_ratings(store: Store, kind: str) -> list[float]:
+    """Your ratings of the kind's present files (one per content)."""
+    rows = store.read(lambda c: c.execute(
+        "SELECT r.rating FROM ratings r WHERE r.rating IS NOT NULL AND r.content_hash IN"
+        " (SELECT content_hash FROM files WHERE kind = ? AND NOT missing)", [kind]).fetchall())
+    return [row[0] for row in rows]
+
+
+def choices_of_kind(conn: duckdb.DuckDBPyConnection, kind: str) -> list[tuple[str, str, bool]]:
+    """(winner, loser, tie) of the A/B choices made in this kind's tab (or of no kind), oldest first."""
+    return [(winner, loser, bool(tie)) for winner, loser, tie in conn.execute(
+        "SELECT winner_hash, loser_hash, tie FROM preferences WHERE kind = ? OR kind IS NULL"
+        " ORDER BY chosen_at", [kind]
+    ).fetchall()]
+
+
+def preference_pairs(store: Store) -> list[tuple[str, str]]:
+    """(winner, loser) of every A/B choice of any kind."""
+    return store.read(lambda c: c.execute("SELECT winner_hash, loser_hash FROM preferences").fetchall())

@@ -200,6 +200,16 @@ def embedded_hashes(store: Store, model_id: str) -> set[str]:
     return {row[0] for row in rows}
 
 
+def embedded_present_hashes(store: Store, kind: str, model_id: str) -> list[str]:
+    """The content hashes of the kind's present files that have a vector of `model_id`, sorted."""
+    rows = store.read(lambda c: c.execute(
+        "SELECT DISTINCT f.content_hash FROM files f JOIN embeddings e"
+        " ON e.content_hash = f.content_hash AND e.model_id = ?"
+        " WHERE f.kind = ? AND NOT f.missing ORDER BY f.content_hash", [model_id, kind]
+    ).fetchall())
+    return [row[0] for row in rows]
+
+
 def load_vectors(store: Store, model_id: str, hashes: Sequence[str] | None = None) -> tuple[list[str], Vectors]:
     """All vectors of a model (or those of the given hashes that exist), as (hashes, one float32 matrix)."""
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from anagnorisis.config import noun
 from anagnorisis.store.db import Store, utc_now
-from anagnorisis.store.ratings import add_preference
+from anagnorisis.store.ratings import add_preference, preference_pairs
 from anagnorisis.store.records import Record, iso_utc, present_files, public_record
 from anagnorisis.store.vectors import embedded_hashes, load_vectors
 from anagnorisis.taste import active
@@ -232,7 +232,7 @@ def next_pair(store: Store, settings: Any, kind: str, *, session: Any = None, se
 
 
 def _asked_pairs(store: Store) -> set[tuple[str, str]]:
-    rows = store.read(lambda c: c.execute("SELECT winner_hash, loser_hash FROM preferences").fetchall())
+    rows = preference_pairs(store)
     return {(min(w, l), max(w, l)) for w, l in rows}
 
 

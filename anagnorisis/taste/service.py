@@ -24,12 +24,15 @@ from typing import Any, Callable, ContextManager, Iterator, NamedTuple
 
 import duckdb
 import numpy as np
-import pyarrow as pa
 
 from anagnorisis.config import noun
-from anagnorisis.store.db import Store, utc_now
+from anagnorisis.store.db import Store
+from anagnorisis.store.files import content_hashes_of_kind, present_hashes
+from anagnorisis.store.models import (activate_model_version, active_model_version, add_active_model,
+                                      model_versions_of, replace_predictions, stored_model)
+from anagnorisis.store.ratings import choices_of_kind, ratings_of_kind
 from anagnorisis.store.records import iso_utc
-from anagnorisis.store.vectors import load_vectors
+from anagnorisis.store.vectors import embedded_present_hashes, load_vectors
 
 if TYPE_CHECKING:  # the taste core brings torch: imported only when training, so the app starts fast
     from anagnorisis.taste.train import Event, TrainResult
@@ -77,29 +80,6 @@ class TrainOutcome:
 # ---------------------------------------------------------------- the training set
 
 
-def _kind_hashes(conn: duckdb.DuckDBPyConnection, kind: str) -> set[str]:
-    """Every content hash a file of this kind has had (missing files too: their ratings still say what you like)."""
-    rows = conn.execute(
-        "SELECT DISTINCT content_hash FROM files WHERE kind = ? AND content_hash IS NOT NULL", [kind]
-    ).fetchall()
-    return {row[0] for row in rows}
-
-
-def _ratings_of(conn: duckdb.DuckDBPyConnection, kind: str) -> dict[str, float]:
-    rows = conn.execute(
-        "SELECT r.content_hash, r.rating FROM ratings r"
-        " WHERE r.content_hash IN (SELECT content_hash FROM files WHERE kind = ?)", [kind]
-    ).fetchall()
-    return {content_hash: float(rating) for content_hash, rating in rows}
-
-
-def _choices_of(conn: duckdb.DuckDBPyConnection, kind: str) -> list[tuple[str, str, bool]]:
-    return [(winner, loser, bool(tie)) for winner, loser, tie in conn.execute(
-        "SELECT winner_hash, loser_hash, tie FROM preferences WHERE kind = ? OR kind IS NULL"
-        " ORDER BY chosen_at", [kind]
-    ).fetchall()]
-
-
 def training_set(store: Store, kind: str, model_id: str,
                  vectors: Callable[[list[str]], tuple[list[str], np.ndarray]] | None = None) -> TrainingSet:
     """User ratings of a kind joined with that model's vectors, plus A/B choices mapped to row pairs.
@@ -110,7 +90,7 @@ def training_set(store: Store, kind: str, model_id: str,
     """
 
     def read(conn: duckdb.DuckDBPyConnection) -> tuple[set[str], dict[str, float], list[tuple[str, str, bool]]]:
-        return _kind_hashes(conn, kind), _ratings_of(conn, kind), _choices_of(conn, kind)
+        return content_hashes_of_kind(conn, kind), ratings_of_kind(conn, kind), choices_of_kind(conn, kind)
 
     of_kind, ratings, choices = store.read(read)
     choices = [c for c in choices if c[0] in of_kind and c[1] in of_kind and c[0] != c[1]]
@@ -129,22 +109,14 @@ def library_sample(store: Store, kind: str, model_id: str, size: int, seed: int 
     """Vectors of `model_id` for up to `size` files of the kind, drawn at random (seeded): the unrated
     library the graph model learns its neighbourhoods from."""
 
-    def read(conn: duckdb.DuckDBPyConnection) -> list[str]:
-        rows = conn.execute(
-            "SELECT DISTINCT f.content_hash FROM files f JOIN embeddings e"
-            " ON e.content_hash = f.content_hash AND e.model_id = ?"
-            " WHERE f.kind = ? AND NOT f.missing ORDER BY f.content_hash", [model_id, kind]
-        ).fetchall()
-        return [row[0] for row in rows]
-
-    hashes = store.read(read)
+    hashes = embedded_present_hashes(store, kind, model_id)
     if len(hashes) > size:
         hashes = [hashes[i] for i in sorted(np.random.default_rng(seed).choice(len(hashes), size, replace=False))]
     return load_vectors(store, model_id, hashes)[1] if hashes else np.zeros((0, 0), np.float32)
 
 
 def count_ratings(store: Store, kind: str) -> int:
-    return len(store.read(lambda conn: _ratings_of(conn, kind)))
+    return len(store.read(lambda conn: ratings_of_kind(conn, kind)))
 
 
 # ---------------------------------------------------------------- the models table
@@ -161,9 +133,7 @@ def model_path(data_dir: Path, stored: str) -> Path:
 
 
 def active_version(store: Store, kind: str) -> int | None:
-    row = store.read(lambda c: c.execute(
-        "SELECT max(version) FROM models WHERE kind = ? AND active", [kind]).fetchone())
-    return None if row is None or row[0] is None else int(row[0])
+    return active_model_version(store, kind)
 
 
 def active_model(store: Store, kind: str) -> dict[str, Any] | None:
@@ -172,11 +142,7 @@ def active_model(store: Store, kind: str) -> dict[str, Any] | None:
 
 
 def _model_row(store: Store, kind: str, version: int | None) -> dict[str, Any] | None:
-    where = "version = ?" if version is not None else "active ORDER BY version DESC LIMIT 1"
-    params: list[Any] = [kind] + ([version] if version is not None else [])
-    row = store.read(lambda c: c.execute(
-        "SELECT version, kind, embedding_model, created_at, winner, metrics, file, active FROM models"
-        f" WHERE kind = ? AND {where}", params).fetchone())
+    row = stored_model(store, kind, version)
     if row is None:
         return None
     version_, kind_, embedding_model, created_at, winner, metrics, file, active = row
@@ -187,10 +153,7 @@ def _model_row(store: Store, kind: str, version: int | None) -> dict[str, Any] |
 
 def model_versions(store: Store, kind: str) -> list[dict[str, Any]]:
     """Every trained version of a kind, newest first, with the winner's metrics and its prediction count."""
-    rows = store.read(lambda c: c.execute(
-        "SELECT m.version, m.embedding_model, m.created_at, m.winner, m.metrics, m.file, m.active,"
-        " (SELECT count(*) FROM predictions p WHERE p.model_version = m.version)"
-        " FROM models m WHERE m.kind = ? ORDER BY m.version DESC", [kind]).fetchall())
+    rows = model_versions_of(store, kind)
     versions = []
     for version, embedding_model, created_at, winner, metrics, file, active, predicted in rows:
         report = json.loads(metrics) if metrics else {}
@@ -214,10 +177,7 @@ def rollback(store: Store, kind: str, version: int) -> dict[str, Any]:
         raise TasteError(f"the file of {kind} model v{version} is missing ({model_path(data_dir, row['file'])})")
     previous = active_version(store, kind)
 
-    def activate(conn: duckdb.DuckDBPyConnection) -> None:
-        conn.execute("UPDATE models SET active = (version = ?) WHERE kind = ?", [int(version), kind])
-
-    store.write(activate)
+    activate_model_version(store, kind, int(version))
     return {"kind": kind, "model_version": int(version), "previous_version": previous,
             "embedding_model": row["embedding_model"], "winner": row["winner"]}
 
@@ -319,34 +279,19 @@ def _save_version(
     result.model.save(staging)  # saved before the row exists: a kill here leaves no row without a file
     report = {**result.summary(), "n_preferences": n_preferences}
 
-    def register(conn: duckdb.DuckDBPyConnection) -> tuple[int, Path]:
-        (latest,) = conn.execute("SELECT coalesce(max(version), 0) FROM models").fetchone() or (0,)
-        version = int(latest) + 1
+    def place(version: int) -> str:
         final = folder / f"{kind}-v{version}.pt"
         os.replace(staging, final)
-        conn.execute("UPDATE models SET active = false WHERE kind = ? AND active", [kind])
-        conn.execute(
-            "INSERT INTO models(version, kind, embedding_model, created_at, winner, metrics, file, active)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, true)",
-            [version, kind, model_id, utc_now(), result.winner, json.dumps(report),
-             str(final.relative_to(data_dir))],
-        )
-        return version, final
+        return str(final.relative_to(data_dir))
 
     try:
-        return store.write(register)
+        version = add_active_model(store, kind, model_id, result.winner, json.dumps(report), place)
+        return version, folder / f"{kind}-v{version}.pt"
     finally:
         staging.unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------- predicting
-
-
-def _present_hashes(store: Store, kind: str) -> list[str]:
-    rows = store.read(lambda c: c.execute(
-        "SELECT DISTINCT content_hash FROM files WHERE kind = ? AND NOT missing AND content_hash IS NOT NULL"
-        " ORDER BY content_hash", [kind]).fetchall())
-    return [row[0] for row in rows]
 
 
 def load_active_model(store: Store, kind: str) -> tuple[dict[str, Any], Any]:
@@ -366,28 +311,8 @@ def load_active_model(store: Store, kind: str) -> tuple[dict[str, Any], Any]:
 
 def _write_predictions(store: Store, kind: str, version: int, hashes: list[str], ratings: np.ndarray,
                        uncertainty: np.ndarray) -> None:
-    """Replace this version's predictions with the new ones, in one insert from an Arrow table."""
-    now = utc_now()
-    table = pa.table({
-        "content_hash": pa.array(hashes, pa.string()),
-        "kind": pa.array([kind] * len(hashes), pa.string()),
-        "model_version": pa.array(np.full(len(hashes), version, dtype=np.int32)),
-        "rating": pa.array(np.clip(ratings, MIN_RATING, MAX_RATING).astype(np.float64)),
-        "uncertainty": pa.array(np.asarray(uncertainty, dtype=np.float64)),
-        "predicted_at": pa.array([now] * len(hashes), pa.timestamp("us")),
-    })
-
-    def write(conn: duckdb.DuckDBPyConnection) -> None:
-        conn.execute("DELETE FROM predictions WHERE model_version = ?", [version])
-        conn.register("new_predictions", table)
-        try:
-            conn.execute("INSERT INTO predictions(content_hash, kind, model_version, rating, uncertainty, predicted_at)"
-                         " SELECT content_hash, kind, model_version, rating, uncertainty, predicted_at"
-                         " FROM new_predictions")
-        finally:
-            conn.unregister("new_predictions")
-
-    store.write(write)
+    """Replace this version's predictions with the new ones (clipped to the rating scale)."""
+    replace_predictions(store, kind, version, hashes, np.clip(ratings, MIN_RATING, MAX_RATING), uncertainty)
 
 
 def predict_kind(
@@ -407,7 +332,7 @@ def predict_kind(
     """
     started = time.perf_counter()
     row, model = load_active_model(store, kind)
-    wanted = _present_hashes(store, kind)
+    wanted = present_hashes(store, kind)
     found: list[str] = []
     ratings: list[np.ndarray] = []
     spreads: list[np.ndarray] = []

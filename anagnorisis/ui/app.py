@@ -20,6 +20,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # only an explicit model download 
 import gradio as gr  # noqa: E402  (the environment above must be set before Gradio is imported)
 
 from anagnorisis.config import Settings, load_settings  # noqa: E402
+from anagnorisis.store.files import library_has_files  # noqa: E402
 from anagnorisis.ui.context import AppContext  # noqa: E402
 from anagnorisis.ui.guard import is_loopback  # noqa: E402
 from anagnorisis.ui.images import KEYBOARD_JS  # noqa: E402
@@ -236,8 +237,7 @@ def first_start_text(ctx: AppContext) -> str:
 
 
 def library_is_empty(ctx: AppContext) -> bool:
-    return not ctx.session.store.read(
-        lambda c: c.execute("SELECT EXISTS (SELECT 1 FROM files WHERE NOT missing)").fetchone()[0])
+    return not library_has_files(ctx.session.store)
 
 
 def download_label(ctx: AppContext) -> str:

@@ -10,6 +10,7 @@ from typing import Any
 
 import gradio as gr
 
+from anagnorisis.store.skipped import skipped_files
 from anagnorisis.ui.context import AppContext
 from anagnorisis.ui.safe import md, md_code
 
@@ -18,13 +19,8 @@ SHOWN_AT_MOST = 500  # files listed in the panel; the count in its label is alwa
 
 def skipped_rows(ctx: AppContext, kind: str, limit: int = SHOWN_AT_MOST) -> tuple[int, list[tuple[str, str]]]:
     """(how many files of the kind were skipped, the first `limit` of them as (path, reason), by path)."""
-    def read(conn: Any) -> tuple[int, list[tuple[str, str]]]:
-        total = conn.execute("SELECT count(*) FROM scan_issues WHERE kind = ?", [kind]).fetchone()[0]
-        rows = conn.execute("SELECT path_bytes, reason FROM scan_issues WHERE kind = ? ORDER BY path_bytes LIMIT ?",
-                            [kind, limit]).fetchall() if total and limit else []
-        return int(total), [(bytes(path).decode("utf-8", "replace"), str(reason)) for path, reason in rows]
-
-    return ctx.session.store.read(read)
+    total, rows = skipped_files(ctx.session.store, kind, limit)
+    return total, [(path.decode("utf-8", "replace"), reason) for path, reason in rows]
 
 
 def skipped_markdown(ctx: AppContext, kind: str, label: Callable[[str], str] = str,

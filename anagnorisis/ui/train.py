@@ -24,6 +24,7 @@ import pandas as pd
 from anagnorisis.config import noun
 from anagnorisis.kinds import kind_names
 from anagnorisis.jobs import Job, Jobs
+from anagnorisis.store.ratings import present_ratings
 from anagnorisis.taste.service import (
     TasteError, TrainOutcome, active_model, model_versions, predict_kind, rollback, train_and_save,
 )
@@ -290,10 +291,7 @@ def build_report(outcome: TrainOutcome) -> TrainReport:
 
 def current_ratings(ctx: AppContext, kind: str) -> np.ndarray:
     """Your ratings of the kind's present files (one per content)."""
-    rows = ctx.session.store.read(lambda c: c.execute(
-        "SELECT r.rating FROM ratings r WHERE r.rating IS NOT NULL AND r.content_hash IN"
-        " (SELECT content_hash FROM files WHERE kind = ? AND NOT missing)", [kind]).fetchall())
-    return np.asarray([row[0] for row in rows], dtype=np.float64)
+    return np.asarray(present_ratings(ctx.session.store, kind), dtype=np.float64)
 
 
 SavedView = tuple[str, str, list[list[Any]], pd.DataFrame, pd.DataFrame, pd.DataFrame, list[list[Any]]]
