@@ -928,3 +928,87 @@ def main(argv: list[str] | None = None) -> int:
         # second error when Python flushes the closed stdout at exit.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return OUTPUT_CLOSED_STATUS
+
+
+# ---------------------------------------------------------------- background jobs: jobs [list|log|pause|resume|cancel]
+# Background jobs live in the running app (SPEC §13); forwarded there, the command reaches them through the app's
+# session. Run with no app, there are none: `list` says so, the others fail.
+
+JOB_ACTIONS = ("pause", "resume", "cancel")
+
+
+def _app_jobs(ctx: Context) -> Any:
+    """The running app's Jobs when this command was forwarded into it, else None."""
+    return getattr(ctx.session, "jobs", None)
+
+
+def _job_named(ctx: Context, words: list[str], doing: str) -> Any:
+    """The app's job of this name (names may hold spaces: "download images"), or CommandFailed saying why not."""
+    jobs, name = _app_jobs(ctx), " ".join(words)
+    if jobs is None:
+        raise CommandFailed(f"no app is running on {ctx.data_dir}, so there are no background jobs to {doing}; "
+                            "jobs run in the app (python app.py)")
+    job = jobs.get(name)
+    if job is None:
+        known = ", ".join(repr(job.name) for job in jobs.all()) or "none"
+        raise CommandFailed(f"no job named {name!r} (jobs: {known})")
+    return job
+
+
+def _job_row(job: Any) -> str:
+    share = f"{job.done}/{job.total}" if job.total else ""
+    return f"{job.name:<22} {job.state:<9} {share:>11}  {job.error or job.message}"
+
+
+def _jobs_list(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
+    jobs = _app_jobs(ctx)
+    if jobs is None:
+        ctx.say(f"no app is running on {ctx.data_dir}: there are no background jobs")
+        return {"jobs": []}
+    listed = jobs.all()
+    ctx.say("\n".join(_job_row(job) for job in listed) if listed else "no background jobs")
+    return {"jobs": [job.as_dict() for job in listed]}
+
+
+def _jobs_log(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
+    job = _job_named(ctx, args.name, "read")
+    lines = list(job.lines)
+    ctx.say("\n".join(lines) if lines else f"{job.name}: no log lines")
+    return {"job": job.as_dict(), "lines": lines}
+
+
+def _jobs_act(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
+    action = args.jobs_command
+    job = _job_named(ctx, args.name, action)
+    if not getattr(job, action)():
+        wanted = "paused" if action == "resume" else "running" if action == "pause" else "running or paused"
+        raise CommandFailed(f"job {job.name!r} is {job.state}; only a {wanted} job can be {action}d")
+    after = {"pause": "pauses at its next checkpoint", "resume": "goes on",
+             "cancel": "stops at its next checkpoint, keeping what it finished"}[action]
+    ctx.say(f"{job.name}: {after}")
+    return {"job": job.as_dict(), "jobs": [one.as_dict() for one in _app_jobs(ctx).all()]}
+
+
+def cmd_jobs(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
+    """SPEC §1 `jobs` · `jobs pause|resume|cancel NAME`, and `jobs log NAME` (a job's recent log lines)."""
+    command = args.jobs_command or "list"
+    if command == "list":
+        return _jobs_list(ctx, args)
+    if command == "log":
+        return _jobs_log(ctx, args)
+    return _jobs_act(ctx, args)
+
+
+def _add_jobs_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
+    jobs = commands.add_parser("jobs", parents=[common], help="the running app's background jobs")
+    jobs_commands = jobs.add_subparsers(dest="jobs_command", required=False, parser_class=_Parser)
+    jobs_commands.add_parser("list", parents=[common], help="jobs with state and progress (the default)")
+    for name, what in (("log", "a job's recent log lines"), ("pause", "pause a job at its next checkpoint"),
+                       ("resume", "resume a paused job"), ("cancel", "stop a job, keeping what it finished")):
+        sub = jobs_commands.add_parser(name, parents=[common], help=what)
+        sub.add_argument("name", nargs="+", help="the job's name, as `jobs list` shows it (e.g. scan, embed)")
+
+
+COMMANDS["jobs"] = cmd_jobs
+EXTRA_PARSERS.append(_add_jobs_parsers)
+READ_ONLY_COMMANDS.add("jobs")  # the app keeps its cached records after a forwarded `jobs`

@@ -6,6 +6,7 @@ from typing import Any
 import gradio as gr
 
 from anagnorisis.config import KINDS
+from anagnorisis.jobs import Job, JobCancelled, job_tqdm
 from anagnorisis.ui.context import AppContext, CommandError
 from anagnorisis.ui.safe import md
 
@@ -72,11 +73,22 @@ def start_download(ctx: AppContext, kind: str) -> str:
     if ctx.settings.offline:
         return "downloads are off (offline mode); turn offline mode off to download models"
 
-    def work(job: Any) -> dict[str, Any]:
-        job.message = f"{kind}: {ctx.settings.model_for(kind)}"  # plain text: a job message
-        return ctx.run_command("models", "download", kind)
+    def work(job: Job) -> dict[str, Any]:
+        from anagnorisis.embed.registry import download_for_kind
 
-    def then(job: Any) -> None:
+        model = ctx.settings.model_for(kind)
+        job.note(f"{kind}: {model} (MB)")  # plain text: a job message
+        try:  # every chunk received is a checkpoint: pause waits there, cancel keeps the partial file for a resume
+            folder = download_for_kind(kind, ctx.settings, tqdm_class=job_tqdm(job))
+        except JobCancelled:
+            raise
+        except Exception as error:  # network or hub errors: say which model; what was fetched stays for a resume
+            raise RuntimeError(f"downloading the {kind} model ({model}) failed: {error}; "  # plain text: job error
+                               "download again to resume") from None
+        job.note(f"{kind}: {model} downloaded")  # plain text: a job message
+        return {"kind": kind, "model": model, "path": str(folder) if folder else None}
+
+    def then(job: Job) -> None:
         from anagnorisis.embed.registry import forget_encoders
 
         if job.state == "done":
