@@ -40,6 +40,9 @@ class Session:
         # The running app sets this to its GPU lock, so a CLI command forwarded into the app (train, predict,
         # embed) waits for the UI's GPU work instead of running beside it; a CLI run alone leaves it None.
         self.gpu_lock: Any = None
+        # The running app sets this to its background jobs (anagnorisis.jobs.Jobs), so `jobs` forwarded from the
+        # CLI lists and controls them; a CLI run alone leaves it None (no app, no background jobs).
+        self.jobs: Any = None
 
     @property
     def data_dir(self) -> Path:

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, TextIO
 
-from anagnorisis.cli import exchange, library, ratings, search, taste
+from anagnorisis.cli import exchange, jobs, library, ratings, search, taste
 from anagnorisis.cli.context import CommandFailed, Context, Parser, UsageError, absolute, check_kind
 from anagnorisis.config import load_settings
 from anagnorisis.serve_options import add_serve_options
@@ -31,7 +31,7 @@ log = logging.getLogger("anagnorisis")
 Handler = Callable[[Context, argparse.Namespace], dict[str, Any]]
 
 # The parser table: each group adds its subcommands (in this order in --help) and names their handlers.
-GROUPS = (library, ratings, exchange, search, taste)
+GROUPS = (library, ratings, exchange, search, taste, jobs)
 COMMANDS: dict[str, Handler] = {name: handler for group in GROUPS for name, handler in group.COMMANDS.items()}
 # Later modules add subcommands here: (subparsers, common parent) -> None, and their handler to COMMANDS.
 EXTRA_PARSERS: list[Callable[[Any, argparse.ArgumentParser], None]] = []
@@ -39,7 +39,7 @@ EXTRA_PARSERS: list[Callable[[Any, argparse.ArgumentParser], None]] = []
 # Commands that never forward: they start the app.
 LOCAL_COMMANDS = {"serve"}
 # Commands after which the running app reloads its cached records (ratings patch the cache themselves).
-READ_ONLY_COMMANDS = {"search", "export", "rate", "unrate", "next", "prefer", "why", "serve"}
+READ_ONLY_COMMANDS = {"search", "export", "rate", "unrate", "next", "prefer", "why", "serve", "jobs"}
 # The exit status of a program stopped because the reader of its output left (128 + SIGPIPE, as a shell says).
 OUTPUT_CLOSED_STATUS = 141
 

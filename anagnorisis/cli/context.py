@@ -66,6 +66,11 @@ class Context:
         return self._session
 
     @property
+    def app_session(self) -> Any:
+        """The running app's session when this command was forwarded into it, else None (nothing is opened)."""
+        return self._session if self.in_app else None
+
+    @property
     def in_app(self) -> bool:
         """True when this command was forwarded into the running app (its session is lent)."""
         return not self.owns_store

@@ -10,8 +10,8 @@ import logging
 import os
 import stat
 import time
-from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
+from collections import defaultdict, deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -35,8 +35,12 @@ log = logging.getLogger(__name__)
 COMMIT_EVERY_FILES = 1000
 # Probing is I/O and C-library bound (Pillow, PyAV, xxhash release the GIL), so a few threads per core pay off.
 PROBE_THREADS = max(2, min(8, 2 * (os.cpu_count() or 1)))
+# Probes queued ahead of the one being recorded: enough to keep every probe thread busy, few enough that a
+# paused scan stops reading files within a moment.
+PROBES_AHEAD = 4 * PROBE_THREADS
 
 Progress = Callable[[int, int, str], None]  # (done, total, stage)
+ShouldStop = Callable[[], bool]  # a checkpoint between two files: True ends the scan there (it may block, paused)
 
 
 @dataclass
@@ -50,12 +54,13 @@ class ScanReport:
     bad: list[dict[str, str]] = field(default_factory=list)
     warnings: list[dict[str, str]] = field(default_factory=list)
     seconds: float = 0.0
+    stopped: bool = False  # should_stop() ended it: what it recorded stays, a later scan finishes the rest
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "new": self.new, "changed": self.changed, "moved": self.moved, "missing": self.missing,
             "unchanged": self.unchanged, "carried": self.carried, "bad": self.bad, "warnings": self.warnings,
-            "seconds": round(self.seconds, 3),
+            "seconds": round(self.seconds, 3), "stopped": self.stopped,
         }
 
 
@@ -251,27 +256,69 @@ def _finish_kind(conn: duckdb.DuckDBPyConnection, scan: _KindScan) -> None:
     replace_scan_issues(conn, scan.kind.name, scan.issues, scan.now)
 
 
-def _chunks(items: Iterable[Probed], size: int) -> Iterator[list[Probed]]:
-    chunk: list[Probed] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
+def _probe_ahead(pool: ThreadPoolExecutor, kind: MediaKind, items: list[Walked]) -> Iterator[Probed]:
+    """probe() of each item, in order, at most PROBES_AHEAD in flight: a paused scan stops hashing soon after,
+    and closing the iterator drops the probes not started."""
+    pending: deque[Future[Probed]] = deque()
+    try:
+        for item in items:
+            pending.append(pool.submit(probe, kind, item))
+            if len(pending) >= PROBES_AHEAD:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for future in pending:
+            future.cancel()
 
 
-def _scan_kind(store: Store, kind: MediaKind, report: ScanReport, progress: Progress | None) -> None:
-    roots = list_roots(store, kind.name)
-    known = store.read(lambda conn: _load_known(conn, kind.name))
-    scan = _KindScan(kind, report, known, {}, set(), {root.path: root for root in roots}, utc_now())
+def _walk_roots(roots: list[Root], scan: _KindScan, should_stop: ShouldStop) -> list[Walked] | None:
+    """Every file of the kind under its roots; None when should_stop() ended the walk."""
     walked: list[Walked] = []
     for root in roots:
         if not os.path.isdir(root.path):
-            log.warning("library root %s (%s) is not reachable; its files are marked missing", root.path, kind.name)
+            log.warning("library root %s (%s) is not reachable; its files are marked missing", root.path, scan.kind.name)
             continue
-        walked.extend(walk_root(root.path, kind.extensions, scan.note_bad))
+        for item in walk_root(root.path, scan.kind.extensions, scan.note_bad):
+            if should_stop():
+                return None
+            walked.append(item)
+    return walked
+
+
+def _record_probed(store: Store, scan: _KindScan, results: Iterable[Probed], total: int,
+                   progress: Progress | None, should_stop: ShouldStop) -> bool:
+    """Write the probed files chunk by chunk; on a stop, the files probed so far are written and True returned."""
+    done = 0
+    chunk: list[Probed] = []
+    stopped = False
+    for item in results:
+        chunk.append(item)
+        stopped = should_stop()
+        if len(chunk) >= COMMIT_EVERY_FILES or stopped:
+            store.write(lambda conn: _apply_chunk(conn, scan, chunk))
+            done += len(chunk)
+            chunk = []
+            if progress:
+                progress(done, total, scan.kind.name)
+        if stopped:
+            return True
+    if chunk:
+        store.write(lambda conn: _apply_chunk(conn, scan, chunk))
+        if progress:
+            progress(done + len(chunk), total, scan.kind.name)
+    return False
+
+
+def _scan_kind(store: Store, kind: MediaKind, report: ScanReport, progress: Progress | None,
+               should_stop: ShouldStop) -> bool:
+    """Scan one kind; True when should_stop() ended it (then nothing is swept: a later scan does it)."""
+    roots = list_roots(store, kind.name)
+    known = store.read(lambda conn: _load_known(conn, kind.name))
+    scan = _KindScan(kind, report, known, {}, set(), {root.path: root for root in roots}, utc_now())
+    walked = _walk_roots(roots, scan, should_stop)
+    if walked is None:
+        return True
     seen = {item.path_bytes for item in walked}
     for row in known.values():
         if not row.missing and row.path_bytes not in seen:
@@ -296,24 +343,34 @@ def _scan_kind(store: Store, kind: MediaKind, report: ScanReport, progress: Prog
         mark_files_present(store, reappeared)
     if rehomed:
         rehome_files(store, rehomed)
-    done = 0
     with ThreadPoolExecutor(PROBE_THREADS) as pool:
-        results = pool.map(lambda item: probe(kind, item), to_probe)
-        for chunk in _chunks(results, COMMIT_EVERY_FILES):
-            store.write(lambda conn: _apply_chunk(conn, scan, chunk))
-            done += len(chunk)
-            if progress:
-                progress(done, len(to_probe), kind.name)
+        results = _probe_ahead(pool, kind, to_probe)
+        try:
+            stopped = _record_probed(store, scan, results, len(to_probe), progress, should_stop)
+        finally:
+            results.close()  # after a stop: the probes not started yet are dropped, not waited for
+    if stopped:
+        # No sweep: files not reached yet are not missing. Every row written is as a full scan writes it, and
+        # the next scan sees those files unchanged and probes only the rest.
+        return True
     store.write(lambda conn: _finish_kind(conn, scan))
+    return False
 
 
-def scan(store: Store, kinds: list[str] | None = None, progress: Progress | None = None) -> ScanReport:
-    """Scan the roots of the given kinds (all by default) and return SPEC §1's scan report."""
+def scan(store: Store, kinds: list[str] | None = None, progress: Progress | None = None, *,
+         should_stop: ShouldStop | None = None) -> ScanReport:
+    """Scan the roots of the given kinds (all by default) and return SPEC §1's scan report.
+
+    `should_stop` is asked between two files (a job's checkpoint: it may block while the job is paused); when it
+    says stop, the files probed so far are recorded, the scan ends with `stopped` set, and a later scan finishes
+    the job (it finds the recorded files unchanged)."""
     started = time.perf_counter()
     report = ScanReport()
     selected = [get_kind(name) for name in kinds] if kinds else all_kinds()
     for kind in selected:
-        _scan_kind(store, kind, report, progress)
+        if _scan_kind(store, kind, report, progress, should_stop or (lambda: False)):
+            report.stopped = True
+            break
     report.seconds = time.perf_counter() - started
     return report
 

@@ -54,6 +54,7 @@ def download(session: Any, kind: str | None = None, *, force: bool = False,
              tqdm_class: Any = None) -> list[dict[str, Any]]:
     """Fetch the configured model of each kind (or one) into the Hugging Face cache, resuming partial files."""
     from anagnorisis.embed.registry import DownloadRefused, download_for_kind
+    from anagnorisis.jobs import JobCancelled
 
     settings = session.settings
     if settings.offline:
@@ -65,6 +66,8 @@ def download(session: Any, kind: str | None = None, *, force: bool = False,
                                        **({"tqdm_class": tqdm_class} if tqdm_class is not None else {}))
         except DownloadRefused as error:
             raise BadRequest(str(error)) from None
+        except JobCancelled:
+            raise  # a cancelled download keeps what it fetched for a resume
         except Exception as error:  # network or hub errors: say which model, keep what was fetched for a resume
             raise Failed(f"downloading the {name} model ({settings.model_for(name)}) failed: {error}; "
                          "run the command again to resume") from None

@@ -21,6 +21,7 @@ import gradio as gr  # noqa: E402  (the environment above must be set before Gra
 
 from anagnorisis.config import Settings, load_settings  # noqa: E402
 from anagnorisis.store.files import library_has_files  # noqa: E402
+from anagnorisis.ui import jobs_panel  # noqa: E402
 from anagnorisis.ui.context import AppContext  # noqa: E402
 from anagnorisis.ui.guard import is_loopback  # noqa: E402
 from anagnorisis.ui.images import KEYBOARD_JS  # noqa: E402
@@ -332,12 +333,14 @@ def build_app(data_dir: str | None = None, config: str | None = None, **settings
     resolved = resolved.with_stored(stored_settings(store))
     ctx = AppContext(resolved, Session(resolved, store))
     ctx.session.gpu_lock = ctx.jobs.gpu_lock
+    ctx.session.jobs = ctx.jobs  # `jobs` forwarded from the CLI reaches them through the session
     with AnagnorisisBlocks(title="Anagnorisis", analytics_enabled=False) as app:
         app.context = ctx
         with gr.Row():
             gr.Markdown("# Anagnorisis")
             status = gr.Markdown("starting…", elem_id="status-line")
             rescan = gr.Button("Rescan", scale=0, elem_id="rescan")
+        jobs_panel.render(ctx)
         with gr.Column(visible=library_is_empty(ctx), elem_id="first-start") as first_start:
             gr.Markdown(first_start_text(ctx))
             models = gr.Markdown("**Models**: checking…", elem_id="models-status")

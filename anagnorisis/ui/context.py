@@ -73,7 +73,7 @@ class AppContext:
         """The running job of this name, with these kinds noted for a run right after it; None when it is free."""
         with self.again_lock:
             job = self.jobs.get(name)
-            if job is None or job.state != "running":
+            if job is None or not job.active:
                 return None
             if name in self.again and self.again[name] is None or kinds is None:
                 self.again[name] = None
@@ -99,9 +99,10 @@ class AppContext:
             return running
 
         def work(job: Job) -> dict[str, Any]:
-            report = scan(self.session.store, kinds, lambda done, total, kind: job.progress(done, total, kind))
-            job.message = (f"{report.new:d} new, {report.changed:d} changed, {report.missing:d} missing, "
-                           f"{len(report.bad)} bad")
+            report = scan(self.session.store, kinds, lambda done, total, kind: job.progress(done, total, kind),
+                          should_stop=job.checkpoint)
+            job.note(f"{report.new:d} new, {report.changed:d} changed, {report.missing:d} missing, "
+                     f"{len(report.bad)} bad" + (" (stopped: a later scan finishes it)" if report.stopped else ""))
             return report.as_dict()
 
         def then(job: Job) -> None:
@@ -125,17 +126,19 @@ class AppContext:
 
             totals: dict[str, Any] = {}
             for kind in kinds or kind_names():
-                if job.should_stop():
+                if job.checkpoint():
                     break
                 encoder, _status = self.session.encoder(kind)
-                job.message = f"{kind} with {encoder.model_id}"  # plain text: Job.message, escaped by the status line
-                with self.jobs.gpu_lock:
+                job.note(f"{kind} with {encoder.model_id}")  # plain text: Job.message, escaped by the status line
+                with self.jobs.gpu_turn(job):
                     totals[kind] = embed_missing(self.session.store, kind, encoder,
                                                  progress=lambda done, total: job.progress(done, total),
-                                                 should_stop=job.should_stop)
+                                                 should_stop=job.checkpoint)
                 self.session.invalidate(kind)
-            job.message = ", ".join(f"{kind}: {doc.get('embedded', 0):d} embedded"  # plain text: Job.message
-                                    for kind, doc in totals.items())
+                for failure in totals[kind]["failed"]:
+                    job.log_line(f"skipped {failure['path']}: {failure['reason']}")  # plain text: a job's log line
+            job.note(", ".join(f"{kind}: {doc.get('embedded', 0):d} embedded"  # plain text: Job.message
+                               for kind, doc in totals.items()))
             return totals
 
         return self.jobs.start("embed", work, on_done=lambda _job: self._run_again("embed", self.start_embed))

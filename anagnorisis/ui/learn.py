@@ -1,7 +1,7 @@
 """Rate next, A/B questions and "why this rating" in every media tab: plain handlers and the shared controls.
 
-The queue and the explanation come from the CLI's `next` and `why` (``ctx.run_command``, the code the CLI and the
-named endpoints run); an A/B answer goes through `prefer`. The question itself comes from
+The queue and the explanation come from ``service.taste.next_files`` and ``why`` (the calls the CLI's `next` and
+`why` and the named endpoints make); an A/B answer goes through ``service.ratings.prefer``. The question itself comes from
 ``taste.queue.next_pair``, which has no command of its own. Each tab says how it shows one file of a question
 (a ``Preview``) and fills its own list with the queue; the rest is here, once for the four tabs.
 """

@@ -5,6 +5,7 @@ from typing import Any
 
 import gradio as gr
 
+from anagnorisis.jobs import Job, job_tqdm
 from anagnorisis.kinds import kind_names
 from anagnorisis.service import ServiceError
 from anagnorisis.ui.context import AppContext
@@ -80,13 +81,17 @@ def start_download(ctx: AppContext, kind: str) -> str:
     if ctx.settings.offline:
         return "downloads are off (offline mode); turn offline mode off to download models"
 
-    def work(job: Any) -> dict[str, Any]:
-        job.message = f"{kind}: {ctx.settings.model_for(kind)}"  # plain text: a job message
-        from anagnorisis.service.embed import download, models
+    def work(job: Job) -> dict[str, Any]:
+        from anagnorisis.service.embed import download
 
-        return {"models": models(ctx.session), "downloaded": download(ctx.session, kind)}
+        model = ctx.settings.model_for(kind)
+        job.note(f"{kind}: {model} (MB)")  # plain text: a job message
+        # Every chunk received is a checkpoint: pause waits there, cancel keeps the partial file for a resume.
+        downloaded = download(ctx.session, kind, tqdm_class=job_tqdm(job))[0]
+        job.note(f"{kind}: {model} downloaded")  # plain text: a job message
+        return downloaded
 
-    def then(job: Any) -> None:
+    def then(job: Job) -> None:
         from anagnorisis.embed.registry import forget_encoders
 
         if job.state == "done":

@@ -366,14 +366,17 @@ def start_predict(ctx: AppContext, kind: str) -> Job:
 
     def work(job: Job) -> dict[str, Any]:
         done: dict[str, Any] = {}
-        while not job.should_stop() and (next_kind := waiting.pop()) is not None:
-            job.message = f"{next_kind}: rating every file"  # plain text: a job message
+        while not job.checkpoint() and (next_kind := waiting.pop()) is not None:
+            job.note(f"{next_kind}: rating every file")  # plain text: a job message
             document = predict_kind(ctx.session.store, ctx.settings, next_kind, progress=job.progress,
-                                    should_stop=job.should_stop, gpu_lock=ctx.jobs.gpu_lock)
+                                    should_stop=job.checkpoint, gpu_lock=ctx.jobs.gpu_turn(job))
             ctx.session.invalidate(next_kind)
             done[next_kind] = document
-            job.message = (f"{next_kind}: {int(document['predicted'])} files rated by "  # plain text: a job message
-                           f"model v{int(document['model_version'])}")
+            if document.get("stopped"):  # cancelled: nothing written, the earlier ratings stay
+                job.note(f"{next_kind}: stopped; the earlier model ratings stay")  # plain text: a job message
+                break
+            job.note(f"{next_kind}: {int(document['predicted'])} files rated by "  # plain text: a job message
+                     f"model v{int(document['model_version'])}")
         return done
 
     def then(job: Job) -> None:

@@ -253,13 +253,14 @@ def start_preparing(ctx: AppContext, player: Player, record: dict[str, Any]) -> 
     def work(job: Any) -> str:
         def progress(done: float, total: float) -> None:
             job.progress(int(100 * done / total) if total else 0, 100, title)
+            job.check()  # a checkpoint: waits while paused, ends the conversion (its partial file removed) on cancel
 
         ready = str(playable_path(record, ctx.session.previews_dir, progress, force=force))
         job.message = f"{title} is ready to play"  # plain text: a job message
         return ready
 
     for job in ctx.jobs.visible():  # one "video preparation done" on the status line at a time, not a pile
-        if job.name.startswith(prepare_job_name("")) and job.state != "running":
+        if job.name.startswith(prepare_job_name("")) and not job.active:
             ctx.jobs.forget(job.name)
     ctx.jobs.start(name, work, label="video preparation")
     player = replace(player, preparing=name, finished=True)
@@ -276,13 +277,15 @@ def poll(ctx: AppContext, player: Player) -> PlayerUpdate:
     track = player.current()
     if job is None or track is None:
         return idle(player, "Stopped.")
-    if job.state == "running":
+    if job.active:
         share = f"{int(job.done)}%" if job.total else "…"
+        share += " (paused)" if job.state == "paused" else ""
         preparing = f"Preparing {os.path.basename(track[0])} for the browser… {share}"  # plain text: message_html
         return (message_html(preparing, "video-preparing"), gr.update(), gr.update(), gr.update(), player, gr.update())
     record = ctx.session.record_by_path(KIND, track[0])
     if job.state != "done" or record is None:
-        return cannot_play(player, record, track[0], VideoError(job.error or "preparing it failed"))
+        said = "preparing it was cancelled" if job.state == "cancelled" else "preparing it failed"
+        return cannot_play(player, record, track[0], VideoError(job.error or said))
     return show_video(player, record, Path(str(job.result)))
 
 

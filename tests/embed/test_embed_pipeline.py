@@ -168,3 +168,32 @@ def test_a_streaming_model_encoder_saves_each_of_its_batches(store: Store, libra
     assert report["embedded"] == 5 and batches == [0, 2, 4, 5]
     hashes, vectors = load_vectors(store, str(tiny_siglip))
     assert len(hashes) == 5 and vectors.shape == (5, 32)
+
+
+def test_a_should_stop_that_blocks_pauses_the_embed_after_a_saved_batch(store: Store, library: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A paused job blocks in should_stop (its checkpoint): the batch before it is stored, nothing after it."""
+    import threading
+
+    import anagnorisis.embed.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "BATCH_FILES", 2)
+    _photos(library, 5)
+    scan(store, ["images"])
+    reached, go = threading.Event(), threading.Event()
+
+    def checkpoint() -> bool:
+        reached.set()
+        go.wait(30)
+        return False
+
+    reports: list[dict[str, object]] = []
+    worker = threading.Thread(target=lambda: reports.append(embed_missing(store, "images", CountingEncoder(),
+                                                                          should_stop=checkpoint)))
+    worker.start()
+    assert reached.wait(30)
+    assert len(embedded_hashes(store, "basic-image-v1")) == 2, "the batch before the pause is committed"
+    go.set()
+    worker.join(30)
+    assert (reports[0]["embedded"], reports[0]["stopped"]) == (5, False)
+    assert len(embedded_hashes(store, "basic-image-v1")) == 5

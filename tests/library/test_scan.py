@@ -212,3 +212,48 @@ def test_a_root_replaced_by_its_parent_takes_its_files_over(cli: Cli, tmp_path: 
     assert record["user_rating"] == 7
     cli.json("embed", "images")
     assert cli.json("search", "images", str(photo), "--mode", "similar")["total"] == 0  # found; nothing else to match
+
+
+def test_a_scan_stopped_between_files_keeps_what_it_recorded_and_the_next_scan_finishes_it(tmp_path: Path) -> None:
+    """should_stop() is asked between files; a stop records the files probed so far, sweeps nothing, and the next
+    scan ends where an uninterrupted one would (a moved file keeps its row either way)."""
+    from anagnorisis.library.scan import scan
+    from anagnorisis.store import Store
+    from anagnorisis.store.roots import add_root
+
+    library = tmp_path / "library"
+    (library / "sub").mkdir(parents=True)
+    photos = [write_jpeg(library / f"photo {index}.jpg", color=(30 * index, 90, 200 - 20 * index))
+              for index in range(6)]
+    stores = {name: Store.open(tmp_path / name / "anagnorisis.duckdb") for name in ("stopped", "whole")}
+    try:
+        for store in stores.values():
+            add_root(store, "images", library)
+            assert scan(store, ["images"]).new == 6
+
+        def rows(store: Store) -> dict[str, tuple[object, ...]]:
+            return {path: (file_id, content_hash, missing) for file_id, path, content_hash, missing in store.read(
+                lambda c: c.execute("SELECT id, relative_path, content_hash, missing FROM files").fetchall())}
+
+        before = rows(stores["stopped"])
+        photos[0].rename(library / "sub" / "renamed.jpg")
+        for index in range(6, 10):
+            write_jpeg(library / f"photo {index}.jpg", color=(20 * index, 40, 100))
+        asked = []
+        # 10 files are walked (a checkpoint each), then 5 probed: stop after the second probe
+        report = scan(stores["stopped"], ["images"], should_stop=lambda: asked.append(1) or len(asked) >= 12)
+        assert report.stopped and report.as_dict()["stopped"] is True
+        assert report.new + report.moved == 2 and report.missing == 0
+        halfway = rows(stores["stopped"])
+        assert not any(missing for _id, _hash, missing in halfway.values()), "nothing is swept by a stopped scan"
+        assert len(halfway) == 6 + report.new
+        rest = scan(stores["stopped"], ["images"])
+        assert not rest.stopped and rest.new + rest.moved == 3 and rest.missing == 0
+        scan(stores["whole"], ["images"])
+        finished = rows(stores["stopped"])
+        assert ({path: row[1:] for path, row in finished.items()}
+                == {path: row[1:] for path, row in rows(stores["whole"]).items()})
+        assert finished["sub/renamed.jpg"][0] == before["photo 0.jpg"][0], "the moved file kept its row"
+    finally:
+        for store in stores.values():
+            store.close()
