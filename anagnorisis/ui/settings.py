@@ -107,7 +107,9 @@ def exchange(ctx: AppContext, action: str, path: str) -> str:
         return f"{md(action)} failed: type a file's path first, ending in .csv or .parquet"
     from anagnorisis.service import exchange as files
 
-    run = files.export if action == "export" else files.import_export
+    run = {"export": files.export, "import": files.import_export,
+           "import-anagnorisis": lambda session, path: files.import_anagnorisis(session, path, maps=[],
+                                                                                media_dirs={})}[action]
     try:
         document = run(ctx.session, path.strip())
     except ServiceError as error:
