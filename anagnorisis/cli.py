@@ -15,7 +15,7 @@ from typing import Any, Callable, NoReturn, TextIO
 from anagnorisis.config import KINDS, Settings, load_settings, noun
 from anagnorisis.kinds import MediaError
 from anagnorisis.serve import add_serve_options, serve
-from anagnorisis.store import Store, StoreError
+from anagnorisis.store import LockWaitAbandoned, Store, StoreError
 from anagnorisis.store.ratings import RatingOutOfRange, check_rating, set_rating
 
 log = logging.getLogger("anagnorisis")
@@ -49,6 +49,7 @@ class Context:
     _store: Store | None = None
     owns_store: bool = True  # False when the running app lends its store to a forwarded command
     session: Any = None  # the running app's Session (cached records and indexes), lent with its store
+    give_up_waiting: Callable[[], bool] | None = None  # asked while the database is locked: stop waiting?
 
     @property
     def data_dir(self) -> Path:
@@ -59,7 +60,7 @@ class Context:
         if self._store is None:
             from anagnorisis.store.settings import stored_settings
 
-            self._store = open_library(self.settings)
+            self._store = open_library(self.settings, give_up=self.give_up_waiting)
             self.settings = self.settings.with_stored(stored_settings(self._store))
         return self._store
 
@@ -77,7 +78,8 @@ class Context:
         self._store = None
 
 
-def open_library(settings: Settings, *, wait_seconds: float | None = None) -> Store:
+def open_library(settings: Settings, *, wait_seconds: float | None = None,
+                 give_up: Callable[[], bool] | None = None) -> Store:
     """Open the database of a data dir and apply the roots named in settings (or the default folders)."""
     from anagnorisis.store.roots import list_roots, sync_config_roots
 
@@ -86,7 +88,7 @@ def open_library(settings: Settings, *, wait_seconds: float | None = None) -> St
     data_dir = settings.data_path
     make_private(data_dir)  # umask 077 from here on: the database, its WAL, backups … are the owner's alone
     wait = settings.lock_wait_seconds if wait_seconds is None else wait_seconds
-    store = Store.open(data_dir / DB_FILE_NAME, wait_seconds=wait)
+    store = Store.open(data_dir / DB_FILE_NAME, wait_seconds=wait, give_up=give_up)
     kinds_with_roots = {root.kind for root in list_roots(store)}
     configured: dict[str, list[str]] = {}
     for kind in KINDS:
@@ -211,6 +213,7 @@ def _rate_one(ctx: Context, path: str, rating: float | None) -> dict[str, Any]:
 def _rate_stdin(ctx: Context) -> dict[str, Any]:
     """PATH<TAB>RATING per line; `ok` is printed only after the rating is committed."""
     rated, failed = 0, []
+    ctx.store  # opened (or handed to an app that starts meanwhile) before a line is read
     for line in ctx.stdin:
         line = line.rstrip("\n")
         if not line.strip():
@@ -818,6 +821,17 @@ def _absolute_globals(argv: list[str], cwd: str) -> list[str]:
     return out
 
 
+def _forward(info: dict[str, Any], args: argparse.Namespace, argv: list[str], stdin: TextIO, stdout: TextIO,
+             stderr: TextIO) -> int:
+    """Run the command in the live app instead."""
+    from anagnorisis.remote import forward
+
+    here = _absolute_globals(argv, os.getcwd())  # the app runs in its own folder
+    if args.command == "rate" and args.stdin:
+        return _forward_rate_stdin(info, here, stdin, stdout, stderr)
+    return forward(info, ["--cwd", os.getcwd(), *here], stdout, stderr)
+
+
 def _forward_rate_stdin(info: dict[str, Any], argv: list[str], stdin: TextIO, stdout: TextIO, stderr: TextIO) -> int:
     """Each line becomes one forwarded `rate`, so `ok` still means committed, line by line. argv's --data-dir and
     --config are absolute already, so the first `rate` in it is the command."""
@@ -871,24 +885,27 @@ def run(
         return 2
     if args.command == "serve":  # the app owns the data dir itself; a second app there is refused with its PID
         return serve(args.host, args.port, args.share, args.data_dir, args.config, open_browser=not args.no_browser)
-    if allow_forward and store is None and args.command not in LOCAL_COMMANDS:
-        from anagnorisis.remote import forward, live_app
+    from anagnorisis.remote import live_app
 
-        info = live_app(settings.data_path)
-        if info is not None:
-            here = _absolute_globals(argv, os.getcwd())  # the app runs in its own folder
-            if args.command == "rate" and args.stdin:
-                return _forward_rate_stdin(info, here, stdin, stdout, stderr)
-            return forward(info, ["--cwd", os.getcwd(), *here], stdout, stderr)
+    forwardable = allow_forward and store is None and args.command not in LOCAL_COMMANDS
+    if forwardable and (info := live_app(settings.data_path)) is not None:
+        return _forward(info, args, argv, stdin, stdout, stderr)
     _setup_logging(settings.data_path)
     if store is not None:
         from anagnorisis.store.settings import stored_settings
 
         settings = settings.with_stored(stored_settings(store))
     ctx = Context(settings, json_output=bool(args.json), stdout=stdout, stderr=stderr, stdin=stdin,
-                  cwd=args.cwd or os.getcwd(), _store=store, owns_store=store is None, session=session)
+                  cwd=args.cwd or os.getcwd(), _store=store, owns_store=store is None, session=session,
+                  give_up_waiting=(lambda: live_app(settings.data_path) is not None) if forwardable else None)
     try:
         result = COMMANDS[args.command](ctx, args)
+    except LockWaitAbandoned as error:  # an app started on the data dir while this waited for it: the app runs it
+        info = live_app(settings.data_path)
+        if info is not None:
+            return _forward(info, args, argv, stdin, stdout, stderr)
+        _emit_error(ctx.json_output, stdout, stderr, "failed", str(error))
+        return 1
     except UsageError as error:
         _emit_error(ctx.json_output, stdout, stderr, "usage", str(error))
         return 2

@@ -103,7 +103,7 @@ def test_the_images_entry_command_serves_with_the_images_environment(tmp_path: P
                 assert process.poll() is None, process.stdout.read() if process.stdout else ""
                 assert time.monotonic() < deadline, "the entry command did not serve in time"
                 time.sleep(0.25)
-        deadline = time.monotonic() + 10  # app.json is written right after the server starts answering
+        deadline = time.monotonic() + 10  # app.json is written before the server starts answering
         while not (tmp_path / "state" / "app.json").exists():
             assert time.monotonic() < deadline, "app.json was not written"
             time.sleep(0.1)
