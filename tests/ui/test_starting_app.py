@@ -78,6 +78,39 @@ def test_a_rating_run_the_moment_the_page_first_answers_is_forwarded_and_stored(
     assert {item["path"]: item["user_rating"] for item in stored} == wanted
 
 
+def holds_file(pid: int, path: Path) -> bool:
+    """Whether process pid has path open (Linux /proc)."""
+    try:
+        return any(os.path.realpath(f"/proc/{pid}/fd/{fd}") == str(path.resolve())
+                   for fd in os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="reads open files from /proc")
+def test_a_rating_run_while_the_app_holds_the_database_but_has_not_announced_itself_is_forwarded(
+        tmp_path: Path) -> None:
+    """The app opens the database, then builds its tabs and starts serving: a command run in between finds no app,
+    waits for the lock, and forwards as soon as the app announces itself."""
+    library, data, log = tmp_path / "library", tmp_path / "data", tmp_path / "app.log"
+    photo = make_photos(library, count=1)[0]
+    Cli(data).json("library", "add", "images", str(library))
+    Cli(data).json("scan", "images")
+    app = start_serving(data, free_port(), log)
+    try:
+        while not holds_file(app.pid, data / "anagnorisis.duckdb"):
+            assert app.poll() is None, log.read_text()[-3000:]
+            time.sleep(0.01)
+        announced_before = app_file(data).exists()
+        rated = Cli(data).subprocess("--json", "rate", str(photo), "6", timeout=90)
+    finally:
+        assert stop(app) == 0, log.read_text()[-3000:]
+    assert rated.code == 0, (rated.stdout, rated.stderr)
+    assert json.loads(rated.stdout)["record"]["user_rating"] == 6
+    assert not announced_before, "the command was run before the app announced itself"
+    assert Cli(data).json("search", "images", "--rated")["results"][0]["user_rating"] == 6
+
+
 def test_an_app_that_cannot_take_its_port_leaves_no_announcement(tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     import socket
