@@ -3,6 +3,10 @@
 The app writes `<data-dir>/app.json` {pid, port, token} (mode 0600) and removes it on exit. A CLI command that
 finds a live app posts its argv to a loopback-only route that requires the token; the app runs the same command
 code on its own store and streams stdout, stderr and the exit status back as JSON lines.
+
+The app announces itself before its server accepts a connection (from the server's startup hook), so whoever sees
+its page answer also finds app.json; a command that arrives in the moment between the announcement and the server
+listening tries again, and one that arrives before the app has finished starting waits on the route until it has.
 """
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import os
 import queue
 import secrets
 import threading
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -19,6 +24,10 @@ from typing import Any, Callable, Iterator, TextIO
 APP_FILE = "app.json"
 ROUTE = "/anagnorisis/cli"
 TOKEN_HEADER = "X-Anagnorisis-Token"
+# How long a forwarded command keeps trying an announced app whose server does not listen yet, in seconds: app.json
+# is written just before the port is bound, and a loaded machine may take a while between the two.
+STARTING_WAIT_SECONDS = 30.0
+STARTING_RETRY_SECONDS = 0.1
 
 
 def app_file(data_dir: Path) -> Path:
@@ -91,20 +100,45 @@ def forward(info: dict[str, Any], argv: list[str], stdout: TextIO, stderr: TextI
         f"http://127.0.0.1:{info['port']}{ROUTE}", data=body, method="POST",
         headers={"Content-Type": "application/json", TOKEN_HEADER: str(info["token"])},
     )
-    # A loopback call must never go through a proxy named in the environment.
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
-        with opener.open(request, timeout=3600) as response:
+        with _open_when_listening(request, info) as response:
             for raw in response:
                 message = json.loads(raw)
                 if "exit" in message:
                     return int(message["exit"])
                 _copy(stdout if message.get("stream") == "stdout" else stderr, message["data"])
+    except urllib.error.HTTPError as error:
+        print(f"error: the running app (PID {info['pid']}) refused the command: {_reason(error)}", file=stderr)
+        return 1
     except (urllib.error.URLError, ConnectionError, TimeoutError) as error:
         print(f"error: the running app (PID {info['pid']}) did not answer: {error}", file=stderr)
         return 1
     print("error: the running app closed the connection before the command finished", file=stderr)
     return 1
+
+
+def _open_when_listening(request: urllib.request.Request, info: dict[str, Any]) -> Any:
+    """Send the request; while the connection is refused and the announced app still runs, it is starting: try
+    again (nothing reached it, so nothing can run twice)."""
+    # A loopback call must never go through a proxy named in the environment.
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    deadline = time.monotonic() + STARTING_WAIT_SECONDS
+    while True:
+        try:
+            return opener.open(request, timeout=3600)
+        except urllib.error.URLError as error:
+            starting = isinstance(error.reason, ConnectionRefusedError) and _pid_alive(int(info["pid"]))
+            if not starting or time.monotonic() >= deadline:
+                raise
+        time.sleep(STARTING_RETRY_SECONDS)
+
+
+def _reason(error: urllib.error.HTTPError) -> str:
+    """The app's own words for a refusal ({"error": …}), else the HTTP status."""
+    try:
+        return str(json.loads(error.read())["error"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"HTTP {error.code}"
 
 
 class _QueueWriter:

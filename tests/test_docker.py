@@ -8,6 +8,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -89,6 +90,8 @@ def test_the_images_entry_command_serves_with_the_images_environment(tmp_path: P
                    "HF_HOME": str(tmp_path / "state" / "models")}
     process = subprocess.Popen([sys.executable if part == "python3" else part for part in command], cwd=REPO,
                                env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(process.stdout or []), daemon=True).start()
     try:
         deadline = time.monotonic() + 90
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -100,17 +103,18 @@ def test_the_images_entry_command_serves_with_the_images_environment(tmp_path: P
                     assert response.status == 200
                     break
             except OSError:
-                assert process.poll() is None, process.stdout.read() if process.stdout else ""
+                assert process.poll() is None, "".join(lines)
                 assert time.monotonic() < deadline, "the entry command did not serve in time"
                 time.sleep(0.25)
-        deadline = time.monotonic() + 10  # app.json is written right after the server starts answering
-        while not (tmp_path / "state" / "app.json").exists():
-            assert time.monotonic() < deadline, "app.json was not written"
+        assert (tmp_path / "state" / "app.json").exists(), "app.json is written before the server answers"
+        deadline = time.monotonic() + 30  # the address is printed once launch() has finished its own checks
+        while not any("Anagnorisis is running" in line for line in lines):
+            assert time.monotonic() < deadline, "".join(lines)
             time.sleep(0.1)
     finally:
         process.terminate()
         process.wait(timeout=30)
     assert not (tmp_path / "state" / "app.json").exists(), "app.json is removed on exit"
-    printed = process.stdout.read() if process.stdout else ""
+    printed = "".join(lines)
     assert re.search(r"0\.0\.0\.0", printed) is not None
     assert f"/?token={token}" in printed, "the image prints the address with the owner's token"

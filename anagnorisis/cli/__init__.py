@@ -21,7 +21,7 @@ from anagnorisis.config import load_settings
 from anagnorisis.serve_options import add_serve_options
 from anagnorisis.service.errors import BadRequest, Failed
 from anagnorisis.service.library import DB_FILE_NAME, open_library
-from anagnorisis.store import Store, StoreError
+from anagnorisis.store import LockWaitAbandoned, Store, StoreError
 
 __all__ = ["COMMANDS", "CommandFailed", "Context", "DB_FILE_NAME", "UsageError", "build_parser", "check_kind", "main",
            "open_library", "run"]
@@ -121,6 +121,17 @@ def _absolute_globals(argv: list[str], cwd: str) -> list[str]:
     return out
 
 
+def _forward(info: dict[str, Any], args: argparse.Namespace, argv: list[str], stdin: TextIO, stdout: TextIO,
+             stderr: TextIO) -> int:
+    """Run the command in the live app instead."""
+    from anagnorisis.remote import forward
+
+    here = _absolute_globals(argv, os.getcwd())  # the app runs in its own folder
+    if args.command == "rate" and args.stdin:
+        return _forward_rate_stdin(info, here, stdin, stdout, stderr)
+    return forward(info, ["--cwd", os.getcwd(), *here], stdout, stderr)
+
+
 def _forward_rate_stdin(info: dict[str, Any], argv: list[str], stdin: TextIO, stdout: TextIO, stderr: TextIO) -> int:
     """Each line becomes one forwarded `rate`, so `ok` still means committed, line by line. argv's --data-dir and
     --config are absolute already, so the first `rate` in it is the command."""
@@ -180,24 +191,27 @@ def run(
                         "`python app.py`")
             return 2
         return serve(args.host, args.port, args.share, args.data_dir, args.config, open_browser=not args.no_browser)
-    if allow_forward and store is None and args.command not in LOCAL_COMMANDS:
-        from anagnorisis.remote import forward, live_app
+    from anagnorisis.remote import live_app
 
-        info = live_app(settings.data_path)
-        if info is not None:
-            here = _absolute_globals(argv, os.getcwd())  # the app runs in its own folder
-            if args.command == "rate" and args.stdin:
-                return _forward_rate_stdin(info, here, stdin, stdout, stderr)
-            return forward(info, ["--cwd", os.getcwd(), *here], stdout, stderr)
+    forwardable = allow_forward and store is None and args.command not in LOCAL_COMMANDS
+    if forwardable and (info := live_app(settings.data_path)) is not None:
+        return _forward(info, args, argv, stdin, stdout, stderr)
     _setup_logging(settings.data_path)
     if store is not None:
         from anagnorisis.store.settings import stored_settings
 
         settings = settings.with_stored(stored_settings(store))
     ctx = Context(settings, json_output=bool(args.json), stdout=stdout, stderr=stderr, stdin=stdin,
-                  cwd=args.cwd or os.getcwd(), _store=store, owns_store=store is None, _session=session)
+                  cwd=args.cwd or os.getcwd(), _store=store, owns_store=store is None, _session=session,
+                  give_up_waiting=(lambda: live_app(settings.data_path) is not None) if forwardable else None)
     try:
         result = COMMANDS[args.command](ctx, args)
+    except LockWaitAbandoned as error:  # an app started on the data dir while this waited for it: the app runs it
+        info = live_app(settings.data_path)
+        if info is not None:
+            return _forward(info, args, argv, stdin, stdout, stderr)
+        _emit_error(ctx.json_output, stdout, stderr, "failed", str(error))
+        return 1
     except BadRequest as error:
         _emit_error(ctx.json_output, stdout, stderr, "usage", str(error))
         return 2

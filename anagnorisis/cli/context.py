@@ -6,7 +6,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn, TextIO
+from typing import Any, Callable, NoReturn, TextIO
 
 from anagnorisis.config import Settings
 from anagnorisis.service.errors import BadRequest, Failed
@@ -40,6 +40,7 @@ class Context:
     _store: Store | None = None
     owns_store: bool = True
     _session: Any = None
+    give_up_waiting: Callable[[], bool] | None = None  # asked while the database is locked: stop waiting?
 
     @property
     def data_dir(self) -> Path:
@@ -51,7 +52,7 @@ class Context:
             from anagnorisis.service.library import open_library
             from anagnorisis.store.settings import stored_settings
 
-            self._store = open_library(self.settings)
+            self._store = open_library(self.settings, give_up=self.give_up_waiting)
             self.settings = self.settings.with_stored(stored_settings(self._store))
         return self._store
 

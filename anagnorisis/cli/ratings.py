@@ -14,6 +14,7 @@ from anagnorisis.store.records import public_record
 def _rate_stdin(ctx: Context) -> dict[str, Any]:
     """PATH<TAB>RATING per line; `ok` is printed only after the rating is committed."""
     rated, failed = 0, []
+    ctx.store  # opened (or handed to an app that starts meanwhile) before a line is read
     for line in ctx.stdin:
         line = line.rstrip("\n")
         if not line.strip():

@@ -17,15 +17,17 @@ DB_FILE_NAME = "anagnorisis.duckdb"
 
 
 def open_library(settings: Settings, *, wait_seconds: float | None = None,
-                 while_waiting: Callable[[], bool] | None = None) -> Store:
-    """Open the database of a data dir and apply the roots named in settings (or the default folders)."""
+                 give_up: Callable[[], bool] | None = None) -> Store:
+    """Open the database of a data dir and apply the roots named in settings (or the default folders). While
+    another process holds the database, `give_up()` is asked at every retry: True stops the wait with
+    LockWaitAbandoned (an app appeared that the command can be forwarded to)."""
     from anagnorisis.private import make_private
     from anagnorisis.store.roots import list_roots, sync_config_roots
 
     data_dir = settings.data_path
     make_private(data_dir)  # umask 077 from here on: the database, its WAL, backups … are the owner's alone
     wait = settings.lock_wait_seconds if wait_seconds is None else wait_seconds
-    store = Store.open(data_dir / DB_FILE_NAME, wait_seconds=wait)
+    store = Store.open(data_dir / DB_FILE_NAME, wait_seconds=wait, give_up=give_up)
     kinds_with_roots = {root.kind for root in list_roots(store)}
     configured: dict[str, list[str]] = {}
     for kind in kind_names():

@@ -1,4 +1,4 @@
 from anagnorisis.store.db import Store, utc_now
-from anagnorisis.store.errors import SchemaTooNew, StoreBusy, StoreError
+from anagnorisis.store.errors import LockWaitAbandoned, SchemaTooNew, StoreBusy, StoreError
 
-__all__ = ["SchemaTooNew", "Store", "StoreBusy", "StoreError", "utc_now"]
+__all__ = ["LockWaitAbandoned", "SchemaTooNew", "Store", "StoreBusy", "StoreError", "utc_now"]

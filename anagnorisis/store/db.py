@@ -12,7 +12,7 @@ from typing import Callable, TypeVar
 import duckdb
 
 from anagnorisis.store import schema
-from anagnorisis.store.errors import StoreBusy, StoreError
+from anagnorisis.store.errors import LockWaitAbandoned, StoreBusy, StoreError
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -24,7 +24,9 @@ CACHE_KEEP_BYTES = 32 << 20
 
 # How long an open waits for another process to let go of the file before giving up, in seconds (SPEC §1).
 LOCK_WAIT_SECONDS = 30.0
-LOCK_RETRY_SECONDS = 0.25
+# How often it tries again, and asks its caller whether to go on waiting (an app that starts meanwhile announces
+# itself in app.json; a command waiting for the file then forwards to it).
+LOCK_RETRY_SECONDS = 0.2
 
 
 def utc_now() -> datetime:
@@ -37,7 +39,7 @@ def _lock_holder(message: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def _connect(path: Path, wait_seconds: float) -> duckdb.DuckDBPyConnection:
+def _connect(path: Path, wait_seconds: float, give_up: Callable[[], bool] | None) -> duckdb.DuckDBPyConnection:
     deadline = time.monotonic() + wait_seconds
     while True:
         try:
@@ -45,6 +47,8 @@ def _connect(path: Path, wait_seconds: float) -> duckdb.DuckDBPyConnection:
         except duckdb.IOException as error:
             if "lock" not in str(error).lower():
                 raise StoreError(f"cannot open database {path}: {error}") from None
+            if give_up is not None and give_up():
+                raise LockWaitAbandoned(_lock_holder(str(error)), path) from None
             if time.monotonic() >= deadline:
                 raise StoreBusy(_lock_holder(str(error)), path) from None
             time.sleep(LOCK_RETRY_SECONDS)
@@ -59,13 +63,16 @@ class Store:
         self._write_lock = threading.RLock()
 
     @classmethod
-    def open(cls, path: Path, *, wait_seconds: float = LOCK_WAIT_SECONDS) -> "Store":
+    def open(cls, path: Path, *, wait_seconds: float = LOCK_WAIT_SECONDS,
+             give_up: Callable[[], bool] | None = None) -> "Store":
+        """Open the file, waiting up to wait_seconds while another process holds it; give_up, asked at every retry,
+        ends the wait early with LockWaitAbandoned when it answers True."""
         path = Path(path)
         if "?" in str(path):  # DuckDB reads what follows a '?' as options: the file it opens is not this one
             raise StoreError(f"the database path {path} holds a '?', which DuckDB cannot open; "
                              "choose a data folder without it (--data-dir)")
         path.parent.mkdir(parents=True, exist_ok=True)
-        connection = _connect(path, wait_seconds)
+        connection = _connect(path, wait_seconds, give_up)
         store = cls(connection, path)
         try:
             schema.migrate(connection, path)

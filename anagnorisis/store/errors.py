@@ -17,5 +17,9 @@ class StoreBusy(StoreError):
         self.pid = pid
 
 
+class LockWaitAbandoned(StoreBusy):
+    """The caller stopped waiting for the file before the time was up (an app that can run its command started)."""
+
+
 class SchemaTooNew(StoreError):
     pass

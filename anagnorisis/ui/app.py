@@ -97,6 +97,8 @@ class AnagnorisisBlocks(gr.Blocks):
     _token: str | None = None
     _guard: Any = None
     _announced = False
+    _announced_port: int | None = None
+    _ready: threading.Event
 
     @property
     def settings(self) -> Settings:
@@ -124,12 +126,20 @@ class AnagnorisisBlocks(gr.Blocks):
                                   host_rule(host, self.settings.allowed_hosts, share), password_login=auth is not None)
         app_kwargs = dict(kwargs.pop("app_kwargs", None) or {})
         app_kwargs["middleware"] = [*app_kwargs.get("middleware", []), Middleware(OwnerGuard, policy=self._guard)]
-        result = super().launch(*args, server_name=host, share=share, auth=auth, prevent_thread_lock=True,
-                                app_kwargs=app_kwargs, inline=False, **kwargs)
+        app_kwargs["lifespan"] = self._announcing(int(kwargs["server_port"]), app_kwargs.get("lifespan"))
+        self._ready = threading.Event()
+        try:
+            result = super().launch(*args, server_name=host, share=share, auth=auth, prevent_thread_lock=True,
+                                    app_kwargs=app_kwargs, inline=False, **kwargs)
+        except BaseException:
+            self._release()  # the port was taken, or Gradio gave up: no announcement outlives a failed start
+            raise
         self._guard.starting = False
         self._guard.port = int(getattr(self, "server_port", None) or kwargs["server_port"])
         bound_one_shot_sessions(self)
-        self._announce()
+        if self._announced_port != self._guard.port:  # Gradio served elsewhere than asked (its SSR proxy)
+            self._announce_port(self._guard.port)
+        self._ready.set()  # forwarded commands that arrived while it started run now
         if not quiet:
             print(f"Anagnorisis is running. Open {self.owner_url}", flush=True)  # plain text: the terminal
             print("(the address holds your token: anyone who has it can use the app)", flush=True)
@@ -161,17 +171,35 @@ class AnagnorisisBlocks(gr.Blocks):
             return base
         return f"{base}?token={self._token}"  # plain text: an address
 
-    def _announce(self) -> None:
-        """Own the data dir: write app.json and open the token-protected route forwarded CLI commands use."""
-        from anagnorisis.ui.forwarding import install_cli_route
+    def _announcing(self, port: int, user_lifespan: Any) -> Any:
+        """The server's startup hook, which uvicorn runs before it binds the port: it opens the CLI route and
+        writes app.json, so a command run the moment the page first answers finds the app (SPEC §1)."""
+
+        @contextlib.asynccontextmanager
+        async def lifespan(server_app: Any) -> Any:
+            from anagnorisis.ui.forwarding import install_cli_route
+
+            assert self._token is not None
+            install_cli_route(server_app, self.context, self._token, self._ready)
+            self._announce_port(port)
+            if user_lifespan is None:
+                yield None
+            else:
+                async with user_lifespan(server_app) as state:
+                    yield state
+
+        return lifespan
+
+    def _announce_port(self, port: int) -> None:
+        """Own the data dir: write app.json {pid, port, token} for the CLI to forward with."""
         from anagnorisis.remote import write_app_file
 
-        port = int(getattr(self, "server_port", None) or self.settings.port)
         assert self._token is not None
         write_app_file(self.settings.data_path, port, self._token)
-        self._announced = True
-        install_cli_route(self, self._token)
-        atexit.register(self._release)
+        self._announced_port = port
+        if not self._announced:
+            self._announced = True
+            atexit.register(self._release)
 
     @property
     def _backups(self) -> Any:

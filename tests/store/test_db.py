@@ -9,7 +9,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from anagnorisis.store import SchemaTooNew, Store, StoreBusy
+from anagnorisis.store import LockWaitAbandoned, SchemaTooNew, Store, StoreBusy
 from anagnorisis.store.ratings import RatingOutOfRange, set_rating
 from anagnorisis.store.schema import LATEST_VERSION
 
@@ -65,6 +65,24 @@ def test_a_second_process_waits_then_names_the_lock_holder(tmp_path: Path) -> No
         with pytest.raises(StoreBusy, match=f"PID {holder.pid}"):
             Store.open(path, wait_seconds=1.0)
         assert time.monotonic() - started >= 1.0
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_wait_for_the_lock_ends_early_when_the_caller_gives_up(tmp_path: Path) -> None:
+    """A command waiting for the file asks at every retry whether to go on (an app that can run it may appear)."""
+    path = tmp_path / "db.duckdb"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import duckdb,time; c=duckdb.connect({str(path)!r}); print('held', flush=True); time.sleep(30)"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        started = time.monotonic()
+        with pytest.raises(LockWaitAbandoned, match=f"PID {holder.pid}"):
+            Store.open(path, wait_seconds=30.0, give_up=lambda: time.monotonic() - started > 0.5)
+        assert 0.5 <= time.monotonic() - started < 2.0
     finally:
         holder.kill()
         holder.wait()

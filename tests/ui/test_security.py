@@ -111,7 +111,7 @@ def test_the_serve_command_serves_the_app_and_refuses_an_unsafe_bind_as_app_py_d
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         wait_served(f"http://127.0.0.1:{port}/", process)
-        deadline = time.monotonic() + 30  # written just after the server answers
+        deadline = time.monotonic() + 30  # written before the server answers (tests/ui/test_starting_app.py)
         while not (data / "app.json").exists() and time.monotonic() < deadline:
             time.sleep(0.1)
         announced = json.loads((data / "app.json").read_text())
