@@ -53,7 +53,8 @@ def cmd_train(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
     kind = check_kind(args.kind)
     progress = _TrainProgress(ctx.stderr)
     try:
-        document = taste.train(ctx.session, kind, seconds=args.seconds, epochs=args.epochs, on_event=progress)
+        document = taste.train(ctx.session, kind, seconds=args.seconds, epochs=args.epochs,
+                               on_event=progress).document
     finally:
         progress.close()
     ctx.say(f"{kind} model v{document['model_version']}: {document['winner']} won, trained on "

@@ -21,13 +21,15 @@ def encoder_for(session: Any, kind: str, model: str | None = None) -> tuple[Any,
 
 
 def embed(session: Any, kind: str, encoder: Any, *, progress: Any = None,
-          should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
-    """Embed the files of a kind that have no vector of this encoder yet (one GPU job at a time)."""
+          should_stop: Callable[[], bool] | None = None, gpu_turn: Any = None) -> dict[str, Any]:
+    """Embed the files of a kind that have no vector of this encoder yet, one GPU job at a time: inside `gpu_turn`
+    (a job's turn, given up when it is cancelled) or else the session's GPU lock. Every batch is stored as it is
+    made, so a stop keeps what was done."""
     import contextlib
 
     from anagnorisis.embed.pipeline import embed_missing
 
-    with session.gpu_lock or contextlib.nullcontext():
+    with gpu_turn or session.gpu_lock or contextlib.nullcontext():
         options = {"should_stop": should_stop} if should_stop is not None else {}
         document = embed_missing(session.store, check_kind(kind), encoder, progress=progress, **options)
     session.invalidate(kind)

@@ -15,33 +15,43 @@ def _positive(value: float | int | None, name: str) -> None:
 
 
 def train(session: Any, kind: str, *, seconds: float | None = None, epochs: int | None = None,
-          on_event: Callable[[dict[str, Any]], None] | None = None, gpu_lock: Any = None) -> dict[str, Any]:
-    """Train the taste model of a kind (does not predict): the report SPEC §1 prints."""
-    from anagnorisis.taste.service import TasteError, train_kind
+          on_event: Callable[[dict[str, Any]], None] | None = None, should_stop: Callable[[], bool] | None = None,
+          gpu_lock: Any = None) -> Any:
+    """Train the taste model of a kind and save it as the next active version (does not predict): the
+    TrainOutcome (its `document` is the report SPEC §1 prints; its result and data draw the Train tab's plots)."""
+    from anagnorisis.taste.service import TasteError, train_and_save
 
     kind = check_kind(kind)
     _positive(seconds, "--seconds")
     _positive(epochs, "--epochs")
     try:
-        return train_kind(session.store, session.settings, kind, seconds=seconds, epochs=epochs, on_event=on_event,
-                          gpu_lock=gpu_lock if gpu_lock is not None else session.gpu_lock)
+        return train_and_save(session.store, session.settings, kind, seconds=seconds, epochs=epochs,
+                              on_event=on_event, should_stop=should_stop,
+                              gpu_lock=gpu_lock if gpu_lock is not None else session.gpu_lock)
     except TasteError as error:
         raise Failed(str(error)) from None
 
 
 def predict(session: Any, kind: str, *, progress: Callable[[int, int], None] | None = None,
-            gpu_lock: Any = None) -> dict[str, Any]:
-    """The active model rates every file of a kind."""
+            should_stop: Callable[[], bool] | None = None, gpu_lock: Any = None) -> dict[str, Any]:
+    """The active model rates every file of a kind (a stop writes nothing: the earlier ratings stay)."""
     from anagnorisis.taste.service import TasteError, predict_kind
 
     kind = check_kind(kind)
     try:
-        document = predict_kind(session.store, session.settings, kind, progress=progress,
+        document = predict_kind(session.store, session.settings, kind, progress=progress, should_stop=should_stop,
                                 gpu_lock=gpu_lock if gpu_lock is not None else session.gpu_lock)
     except TasteError as error:
         raise Failed(str(error)) from None
     session.invalidate(kind)
     return document
+
+
+def active_model(session: Any, kind: str) -> dict[str, Any] | None:
+    """The active model's row (version, winner, its saved report), or None before the first training."""
+    from anagnorisis.taste.service import active_model as stored
+
+    return stored(session.store, check_kind(kind))
 
 
 def versions(session: Any, kind: str) -> dict[str, Any]:

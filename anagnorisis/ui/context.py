@@ -92,14 +92,14 @@ class AppContext:
     def start_scan(self, kinds: list[str] | None = None) -> Job:
         """Scan in the background, then embed what is new; the status line shows both. Asked while a scan runs,
         it runs right after that one (with every kind asked for meanwhile)."""
-        from anagnorisis.library.scan import scan
+        from anagnorisis.service.library import scan
 
         running = self._after_running("scan", kinds)
         if running is not None:
             return running
 
         def work(job: Job) -> dict[str, Any]:
-            report = scan(self.session.store, kinds, lambda done, total, kind: job.progress(done, total, kind),
+            report = scan(self.session, kinds, lambda done, total, kind: job.progress(done, total, kind),
                           should_stop=job.checkpoint)
             job.note(f"{report.new:d} new, {report.changed:d} changed, {report.missing:d} missing, "
                      f"{len(report.bad)} bad" + (" (stopped: a later scan finishes it)" if report.stopped else ""))
@@ -122,7 +122,7 @@ class AppContext:
             return running
 
         def work(job: Job) -> dict[str, Any]:
-            from anagnorisis.embed.pipeline import embed_missing
+            from anagnorisis.service.embed import embed
 
             totals: dict[str, Any] = {}
             for kind in kinds or kind_names():
@@ -130,11 +130,9 @@ class AppContext:
                     break
                 encoder, _status = self.session.encoder(kind)
                 job.note(f"{kind} with {encoder.model_id}")  # plain text: Job.message, escaped by the status line
-                with self.jobs.gpu_turn(job):
-                    totals[kind] = embed_missing(self.session.store, kind, encoder,
-                                                 progress=lambda done, total: job.progress(done, total),
-                                                 should_stop=job.checkpoint)
-                self.session.invalidate(kind)
+                totals[kind] = embed(self.session, kind, encoder, gpu_turn=self.jobs.gpu_turn(job),
+                                     progress=lambda done, total: job.progress(done, total),
+                                     should_stop=job.checkpoint)
                 for failure in totals[kind]["failed"]:
                     job.log_line(f"skipped {failure['path']}: {failure['reason']}")  # plain text: a job's log line
             job.note(", ".join(f"{kind}: {doc.get('embedded', 0):d} embedded"  # plain text: Job.message

@@ -1,6 +1,6 @@
 """The Train tab: teach the taste model a kind's ratings, watch the losses live, read the report, roll back.
 
-Start runs `train_and_save` on a thread and streams its events (stage messages, the MLP's train/validation
+Start runs `service.taste.train` on a thread and streams its events (stage messages, the MLP's train/validation
 loss per epoch) through a queue into a generator handler, so the loss plot grows while training runs. Stop
 asks the training to end; it keeps the best model so far, which is saved like any other. After a training the
 tab starts a background predict of every file of that kind (its progress is on the status line) and the
@@ -25,9 +25,8 @@ from anagnorisis.config import noun
 from anagnorisis.kinds import kind_names
 from anagnorisis.jobs import Job, Jobs
 from anagnorisis.store.ratings import present_ratings
-from anagnorisis.taste.service import (
-    TasteError, TrainOutcome, active_model, model_versions, predict_kind, rollback, train_and_save,
-)
+from anagnorisis.service import ServiceError, taste
+from anagnorisis.taste.service import TrainOutcome
 from anagnorisis.ui.context import AppContext, Loader
 from anagnorisis.ui.safe import md
 
@@ -303,7 +302,7 @@ def saved_view(ctx: AppContext, kind: str) -> SavedView:
     ratings now and the versions. The scatter needs the cross-validated predictions, kept only in this page."""
     histogram = rating_histogram(current_ratings(ctx, kind))
     empty_scatter, versions = typed_frame([], SCATTER_COLUMNS), versions_rows(ctx, kind)
-    row = active_model(ctx.session.store, kind)
+    row = taste.active_model(ctx.session, kind)
     if row is None:
         return (f"No {md(kind)} model yet: rate some files (or answer A/B questions), then press Start.", "", [],
                 empty_scatter, histogram, curve_frame([]), versions)
@@ -324,7 +323,7 @@ def saved_view(ctx: AppContext, kind: str) -> SavedView:
 
 def versions_rows(ctx: AppContext, kind: str) -> list[list[Any]]:
     rows = []
-    for v in model_versions(ctx.session.store, kind):
+    for v in taste.versions(ctx.session, kind)["versions"]:
         m = v["metrics"] or {}
         rows.append([v["version"], "✓" if v["active"] else "", (v["created_at"] or "")[:19].replace("T", " "),
                      v["winner"], v["n_ratings"], _rounded(m.get("srocc")), _rounded(m.get("mae")),
@@ -368,9 +367,8 @@ def start_predict(ctx: AppContext, kind: str) -> Job:
         done: dict[str, Any] = {}
         while not job.checkpoint() and (next_kind := waiting.pop()) is not None:
             job.note(f"{next_kind}: rating every file")  # plain text: a job message
-            document = predict_kind(ctx.session.store, ctx.settings, next_kind, progress=job.progress,
-                                    should_stop=job.checkpoint, gpu_lock=ctx.jobs.gpu_turn(job))
-            ctx.session.invalidate(next_kind)
+            document = taste.predict(ctx.session, next_kind, progress=job.progress, should_stop=job.checkpoint,
+                                     gpu_lock=ctx.jobs.gpu_turn(job))
             done[next_kind] = document
             if document.get("stopped"):  # cancelled: nothing written, the earlier ratings stay
                 job.note(f"{next_kind}: stopped; the earlier model ratings stay")  # plain text: a job message
@@ -434,15 +432,15 @@ class Trainer:
     def _train(self, kind: str, seconds: float | None, epochs: int | None,
                events: "queue.Queue[tuple[str, Any]]", predict_after: bool) -> None:
         try:
-            outcome = train_and_save(self.ctx.session.store, self.ctx.settings, kind, seconds=seconds, epochs=epochs,
-                                     on_event=lambda event: events.put(("event", event)),
-                                     should_stop=self._stop.is_set, gpu_lock=self._gpu_turn(events))
+            outcome = taste.train(self.ctx.session, kind, seconds=seconds, epochs=epochs,
+                                  on_event=lambda event: events.put(("event", event)),
+                                  should_stop=self._stop.is_set, gpu_lock=self._gpu_turn(events))
             if predict_after:
                 start_predict(self.ctx, kind)
             events.put(("done", outcome))
         except _Cancelled:
             events.put(("error", "Stopped before training began; nothing was saved."))
-        except TasteError as error:  # an "error" payload is the status line's Markdown: its text is escaped
+        except ServiceError as error:  # an "error" payload is the status line's Markdown: its text is escaped
             events.put(("error", md(error)))
         except Exception as error:  # a failed training is reported in the tab, never crashes the app
             log.exception("training %s failed", kind)
@@ -514,7 +512,7 @@ class _Cancelled(Exception):
 
 
 def _budget(mode: str, budget: float | None) -> tuple[float | None, int | None]:
-    """(seconds, epochs) for train_and_save; an empty or non-positive budget means the default."""
+    """(seconds, epochs) for service.taste.train; an empty or non-positive budget means the default."""
     value = float(budget) if budget not in (None, "") else 0.0
     if value <= 0:
         return None, None
@@ -528,15 +526,14 @@ def rollback_to(ctx: AppContext, kind: str, version: float | None) -> tuple[str,
     if version in (None, "") or not float(version):
         return "Pick a version first: click its row in the table, or type its number.", versions_rows(ctx, kind)
     try:
-        document = rollback(ctx.session.store, kind, int(version))
-    except TasteError as error:
+        document = taste.rollback(ctx.session, kind, int(version))
+    except ServiceError as error:
         return f"Not rolled back: {md(error)}", versions_rows(ctx, kind)
     if document["model_version"] == document["previous_version"]:
         already = f"{md(kind)} model v{int(document['model_version'])} is already the active one."
         return already, versions_rows(ctx, kind)
-    ctx.session.invalidate(kind)
     ctx.jobs.forget("predict")  # "…rated by model vN" on the status line is no longer true
-    predicted = next((v["predicted"] for v in model_versions(ctx.session.store, kind)
+    predicted = next((v["predicted"] for v in taste.versions(ctx.session, kind)["versions"]
                       if v["version"] == document["model_version"]), 0)
     message = (f"{md(kind)} model v{int(document['model_version'])} is active again "
                f"(was v{int(document['previous_version'])}).")
