@@ -12,6 +12,8 @@ from typing import Any
 
 import anagnorisis.search as search
 from anagnorisis.search import SORT_KEYS, SearchRequest, sorts_of_kind
+from anagnorisis.service import ServiceError
+from anagnorisis.service.search import search as search_files
 from anagnorisis.ui.context import AppContext
 from anagnorisis.ui.safe import md
 
@@ -179,8 +181,8 @@ def for_the_screen(message: str) -> str:
 def run_page(ctx: AppContext, request: SearchRequest) -> Page:
     """One page of results, or an error a person can act on (never an exception into the UI)."""
     try:
-        result = ctx.session.search(request)
-    except (search.UsageError, search.SearchError) as error:
+        result = search_files(ctx.session, request)
+    except ServiceError as error:
         return Page([], 0, 0, 1, 1, None, for_the_screen(str(error)))
     pages = max(1, math.ceil(result.total / max(1, request.limit)))
     if not result.results and result.total and request.offset >= result.total:  # past the end: the last page

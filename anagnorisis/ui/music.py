@@ -23,6 +23,8 @@ from anagnorisis.media.playback import PlaybackError, ensure_cover, file_url, pl
 from anagnorisis.recommend.plays import PlayEventError, play_path
 from anagnorisis.recommend.radio import draw_next, radio_seed
 from anagnorisis.search import SearchRequest
+from anagnorisis.service import ServiceError
+from anagnorisis.service.search import search as search_files
 from anagnorisis.store.records import public_record
 from anagnorisis.ui import learn
 from anagnorisis.ui.browse import (
@@ -291,8 +293,8 @@ def whole_list(ctx: AppContext, view: View) -> list[tuple[str, str]]:
         return [(str(record["path"]), str(record["content_hash"])) for record in view.results]
     request = replace(view.request, offset=0, limit=max(view.total, len(ctx.session.records(KIND))))
     try:
-        result = ctx.session.search(request)
-    except (search.UsageError, search.SearchError):
+        result = search_files(ctx.session, request)
+    except ServiceError:
         return []
     return [(str(record["path"]), str(record["content_hash"])) for record in result.results]
 

@@ -19,9 +19,11 @@ from typing import Any
 import gradio as gr
 from PIL import Image
 
-import anagnorisis.search as search
 from anagnorisis.media.playback import file_url
+from anagnorisis.media.videoplay import VideoError, ensure_frame, needs_preparing, playable_path, url_safe_path
 from anagnorisis.recommend.plays import PlayEventError, play_path
+from anagnorisis.service import ServiceError
+from anagnorisis.service.search import search as search_files
 from anagnorisis.ui import learn
 from anagnorisis.ui.browse import (
     PageView, commit_rating, fresh_page, media_events_js, next_load, wire_search_events,
@@ -32,7 +34,6 @@ from anagnorisis.ui.context import AppContext
 from anagnorisis.ui.images import Loader
 from anagnorisis.ui.safe import html_text, md, md_code
 from anagnorisis.ui.skipped import SkippedPanel
-from anagnorisis.media.videoplay import VideoError, ensure_frame, needs_preparing, playable_path, url_safe_path
 
 log = logging.getLogger(__name__)
 
@@ -149,8 +150,8 @@ def whole_list(ctx: AppContext, view: View) -> list[tuple[str, str]]:
         return [(str(r["path"]), str(r["content_hash"])) for r in view.results]
     request = replace(view.request, offset=0, limit=max(view.total, len(ctx.session.records(KIND)), 1))
     try:
-        result = ctx.session.search(request)
-    except (search.UsageError, search.SearchError):
+        result = search_files(ctx.session, request)
+    except ServiceError:
         return [(str(r["path"]), str(r["content_hash"])) for r in view.results]
     return [(str(record["path"]), str(record["content_hash"])) for record in result.results]
 
