@@ -243,7 +243,7 @@ def why_markdown(ctx: AppContext, kind: str, path: str | None) -> str:
     """Handler core: the model rating ± uncertainty and the user's rated files nearest to the file at path."""
     if not path:
         one = noun(kind)
-        return f"Select {'an' if one[0] in 'aeiou' else 'a'} {md(one)} first."
+        return f"Select {'an' if one[0] in 'aeiou' else 'a'} {md(one)} first."  # trusted: "a" or "an", noun escaped
     try:
         _record, document = taste.why(ctx.session, os.path.abspath(str(path)))
     except ServiceError as error:

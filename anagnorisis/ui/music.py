@@ -2,8 +2,9 @@
 
 The player is a plain ``<audio>`` element in a ``gr.HTML`` whose ``js_on_load`` reports the element's own events
 back to Python (``playing`` → start, ``ended`` → full play, ``error`` → decode error). Play events go through
-``plays.play_path``, the same code the ``/play`` endpoint runs; radio draws come from ``radio.draw_next`` over the
-recommendation scores ``search --sort recommendation`` uses.
+``plays.play_path``, the same code the ``/play`` endpoint runs. The player's state and how it moves (playlist,
+radio draws from ``radio.draw_next`` over the recommendation scores ``search --sort recommendation`` uses) are
+``anagnorisis.media.player``'s; the handlers here read files and record plays.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import html
 import logging
 import math
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -19,9 +20,10 @@ import gradio as gr
 import pandas as pd
 
 from anagnorisis.search import engine as search
+from anagnorisis.media import player as playing
+from anagnorisis.media.player import DEFAULT_RADIO_TEMPERATURE, MusicPlayer, music_place
 from anagnorisis.media.playback import PlaybackError, ensure_cover, file_url, playable_file
 from anagnorisis.recommend.plays import PlayEventError, play_path
-from anagnorisis.recommend.radio import draw_next, radio_seed
 from anagnorisis.search.engine import SearchRequest
 from anagnorisis.store.records import public_record
 from anagnorisis.ui import learn
@@ -38,7 +40,6 @@ log = logging.getLogger(__name__)
 
 KIND = "music"
 PAGE_SIZE = 25  # table rows per page
-DEFAULT_RADIO_TEMPERATURE = 1.0  # SPEC §4: T = 1 draws in proportion to the score
 MAX_LOAD_ATTEMPTS = 20  # tracks tried in a row when files vanish or do not decode, before the player gives up
 HEADERS = ["#", "Cover", "Artist", "Title", "Album", "Year", "Length", "Rating", "Model rating", "Plays", "Skips",
            "Last played", "Why here"]
@@ -161,26 +162,7 @@ def ab_side_html(ctx: AppContext, record: dict[str, Any]) -> str:
 # ---------------------------------------------------------------------------------------------- the player
 
 
-@dataclass
-class Player:
-    """What is playing: the list being played (a playlist snapshot, or the radio's draws so far) and where."""
-
-    mode: str = ""  # "playlist", "radio", or "" when stopped
-    tracks: list[tuple[str, str]] = field(default_factory=list)  # (path, content hash) in play order
-    position: int = -1
-    nonce: int = 0  # the current load (browse.next_load): a browser event names its load; late ones are ignored
-    transcoded: bool = False  # the current load is the cached transcode (the original failed or is unplayable)
-    finished: bool = True  # the current track ended, was skipped or failed: Next counts no skip
-    temperature: float = DEFAULT_RADIO_TEMPERATURE
-    seed: int = 0
-    draws: int = 0
-    scope: SearchRequest | None = None  # radio: the filters of the scored set
-    message: str = ""  # plain text (it names files): escaped where it is shown (now_text, stopped)
-
-    def current(self) -> tuple[str, str] | None:
-        return self.tracks[self.position] if self.mode and 0 <= self.position < len(self.tracks) else None
-
-
+Player = MusicPlayer  # what is playing: anagnorisis.media.player holds it and moves it
 PlayerUpdate = tuple[Any, Any, Any, Any, Player]  # player html, now-playing text, slider, saved text, state
 
 
@@ -208,8 +190,7 @@ def now_text(player: Player, record: dict[str, Any] | None) -> str:
     """The Now-playing line (Markdown); the player's message names files, so it is escaped."""
     if record is None:
         return md(player.message) or "Stopped."
-    where = (f"track {player.position + 1:d} of {len(player.tracks)} · playlist" if player.mode == "playlist"
-             else f"radio at temperature {player.temperature:g} · track {player.position + 1:d}")
+    where = music_place(player)  # trusted: numbers and fixed words
     plays = (f"{record.get('full_plays') or 0:d} full plays · {record.get('skips') or 0:d} skips"
              + (f" · last played {md(when_text(record.get('last_played')))}" if record.get("last_played") else ""))
     note = f" · {md(player.message)}" if player.message else ""
@@ -222,7 +203,7 @@ def slider_for(record: dict[str, Any] | None) -> Any:
 
 
 def stopped(player: Player, message: str) -> PlayerUpdate:
-    player = replace(player, mode="", finished=True, message=message)
+    player = playing.stopped(player, message)
     return f'<div class="music-idle">{html_text(message)}</div>', "", gr.update(), "", player
 
 
@@ -241,25 +222,17 @@ def load_current(ctx: AppContext, player: Player) -> PlayerUpdate:
             log.warning("passing over %s without penalty: %s", track[0], error)
             reason = "it does not decode" if record is not None else str(error)
             message = f"passed over {os.path.basename(track[0])}: {reason}"  # plain text: Player.message, see its note
-            player = step_forward(ctx, replace(player, finished=True, message=message))
+            player = playing.move_on(player, pool(ctx), message)
             continue
-        player = replace(player, nonce=next_load(), finished=False)
+        player = playing.loaded(player, next_load())
         shown = player_html(ctx, record, file_url(path), player.nonce)
         return shown, now_text(player, record), slider_for(record), "", player
     return stopped(player, "Stopped: too many tracks in a row could not be played.")
 
 
-def step_forward(ctx: AppContext, player: Player) -> Player:
-    """The next position: the next of the playlist, or (radio) forward in its history, else a new draw."""
-    player = replace(player, transcoded=False)
-    if player.position + 1 < len(player.tracks):
-        return replace(player, position=player.position + 1)
-    if player.mode != "radio":
-        return replace(player, mode="", position=len(player.tracks), message="End of the list.")
-    drawn = draw_radio_track(ctx, player)
-    if drawn is None:
-        return replace(player, mode="", message="The radio has nothing to play: no track passes the filters.")
-    return replace(player, tracks=[*player.tracks, drawn], position=len(player.tracks), draws=player.draws + 1)
+def pool(ctx: AppContext) -> playing.Pool:
+    """The radio's scored set, read from the session when it draws."""
+    return lambda scope: radio_pool(ctx, scope)
 
 
 def radio_pool(ctx: AppContext, scope: SearchRequest | None) -> list[dict[str, Any]]:
@@ -268,14 +241,6 @@ def radio_pool(ctx: AppContext, scope: SearchRequest | None) -> list[dict[str, A
     if scope is None:
         return list(records)
     return search.apply_filters(records, search.validate_request(scope))  # type: ignore[return-value]
-
-
-def draw_radio_track(ctx: AppContext, player: Player) -> tuple[str, str] | None:
-    pool = radio_pool(ctx, player.scope)
-    recent = [content_hash for _path, content_hash in player.tracks]
-    index = draw_next(pool, KIND, temperature=player.temperature, seed=radio_seed(player.seed, player.draws),
-                      recent=recent)
-    return None if index is None else (str(pool[index]["path"]), str(pool[index]["content_hash"]))
 
 
 def record_event(ctx: AppContext, path: str, event: str) -> None:
@@ -288,13 +253,13 @@ def record_event(ctx: AppContext, path: str, event: str) -> None:
 def whole_list(ctx: AppContext, view: View) -> list[tuple[str, str]]:
     """Every track of the current sorted/filtered list, in its order (all pages); a rate-next queue as shown."""
     if view.request is None:
-        return [(str(record["path"]), str(record["content_hash"])) for record in view.results]
+        return playing.tracks_of(view.results)
     request = replace(view.request, offset=0, limit=max(view.total, len(ctx.session.records(KIND))))
     try:
         result = ctx.session.search(request)
     except (search.UsageError, search.SearchError):
         return []
-    return [(str(record["path"]), str(record["content_hash"])) for record in result.results]
+    return playing.tracks_of(result.results)
 
 
 def play_list(ctx: AppContext, view: View, start: int = 0, content_hash: str | None = None) -> PlayerUpdate:
@@ -306,11 +271,7 @@ def play_list(ctx: AppContext, view: View, start: int = 0, content_hash: str | N
     tracks = whole_list(ctx, view)
     if not tracks:
         return stopped(Player(), "Nothing to play: the list is empty.")
-    positions = [i for i, (_path, known) in enumerate(tracks) if known == content_hash]
-    if positions:
-        start = min(positions, key=lambda i: abs(i - start))
-    player = Player(mode="playlist", tracks=tracks, position=max(0, min(start, len(tracks) - 1)))
-    return load_current(ctx, player)
+    return load_current(ctx, playing.playlist(tracks, start, content_hash))
 
 
 def play_row(ctx: AppContext, view: View, row_number: Any) -> PlayerUpdate:
@@ -328,8 +289,7 @@ def play_row(ctx: AppContext, view: View, row_number: Any) -> PlayerUpdate:
 def start_radio(ctx: AppContext, view: View, temperature: float, seed: int) -> PlayerUpdate:
     """Handler: radio over the tracks passing the current filters, drawn at the temperature."""
     scope = replace(view.request, query=None, sort=None, offset=0) if view.request else SearchRequest(KIND)
-    player = Player(mode="radio", temperature=max(0.0, float(temperature or 0)), seed=int(seed or 0), scope=scope)
-    return load_current(ctx, step_forward(ctx, player))
+    return load_current(ctx, playing.step_forward(playing.radio(temperature, seed, scope), pool(ctx)))
 
 
 def next_track(ctx: AppContext, player: Player) -> PlayerUpdate:
@@ -339,25 +299,14 @@ def next_track(ctx: AppContext, player: Player) -> PlayerUpdate:
         return stopped(player, player.message or "Stopped.")
     if not player.finished:
         record_event(ctx, track[0], "skip")
-    return load_current(ctx, step_forward(ctx, replace(player, finished=True, message="")))
+    return load_current(ctx, playing.move_on(player, pool(ctx)))
 
 
 def previous_track(ctx: AppContext, player: Player) -> PlayerUpdate:
     """Handler: Previous (no penalty for the track left); at the first track it starts that one again."""
     if not player.tracks:
         return stopped(player, "Stopped.")
-    position = max(0, min(player.position, len(player.tracks)) - 1)
-    mode = player.mode or ("radio" if player.scope is not None else "playlist")
-    return load_current(ctx, replace(player, mode=mode, position=position, transcoded=False, message=""))
-
-
-def event_nonce(data: Any) -> int | None:
-    """The load a browser event belongs to (the <audio> element's data-nonce)."""
-    value = (data or {}).get("nonce")
-    try:
-        return int(value) if value is not None else None
-    except (TypeError, ValueError):
-        return None
+    return load_current(ctx, playing.step_back(player))
 
 
 def track_started(ctx: AppContext, player: Player, data: Any) -> str:
@@ -367,12 +316,12 @@ def track_started(ctx: AppContext, player: Player, data: Any) -> str:
     (and the player moved on) by the time this event is handled.
     """
     content_hash = str((data or {}).get("hash") or "")
-    path = next((path for path, known in reversed(player.tracks) if known == content_hash), None)
+    path = playing.path_of_hash(player.tracks, content_hash, latest=True)
     if path is None:
         return gr.update()  # type: ignore[return-value]
     record_event(ctx, path, "start")
     track = player.current()
-    if track is None or event_nonce(data) != player.nonce:
+    if track is None or playing.event_nonce(data) != player.nonce:
         return gr.update()  # type: ignore[return-value]
     return now_text(player, ctx.session.record_by_path(KIND, track[0]))
 
@@ -380,22 +329,22 @@ def track_started(ctx: AppContext, player: Player, data: Any) -> str:
 def track_ended(ctx: AppContext, player: Player, data: Any) -> PlayerUpdate:
     """Handler: the track played to its end: a full play, then the next of the list or a new radio draw."""
     track = player.current()
-    if track is None or player.finished or event_nonce(data) != player.nonce:
+    if track is None or not playing.is_current_load(player, data):
         return gr.update(), gr.update(), gr.update(), gr.update(), player
     record_event(ctx, track[0], "full")
-    return load_current(ctx, step_forward(ctx, replace(player, finished=True, message="")))
+    return load_current(ctx, playing.move_on(player, pool(ctx)))
 
 
 def track_failed(ctx: AppContext, player: Player, data: Any) -> PlayerUpdate:
     """Handler: the browser could not decode the track: try the cached transcode once, else pass over it unpenalised."""
     track = player.current()
-    if track is None or player.finished or event_nonce(data) != player.nonce:
+    if track is None or not playing.is_current_load(player, data):
         return gr.update(), gr.update(), gr.update(), gr.update(), player
     record_event(ctx, track[0], "error")  # validated, records nothing (SPEC §5)
     if not player.transcoded:
         return load_current(ctx, replace(player, transcoded=True))
     message = f"passed over {os.path.basename(track[0])}: the browser cannot play it"  # plain text: Player.message
-    return load_current(ctx, step_forward(ctx, replace(player, finished=True, message=message)))
+    return load_current(ctx, playing.move_on(player, pool(ctx), message))
 
 
 def rate_current(ctx: AppContext, player: Player, value: float | None) -> str:

@@ -12,7 +12,7 @@ import logging
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,9 @@ import gradio as gr
 from PIL import Image
 
 from anagnorisis.search import engine as search
+from anagnorisis.media import player as playing
 from anagnorisis.media.playback import file_url
+from anagnorisis.media.player import VideoPlayer, video_place
 from anagnorisis.recommend.plays import PlayEventError, play_path
 from anagnorisis.ui import learn
 from anagnorisis.ui.browse import (
@@ -47,29 +49,7 @@ IDLE_HTML = '<div class="video-idle">Nothing playing. Click a preview to play it
 View = PageView  # the grid's page, the request behind it (the current order) and the total
 
 
-@dataclass
-class Player:
-    """What is playing: the current order's videos as (path, content hash), and where in it."""
-
-    tracks: list[tuple[str, str]] = field(default_factory=list)
-    position: int = -1
-    nonce: int = 0  # the current load (browse.next_load): a browser event names its load; late ones are ignored
-    finished: bool = True  # ended, skipped or failed: Next counts no skip
-    forced: bool = False  # the current load is the cached MP4 because the browser failed on the original
-    preparing: str = ""  # the job making the current video playable, while it runs
-    message: str = ""
-    reasons: dict[str, str] = field(default_factory=dict)  # content hash -> why it ranks where it does
-
-    def current(self) -> tuple[str, str] | None:
-        return self.tracks[self.position] if 0 <= self.position < len(self.tracks) else None
-
-    def rated(self) -> tuple[str, str] | None:
-        """The video the slider rates: the current one, or after the end of the list the last one played."""
-        if self.current() is None and self.tracks and self.position >= len(self.tracks):
-            return self.tracks[-1]
-        return self.current()
-
-
+Player = VideoPlayer  # what is playing: anagnorisis.media.player holds it and moves it
 PlayerUpdate = tuple[Any, Any, Any, Any, "Player", Any]  # player html, details, slider, saved, state, timer
 
 
@@ -146,13 +126,13 @@ def ab_frame(ctx: AppContext, record: dict[str, Any]) -> str:
 def whole_list(ctx: AppContext, view: View) -> list[tuple[str, str]]:
     """Every video of the current sorted/filtered list, in its order (all pages): what autoplay goes through."""
     if view.request is None:
-        return [(str(r["path"]), str(r["content_hash"])) for r in view.results]
+        return playing.tracks_of(view.results)
     request = replace(view.request, offset=0, limit=max(view.total, len(ctx.session.records(KIND)), 1))
     try:
         result = ctx.session.search(request)
     except (search.UsageError, search.SearchError):
-        return [(str(r["path"]), str(r["content_hash"])) for r in view.results]
-    return [(str(record["path"]), str(record["content_hash"])) for record in result.results]
+        return playing.tracks_of(view.results)
+    return playing.tracks_of(result.results)
 
 
 # ---------------------------------------------------------------------------------------------- the player
@@ -171,7 +151,7 @@ def details_markdown(record: dict[str, Any], player: Player) -> str:
         f"**Resolution:** {resolution_text(record)} · "  # trusted: digits or "?"
         f"**Codec:** {md(meta.get('codec', '?'))} in {md(meta.get('format', '?'))} · "
         f"**Size:** {human_size(record.get('size'))}",  # trusted: a number and a unit
-        f"Video {player.position + 1:d} of {len(player.tracks)} in the current order",
+        video_place(player),  # trusted: numbers and fixed words
     ]
     reason = player.reasons.get(str(record.get("content_hash")))
     if reason:
@@ -225,7 +205,7 @@ def load_current(ctx: AppContext, player: Player, *, pass_over: bool = False) ->
             if not pass_over:
                 return cannot_play(player, record, track[0], error)
             passed = f"passed over {os.path.basename(track[0])}: {error}"  # plain text: Player.message
-            player = replace(player, position=player.position + 1, forced=False, message=passed)
+            player = playing.video_forward(player, passed)
             continue
         return show_video(player, record, path)
     return idle(player, "Stopped: too many videos in a row could not be played.")
@@ -239,7 +219,7 @@ def cannot_play(player: Player, record: dict[str, Any] | None, path: str, error:
 
 
 def show_video(player: Player, record: dict[str, Any], path: Path) -> PlayerUpdate:
-    player = replace(player, nonce=next_load(), finished=False, preparing="")
+    player = replace(playing.loaded(player, next_load()), preparing="")
     return (video_html(record, file_url(path), player.nonce), details_markdown(record, player), slider_for(record),
             "", replace(player, message=""), gr.update(active=False))
 
@@ -290,16 +270,10 @@ def play_from(ctx: AppContext, view: View, index: int | None) -> PlayerUpdate:
     """Handler: a click on a preview plays it, then the rest of the current order."""
     if index is None or not 0 <= index < len(view.results):
         return idle(Player(), "Click a preview to play it.")
-    tracks = whole_list(ctx, view)
-    clicked = str(view.results[index]["content_hash"])
+    clicked = playing.tracks_of([view.results[index]])[0]
     offset = view.request.offset if view.request is not None else 0
-    matches = [i for i, (_path, known) in enumerate(tracks) if known == clicked]
-    if not matches:
-        tracks = [(str(view.results[index]["path"]), clicked)]
-        matches = [0]
-    position = min(matches, key=lambda i: abs(i - (offset + index)))
     reasons = {str(r["content_hash"]): str(r["reason"]) for r in view.results if r.get("reason")}
-    return load_current(ctx, Player(tracks=tracks, position=position, reasons=reasons))
+    return load_current(ctx, playing.video_queue(whole_list(ctx, view), clicked, offset + index, reasons))
 
 
 def record_event(ctx: AppContext, path: str, event: str) -> None:
@@ -309,22 +283,15 @@ def record_event(ctx: AppContext, path: str, event: str) -> None:
         log.warning("play event %s not recorded: %s", event, error)
 
 
-def event_nonce(data: Any) -> int | None:
-    try:
-        return int((data or {}).get("nonce"))  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-
-
 def video_started(ctx: AppContext, player: Player, data: Any) -> str:
     """Handler: the browser started playing: last played is now (found by the hash the browser names)."""
     content_hash = str((data or {}).get("hash") or "")
-    path = next((path for path, known in player.tracks if known == content_hash), None)
+    path = playing.path_of_hash(player.tracks, content_hash)
     if path is None:
         return gr.update()  # type: ignore[return-value]
     record_event(ctx, path, "start")
     track = player.current()
-    if track is None or event_nonce(data) != player.nonce:
+    if track is None or playing.event_nonce(data) != player.nonce:
         return gr.update()  # type: ignore[return-value]
     record = ctx.session.record_by_path(KIND, track[0])
     return details_markdown(record, player) if record else gr.update()  # type: ignore[return-value]
@@ -333,7 +300,7 @@ def video_started(ctx: AppContext, player: Player, data: Any) -> str:
 def video_ended(ctx: AppContext, player: Player, data: Any, autoplay: bool) -> PlayerUpdate:
     """Handler: played to the end: a full play, then (autoplay) the next video of the current order."""
     track = player.current()
-    if track is None or player.finished or event_nonce(data) != player.nonce:
+    if track is None or not playing.is_current_load(player, data):
         return gr.update(), gr.update(), gr.update(), gr.update(), player, gr.update()
     record_event(ctx, track[0], "full")
     player = replace(player, finished=True, message="")
@@ -341,20 +308,19 @@ def video_ended(ctx: AppContext, player: Player, data: Any, autoplay: bool) -> P
         record = ctx.session.record_by_path(KIND, track[0])
         return gr.update(), details_markdown(record, player) if record else gr.update(), gr.update(), \
             gr.update(), player, gr.update()
-    return load_current(ctx, replace(player, position=player.position + 1, forced=False), pass_over=True)
+    return load_current(ctx, playing.video_forward(player), pass_over=True)
 
 
 def video_failed(ctx: AppContext, player: Player, data: Any) -> PlayerUpdate:
     """Handler: the browser could not decode the video: make the MP4 once, else pass over it unpenalised."""
     track = player.current()
-    if track is None or player.finished or event_nonce(data) != player.nonce:
+    if track is None or not playing.is_current_load(player, data):
         return gr.update(), gr.update(), gr.update(), gr.update(), player, gr.update()
     record_event(ctx, track[0], "error")  # validated, records nothing (SPEC §5)
     if not player.forced:
         return load_current(ctx, replace(player, forced=True, finished=True))
     message = f"passed over {os.path.basename(track[0])}: the browser cannot play it"  # plain text: Player.message
-    return load_current(ctx, replace(player, position=player.position + 1, forced=False, finished=True,
-                                     message=message), pass_over=True)
+    return load_current(ctx, playing.video_forward(player, message), pass_over=True)
 
 
 def next_video(ctx: AppContext, player: Player) -> PlayerUpdate:
@@ -364,17 +330,14 @@ def next_video(ctx: AppContext, player: Player) -> PlayerUpdate:
         return idle(player, player.message or "Stopped.")
     if not player.finished:
         record_event(ctx, track[0], "skip")
-    return load_current(ctx, replace(player, position=player.position + 1, forced=False, finished=True,
-                                     message=""), pass_over=True)
+    return load_current(ctx, playing.video_forward(player), pass_over=True)
 
 
 def previous_video(ctx: AppContext, player: Player) -> PlayerUpdate:
     """Handler: Previous (no penalty for the video left)."""
     if not player.tracks:
         return idle(player, "Stopped.")
-    position = max(0, min(player.position, len(player.tracks)) - 1)
-    return load_current(ctx, replace(player, position=position, forced=False, finished=True, message=""),
-                        pass_over=True)
+    return load_current(ctx, playing.video_back(player), pass_over=True)
 
 
 def rate_current(ctx: AppContext, player: Player, value: float | None) -> str:
