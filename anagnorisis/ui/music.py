@@ -12,7 +12,7 @@ import html
 import logging
 import math
 import os
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -26,13 +26,12 @@ from anagnorisis.media.playback import PlaybackError, ensure_cover, file_url, pl
 from anagnorisis.recommend.plays import PlayEventError, play_path
 from anagnorisis.search.engine import SearchRequest
 from anagnorisis.store.records import public_record
-from anagnorisis.ui import learn
+from anagnorisis.ui import learn, media_tab
 from anagnorisis.ui.browse import (
-    PageView, commit_rating, fresh_page, media_events_js, next_load, wire_search_events,
+    PageView, commit_rating, fresh_page, media_events_js, next_load,
     build_request, file_name, Filters, new_seed, Page, rating_text, run_page, search_controls,
 )
-from anagnorisis.ui.context import AppContext
-from anagnorisis.ui.images import Loader
+from anagnorisis.ui.context import AppContext, Loader
 from anagnorisis.ui.safe import html_text, md
 from anagnorisis.ui.skipped import SkippedPanel
 
@@ -391,8 +390,28 @@ audio { width: 100%; }
 """
 
 
-def render(ctx: AppContext) -> Loader:
-    """Build the tab and wire its events."""
+@dataclass
+class MusicHandles:
+    """The Music tab's components: the shared ones, the player and its buttons."""
+
+    media: media_tab.MediaHandles
+    player_view: Any
+    now: Any
+    previous: Any
+    play_pause: Any
+    following: Any
+    playlist: Any
+    radio: Any
+    radio_temperature: Any
+    player: Any  # gr.State: the Player
+
+    def player_outputs(self) -> list[Any]:
+        """What a PlayerUpdate fills."""
+        return [self.player_view, self.now, self.media.slider, self.media.saved, self.player]
+
+
+def render(ctx: AppContext) -> MusicHandles:
+    """Lay out the tab: the player with its buttons and the rating, then the search, the table and pager, A/B."""
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
             player_view = gr.HTML(IDLE_HTML, js_on_load=PLAYER_JS, css_template=PLAYER_CSS, elem_id="music-player")
@@ -402,11 +421,10 @@ def render(ctx: AppContext) -> Loader:
                 previous = gr.Button("◀◀ Previous", min_width=90, elem_id="music-previous")
                 play_pause = gr.Button("Play / pause", min_width=90, elem_id="music-play")
                 following = gr.Button("Next ▶▶", min_width=90, elem_id="music-next")
-            slider = gr.Slider(0, 10, value=0, step=0.5, label="Your rating of this track (0–10)",
-                               elem_id="music-rating")
+            slider = media_tab.rating_slider(KIND, "Your rating of this track (0–10)")
             with gr.Row():
-                saved = gr.Markdown(elem_id="music-saved")
-                clear = gr.Button("Clear rating", scale=0, elem_id="music-clear-rating")
+                saved = media_tab.saved_text(KIND)
+                clear = media_tab.clear_button(KIND)
                 more_to_rate = learn.more_to_rate_button(KIND)
                 why_button = learn.why_button(KIND)
             why_text = learn.why_area(KIND)
@@ -418,60 +436,79 @@ def render(ctx: AppContext) -> Loader:
                     info="Radio draws by recommendation from the tracks passing the filters: 0 plays the top "
                          "score, 1 draws in proportion to it, higher mixes more.",
                     elem_id="music-radio-temperature")
-    (query, mode, sort, order, temperature, seed, reshuffle, go, folder, rated, ext, rmin, rmax, mmin,
-     mmax) = search_controls(KIND, "a file name, a description of the sound, or a file path", "mp3,flac").parts()
-    with gr.Row(equal_height=True):
-        summary = gr.Markdown(elem_id="music-summary")
-        rate_next_button = learn.rate_next_button(KIND)
+    search = search_controls(KIND, "a file name, a description of the sound, or a file path", "mp3,flac")
+    summary, rate_next_button = media_tab.summary_row(KIND)
     table = gr.Dataframe(headers=HEADERS, datatype=DATATYPES, interactive=False, wrap=True, max_height=720,
                          column_widths=COLUMN_WIDTHS, label="Library", elem_id="music-table")
-    with gr.Row():
-        previous_page = gr.Button("◀ Page", elem_id="music-previous-page")
-        page = gr.Number(value=1, precision=0, minimum=1, label="Page", elem_id="music-page")
-        next_page = gr.Button("Page ▶", elem_id="music-next-page")
+    pager = media_tab.pager(KIND, with_ids=True)
     skipped = SkippedPanel(ctx, KIND)
-    learn.ab_panel(ctx, KIND, learn.Preview(
+    ab = learn.render_ab_panel(KIND, learn.Preview(
         make=lambda elem_id, label: gr.HTML(css_template=PLAYER_CSS, label=label, elem_id=elem_id),
         value=ab_side_html))
-    view = gr.State(View())
-    player = gr.State(Player())
+    media = media_tab.MediaHandles(KIND, search, summary, rate_next_button, table, pager, skipped, slider, saved,
+                                   clear, more_to_rate, why_button, why_text, ab, view=gr.State(View()))
+    return MusicHandles(media, player_view, now, previous, play_pause, following, playlist_button, radio_button,
+                        radio_temperature, player=gr.State(Player()))
 
-    search_inputs = [query, mode, sort, order, temperature, seed, page, folder, rated, rmin, rmax, mmin, mmax, ext]
-    search_outputs = [table, summary, view, page]
-    player_outputs = [player_view, now, slider, saved, player]
+
+def listen(ctx: AppContext, handles: MusicHandles) -> Loader:
+    """Wire the shared events, then the player's: table clicks, playlist, radio, Next/Previous, the browser's
+    play events; after each, the table shows the plays and ratings as they are now."""
+    media, player, outputs = handles.media, handles.player, handles.player_outputs()
+    table, view = media.results, media.view
     private: dict[str, Any] = {"api_visibility": "private"}
-
-    def do_search(*values: Any) -> Any:
-        return search_page(ctx, *values)
+    wired = media_tab.listen(ctx, media, media_tab.MediaWiring(
+        search=lambda *values: search_page(ctx, *values), rate_next=lambda: rate_next(ctx),
+        selection=[player], selected_path=learn.playing_path,
+        rate=lambda p, value: rate_current(ctx, p, value), rate_outputs=[media.saved]))
 
     def refreshed(current: View) -> tuple[pd.DataFrame, View]:
         fresh = with_fresh_values(ctx, current)
         return table_frame(ctx, fresh), fresh
 
-    from_first_page = wire_search_events(
-        do_search, search_inputs, search_outputs, go=go, query=query, changes=(sort, order, rated, mode),
-        reshuffle=reshuffle, seed=seed, page=page, previous_page=previous_page, next_page=next_page)
+    def after_play(event: Any) -> None:
+        event.then(refreshed, view, [table, view], show_progress="hidden", **private)
 
     def on_row(current: View, event: gr.SelectData) -> PlayerUpdate:
         return play_row(ctx, current, event.row_value[0] if event.row_value else None)
 
-    def after_play(event: Any) -> None:
-        event.then(refreshed, view, [table, view], show_progress="hidden", **private)
-
-    after_play(table.select(on_row, view, player_outputs, **private))
-    after_play(playlist_button.click(lambda current: play_list(ctx, current), view, player_outputs, **private))
-    after_play(radio_button.click(lambda current, t, s: start_radio(ctx, current, t, s or new_seed()),
-                                  [view, radio_temperature, seed], player_outputs, **private))
-    after_play(following.click(lambda p: next_track(ctx, p), player, player_outputs, **private))
-    after_play(previous.click(lambda p: previous_track(ctx, p), player, player_outputs, **private))
+    after_play(table.select(on_row, view, outputs, **private))
+    after_play(handles.playlist.click(lambda current: play_list(ctx, current), view, outputs, **private))
+    after_play(handles.radio.click(lambda current, t, s: start_radio(ctx, current, t, s or new_seed()),
+                                   [view, handles.radio_temperature, media.search.seed], outputs, **private))
+    after_play(handles.following.click(lambda p: next_track(ctx, p), player, outputs, **private))
+    after_play(handles.previous.click(lambda p: previous_track(ctx, p), player, outputs, **private))
 
     def play_if_idle(current_player: Player, current: View) -> PlayerUpdate:
         if current_player.current() is not None:  # the browser toggles the playing track (TOGGLE_JS)
             return gr.update(), gr.update(), gr.update(), gr.update(), current_player
         return play_list(ctx, current)
 
-    play_pause.click(None, None, None, js=TOGGLE_JS, **private)
-    after_play(play_pause.click(play_if_idle, [player, view], player_outputs, **private))
+    handles.play_pause.click(None, None, None, js=TOGGLE_JS, **private)
+    after_play(handles.play_pause.click(play_if_idle, [player, view], outputs, **private))
+    listen_player_events(ctx, handles, after_play)
+
+    def now_line(current_player: Player) -> str:
+        """The Now-playing line again, after a rating (it says the rating)."""
+        track = current_player.current()
+        record = ctx.session.record_by_path(KIND, track[0]) if track else None
+        return now_text(current_player, record) if record else gr.update()  # type: ignore[return-value]
+
+    for rated in wired.rated:
+        after_play(rated)
+        rated.success(now_line, player, handles.now, show_progress="hidden", **private)
+
+    def play(path: str, event: str) -> dict[str, Any]:
+        return play_endpoint(ctx, path, event)
+
+    gr.api(play, api_name="play")
+    return wired.loader
+
+
+def listen_player_events(ctx: AppContext, handles: MusicHandles, after_play: Any) -> None:
+    """What the browser reports by itself (started, ended, could not decode): no loading overlay over the player
+    while they are handled."""
+    player, outputs = handles.player, handles.player_outputs()
 
     def on_start(current_player: Player, event: gr.EventData) -> str:
         return track_started(ctx, current_player, getattr(event, "_data", None))
@@ -482,31 +519,7 @@ def render(ctx: AppContext) -> Loader:
     def on_error(current_player: Player, event: gr.EventData) -> PlayerUpdate:
         return track_failed(ctx, current_player, getattr(event, "_data", None))
 
-    # the browser reports these by itself: no loading overlay over the player while they are handled
-    quiet: dict[str, Any] = {**private, "show_progress": "hidden"}
-    after_play(player_view.play(on_start, player, now, **quiet))
-    after_play(player_view.end(on_end, player, player_outputs, **quiet))
-    after_play(player_view.stop(on_error, player, player_outputs, **quiet))
-
-    def now_line(current_player: Player) -> str:
-        """The Now-playing line again, after a rating (it says the rating)."""
-        track = current_player.current()
-        record = ctx.session.record_by_path(KIND, track[0]) if track else None
-        return now_text(current_player, record) if record else gr.update()  # type: ignore[return-value]
-
-    for rated in (slider.release(lambda p, value: rate_current(ctx, p, value), [player, slider], saved,
-                                 trigger_mode="always_last", **private),
-                  clear.click(lambda p: rate_current(ctx, p, None), player, saved, **private)):
-        after_play(rated)
-        rated.success(now_line, player, now, show_progress="hidden", **private)
-
-    learn.QueueButtons(rate_next_button, more_to_rate).wire(lambda: rate_next(ctx), search_outputs)
-
-    learn.wire_why(ctx, KIND, why_button, why_text, [player], learn.playing_path)
-
-    def play(path: str, event: str) -> dict[str, Any]:
-        return play_endpoint(ctx, path, event)
-
-    gr.api(play, api_name="play")
-    return Loader(from_first_page, search_inputs, search_outputs,
-                  also=(Loader(skipped.refresh, [], [skipped.accordion, skipped.text]),))
+    quiet: dict[str, Any] = {"api_visibility": "private", "show_progress": "hidden"}
+    after_play(handles.player_view.play(on_start, player, handles.now, **quiet))
+    after_play(handles.player_view.end(on_end, player, outputs, **quiet))
+    after_play(handles.player_view.stop(on_error, player, outputs, **quiet))

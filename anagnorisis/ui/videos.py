@@ -12,7 +12,7 @@ import logging
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +24,12 @@ from anagnorisis.media import player as playing
 from anagnorisis.media.playback import file_url
 from anagnorisis.media.player import VideoPlayer, video_place
 from anagnorisis.recommend.plays import PlayEventError, play_path
-from anagnorisis.ui import learn
+from anagnorisis.ui import learn, media_tab
 from anagnorisis.ui.browse import (
-    PageView, commit_rating, fresh_page, media_events_js, next_load, wire_search_events,
-    QUERY_ORDER, build_request, file_name, Filters, human_size, Page, rating_text, run_page,
-    search_controls,
+    PageView, commit_rating, fresh_page, media_events_js, next_load,
+    build_request, file_name, Filters, human_size, Page, rating_text, run_page, search_controls,
 )
-from anagnorisis.ui.context import AppContext
-from anagnorisis.ui.images import Loader
+from anagnorisis.ui.context import AppContext, Loader
 from anagnorisis.ui.safe import html_text, md, md_code
 from anagnorisis.ui.skipped import SkippedPanel
 from anagnorisis.media.videoplay import VideoError, ensure_frame, needs_preparing, playable_path, url_safe_path
@@ -377,21 +375,33 @@ video { width: 100%; max-height: 520px; background: #000; border-radius: 6px; }
 """
 
 
-def render(ctx: AppContext) -> Loader:
-    """Build the tab and wire its events."""
-    (query, mode, sort, order, temperature, seed, reshuffle, go, folder, rated, ext, rmin, rmax, mmin,
-     mmax) = search_controls(KIND, "file name, a description of what is seen, or a file path", "mp4,mkv").parts()
-    with gr.Row(equal_height=True):
-        summary = gr.Markdown(elem_id="videos-summary")
-        rate_next_button = learn.rate_next_button(KIND)
+@dataclass
+class VideosHandles:
+    """The Videos tab's components: the shared ones, the player and its buttons."""
+
+    media: media_tab.MediaHandles
+    player_view: Any
+    details: Any
+    previous: Any
+    following: Any
+    autoplay: Any
+    player: Any  # gr.State: the Player
+    timer: Any  # polls a video being prepared
+
+    def player_outputs(self) -> list[Any]:
+        """What a PlayerUpdate fills."""
+        return [self.player_view, self.details, self.media.slider, self.media.saved, self.player, self.timer]
+
+
+def render(ctx: AppContext) -> VideosHandles:
+    """Lay out the tab: the search, the grid and pager, the player with the rating, A/B."""
+    search = search_controls(KIND, "file name, a description of what is seen, or a file path", "mp4,mkv")
+    summary, rate_next_button = media_tab.summary_row(KIND)
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
             gallery = gr.Gallery(columns=4, height=560, allow_preview=False, object_fit="cover", fit_columns=False,
                                  label="Videos", elem_id="videos-gallery")
-            with gr.Row():
-                previous_page = gr.Button("◀ Page")
-                page = gr.Number(value=1, precision=0, minimum=1, label="Page")
-                next_page = gr.Button("Page ▶")
+            pager = media_tab.pager(KIND)
             skipped = SkippedPanel(ctx, KIND)
         with gr.Column(scale=3):
             player_view = gr.HTML(IDLE_HTML, js_on_load=PLAYER_JS, css_template=PLAYER_CSS, elem_id="videos-player")
@@ -400,43 +410,44 @@ def render(ctx: AppContext) -> Loader:
                 previous = gr.Button("⏮ Previous", elem_id="videos-previous")
                 following = gr.Button("⏭ Next", elem_id="videos-next")
                 autoplay = gr.Checkbox(value=True, label="Autoplay next", elem_id="videos-autoplay")
-            slider = gr.Slider(0, 10, value=0, step=0.5, label="Your rating of this video (0–10)",
-                               elem_id="videos-rating")
+            slider = media_tab.rating_slider(KIND, "Your rating of this video (0–10)")
             with gr.Row():
-                saved = gr.Markdown(elem_id="videos-saved")
-                clear = gr.Button("Clear rating", scale=0, elem_id="videos-clear-rating")
+                saved = media_tab.saved_text(KIND)
+                clear = media_tab.clear_button(KIND)
                 similar = gr.Button("Similar videos", scale=0, elem_id="videos-similar")
             with gr.Row():
                 more_to_rate = learn.more_to_rate_button(KIND)
                 why_button = learn.why_button(KIND)
             why_text = learn.why_area(KIND)
-    learn.ab_panel(ctx, KIND, learn.Preview(
+    ab = learn.render_ab_panel(KIND, learn.Preview(
         make=lambda elem_id, label: gr.Image(type="filepath", label=label, interactive=False, height=300,
                                              elem_id=elem_id),
         value=ab_frame))
-    view = gr.State(View())
-    player = gr.State(Player())
-    timer = gr.Timer(POLL_SECONDS, active=False)
+    media = media_tab.MediaHandles(KIND, search, summary, rate_next_button, gallery, pager, skipped, slider, saved,
+                                   clear, more_to_rate, why_button, why_text, ab, view=gr.State(View()),
+                                   similar=similar)
+    return VideosHandles(media, player_view, details, previous, following, autoplay, player=gr.State(Player()),
+                         timer=gr.Timer(POLL_SECONDS, active=False))
 
-    search_inputs = [query, mode, sort, order, temperature, seed, page, folder, rated, rmin, rmax, mmin, mmax, ext]
-    search_outputs = [gallery, summary, view, page]
-    player_outputs = [player_view, details, slider, saved, player, timer]
+
+def listen(ctx: AppContext, handles: VideosHandles) -> Loader:
+    """Wire the shared events, then the player's: a click on a preview, Next/Previous, the preparation timer and
+    the browser's play events."""
+    media, player, outputs = handles.media, handles.player, handles.player_outputs()
     private: dict[str, Any] = {"api_visibility": "private"}
-
-    def do_search(*values: Any) -> Any:
-        return search_page(ctx, *values)
-
-    from_first_page = wire_search_events(
-        do_search, search_inputs, search_outputs, go=go, query=query, changes=(sort, order, rated, mode),
-        reshuffle=reshuffle, seed=seed, page=page, previous_page=previous_page, next_page=next_page)
+    wired = media_tab.listen(ctx, media, media_tab.MediaWiring(
+        search=lambda *values: search_page(ctx, *values), rate_next=lambda: rate_next(ctx),
+        selection=[player], selected_path=learn.playing_path,
+        rate=lambda p, value: rate_current(ctx, p, value), rate_outputs=[media.saved],
+        similar_missing="Play a video first: Similar finds the videos that look like it."))
 
     def on_select(current: View, event: gr.SelectData) -> PlayerUpdate:
         return play_from(ctx, current, event.index)
 
-    gallery.select(on_select, view, player_outputs, **private)
-    following.click(lambda p: next_video(ctx, p), player, player_outputs, **private)
-    previous.click(lambda p: previous_video(ctx, p), player, player_outputs, **private)
-    timer.tick(lambda p: poll(ctx, p), player, player_outputs, show_progress="hidden", **private)
+    media.results.select(on_select, media.view, outputs, **private)
+    handles.following.click(lambda p: next_video(ctx, p), player, outputs, **private)
+    handles.previous.click(lambda p: previous_video(ctx, p), player, outputs, **private)
+    handles.timer.tick(lambda p: poll(ctx, p), player, outputs, show_progress="hidden", **private)
 
     def on_start(current: Player, event: gr.EventData) -> str:
         return video_started(ctx, current, getattr(event, "_data", None))
@@ -447,26 +458,10 @@ def render(ctx: AppContext) -> Loader:
     def on_error(current: Player, event: gr.EventData) -> PlayerUpdate:
         return video_failed(ctx, current, getattr(event, "_data", None))
 
-    player_view.play(on_start, player, details, **private)
-    player_view.end(on_end, [player, autoplay], player_outputs, **private)
-    player_view.stop(on_error, player, player_outputs, **private)
-    for rated in (slider.release(lambda p, value: rate_current(ctx, p, value), [player, slider], saved,
-                                 trigger_mode="always_last", **private),
-                  clear.click(lambda p: rate_current(ctx, p, None), player, saved, **private)):
-        rated.success(lambda p, v: rated_view(ctx, p, v), [player, view], [details, gallery, view],
-                      show_progress="hidden", **private)
-
-    def similar_to(current: Player) -> tuple[Any, Any, Any]:
-        track = current.current()
-        if track is None:
-            raise gr.Error("Play a video first: Similar finds the videos that look like it.")
-        return track[0], "similar", QUERY_ORDER
-
-    learn.QueueButtons(rate_next_button, more_to_rate).wire(lambda: rate_next(ctx), search_outputs)
-
-    learn.wire_why(ctx, KIND, why_button, why_text, [player], learn.playing_path)
-
-    similar.click(similar_to, player, [query, mode, sort], **private).success(
-        from_first_page, search_inputs, search_outputs, **private)
-    return Loader(from_first_page, search_inputs, search_outputs,
-                  also=(Loader(skipped.refresh, [], [skipped.accordion, skipped.text]),))
+    handles.player_view.play(on_start, player, handles.details, **private)
+    handles.player_view.end(on_end, [player, handles.autoplay], outputs, **private)
+    handles.player_view.stop(on_error, player, outputs, **private)
+    for rated in wired.rated:  # the details and the grid's captions say the new rating
+        rated.success(lambda p, v: rated_view(ctx, p, v), [player, media.view],
+                      [handles.details, media.results, media.view], show_progress="hidden", **private)
+    return wired.loader
