@@ -77,11 +77,11 @@ class Session:
         return found[0] if found else None
 
     def rate(self, kind: str, path: str, rating: float | None) -> Record:
-        """Commit a rating for the file at path (a file of this kind under a root) and return its fresh record:
-        `anagnorisis.service.ratings.rate`, the one implementation the CLI and the endpoints use too."""
+        """Commit a rating for the indexed file at path, as a tab shows it, and return its fresh record
+        (`anagnorisis.service.ratings.rate`, the one implementation the CLI and the endpoints use too)."""
         from anagnorisis.service.ratings import rate
 
-        return rate(self, os.path.abspath(path), rating)
+        return rate(self, os.path.abspath(path), rating, kind=kind)
 
     def note_rating(self, kind: str, fresh: Record) -> None:
         """Patch the cached records sharing fresh's content with its rating (no reload of the whole kind)."""

@@ -49,16 +49,26 @@ def record_at(session: Any, kind: str, path_bytes: bytes) -> Record:
     return found[0]
 
 
-def rate(session: Any, path: str, rating: float | None) -> Record:
-    """Commit a rating (None clears it) for the file at an absolute path under a root, indexing it first if
-    needed; when this returns the rating is durable. The file's fresh record."""
+def rate(session: Any, path: str, rating: float | None, *, kind: str | None = None) -> Record:
+    """Commit a rating (None clears it) for the file at an absolute path under a root; when this returns the
+    rating is durable. The file's fresh record.
+
+    Typed from the CLI or an endpoint (no `kind`), the file is indexed first if it is new or changed, so the rating
+    goes to its content now. From a tab (`kind` given) the rating goes to the record the tab shows, even when the
+    file has become unreadable since the scan (a scan will say so)."""
     from anagnorisis.store.ratings import RatingOutOfRange, check_rating, set_rating
 
     try:
         value = None if rating is None else check_rating(rating)
     except RatingOutOfRange as error:
         raise BadRequest(str(error)) from None
-    kind, content_hash, path_bytes = resolve_indexed(session, path)
+    if kind is None:
+        kind, content_hash, path_bytes = resolve_indexed(session, path)
+    else:
+        shown = session.record_by_path(kind, path)
+        if shown is None:
+            raise Failed(f"{path} is not an indexed {kind} file; scan the library first")
+        content_hash, path_bytes = shown["content_hash"], os.fsencode(path)
     set_rating(session.store, content_hash, value)
     return record_at(session, kind, path_bytes)
 

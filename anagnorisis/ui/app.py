@@ -22,7 +22,7 @@ import gradio as gr  # noqa: E402  (the environment above must be set before Gra
 from anagnorisis.config import Settings, load_settings  # noqa: E402
 from anagnorisis.store.files import library_has_files  # noqa: E402
 from anagnorisis.ui import jobs_panel  # noqa: E402
-from anagnorisis.ui.context import AppContext  # noqa: E402
+from anagnorisis.ui.context import AppContext, Loader  # noqa: E402
 from anagnorisis.ui.guard import is_loopback  # noqa: E402
 from anagnorisis.ui.images import KEYBOARD_JS  # noqa: E402
 from anagnorisis.ui.safe import md, md_code  # noqa: E402
@@ -238,7 +238,8 @@ def tab_names() -> tuple[str, ...]:
 
 
 def tab_modules() -> dict[str, Any]:
-    """Each tab's module (`anagnorisis.ui.<name>` with `render(ctx)`), or None while it is not built yet."""
+    """Each tab's module (`anagnorisis.ui.<name>` with `render(ctx)`, and `listen(ctx, handles)` where it splits
+    them), or None while it is not built yet."""
     import importlib
 
     modules: dict[str, Any] = {}
@@ -250,6 +251,14 @@ def tab_modules() -> dict[str, Any]:
                 raise
             modules[name] = None
     return modules
+
+
+def render_tab(module: Any, ctx: AppContext) -> Loader | None:
+    """A tab's components (`render(ctx)`), then its events (`listen(ctx, handles)`); a tab without `listen`
+    does both in `render`."""
+    handles = module.render(ctx)
+    listen = getattr(module, "listen", None)
+    return handles if listen is None else listen(ctx, handles)
 
 
 def first_start_text(ctx: AppContext) -> str:
@@ -378,7 +387,7 @@ def build_app(data_dir: str | None = None, config: str | None = None, **settings
         for name, module in tab_modules().items():
             with gr.Tab(name, elem_id=f"tab-{name.lower()}"):
                 if module is not None:
-                    loader = module.render(ctx)
+                    loader = render_tab(module, ctx)
                     if loader is not None:
                         loaders.append(loader)
                     continue

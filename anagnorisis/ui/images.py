@@ -7,11 +7,9 @@ from typing import Any
 import gradio as gr
 
 from anagnorisis.media.previews import ensure_thumbnail
-from anagnorisis.ui import learn
+from anagnorisis.ui import learn, media_tab
 from anagnorisis.ui.browse import (
-    commit_rating, wire_search_events,
-    QUERY_ORDER, build_request, file_name, Filters, human_size, Page, rating_text, run_page,
-    search_controls,
+    commit_rating, build_request, file_name, Filters, human_size, Page, rating_text, run_page, search_controls,
 )
 from anagnorisis.ui.context import AppContext, Loader
 from anagnorisis.ui.safe import md, md_code
@@ -141,23 +139,10 @@ def clear_rating(ctx: AppContext, view: View, index: int | None) -> tuple[str, V
 
 def file_action(ctx: AppContext, view: View, index: int | None, action: str, argument: str) -> str:
     """Handler: move / rename / trash the selected file; the rating stays with its content. Returns Markdown."""
-    from anagnorisis.library.actions import ActionRefused, move_file, rename_file, trash_file
-
-    if view is None or index is None or not (0 <= index < len(view.results)):
+    path = selected_path(view, index)
+    if path is None:
         return "Select an image first."
-    path, setting = view.results[index]["path"], ctx.settings.file_actions
-    try:
-        if action == "move":
-            done = f"moved to {md(move_file(ctx.session.store, KIND, path, argument, setting=setting))}"
-        elif action == "rename":
-            done = f"renamed to {md(rename_file(ctx.session.store, KIND, path, argument, setting=setting))}"
-        else:
-            trash_file(ctx.session.store, KIND, path, setting=setting)
-            done = "sent to the trash"
-    except (ActionRefused, OSError) as error:
-        return f"not done: {md(error)}"
-    ctx.session.invalidate(KIND)
-    return done
+    return media_tab.act_on_file(ctx, KIND, path, action, argument)
 
 
 def step(view: View, index: int | None, delta: int) -> int | None:
@@ -208,30 +193,40 @@ KEYBOARD_JS = """
 """
 
 
-def render(ctx: AppContext) -> Loader:
-    """Build the tab and wire its events."""
-    (query, mode, sort, order, temperature, seed, reshuffle, go, folder, rated, ext, rmin, rmax, mmin,
-     mmax) = search_controls(KIND, "file name, a description, or a file path", "jpg,png").parts()
-    with gr.Row(equal_height=True):
-        summary = gr.Markdown(elem_id="images-summary")
-        rate_next_button = learn.rate_next_button(KIND)
+@dataclass
+class ImagesHandles:
+    """The Images tab's components: the shared ones, the large view and what moves the selection."""
+
+    media: media_tab.MediaHandles
+    large: Any
+    details: Any
+    previous_item: Any
+    next_item: Any
+    selected: Any  # gr.State: the index of the selected image on the page
+
+    def shown(self) -> list[Any]:
+        """What show() fills."""
+        return [self.large, self.details, self.media.slider, self.media.saved, self.selected]
+
+
+def render(ctx: AppContext) -> ImagesHandles:
+    """Lay out the tab: the search, the gallery and pager, the large view with the rating, A/B."""
+    search = search_controls(KIND, "file name, a description, or a file path", "jpg,png")
+    summary, rate_next_button = media_tab.summary_row(KIND)
     with gr.Row():
         with gr.Column(scale=3):
             gallery = gr.Gallery(columns=6, height=560, allow_preview=False, object_fit="cover", fit_columns=False,
                                  label="Images", elem_id="images-gallery")
-            with gr.Row():
-                previous_page = gr.Button("◀ Page")
-                page = gr.Number(value=1, precision=0, minimum=1, label="Page")
-                next_page = gr.Button("Page ▶")
+            pager = media_tab.pager(KIND)
             skipped = SkippedPanel(ctx, KIND)
         with gr.Column(scale=2):
             large = gr.Image(type="filepath", label="Selected", interactive=False, height=380,
                              elem_id="images-large")
             details = gr.Markdown("Select an image.", elem_id="images-details")
-            slider = gr.Slider(0, 10, value=0, step=0.5, label="Your rating (0–10)", elem_id="images-rating")
-            saved = gr.Markdown(elem_id="images-saved")
+            slider = media_tab.rating_slider(KIND)
+            saved = media_tab.saved_text(KIND)
             with gr.Row():
-                prev_item = gr.Button("◀", elem_id="images-prev")
+                previous_item = gr.Button("◀", elem_id="images-prev")
                 clear = gr.Button("Clear rating")
                 similar = gr.Button("Similar images", elem_id="images-similar")
                 next_item = gr.Button("▶", elem_id="images-next")
@@ -239,62 +234,36 @@ def render(ctx: AppContext) -> Loader:
                 more_to_rate = learn.more_to_rate_button(KIND)
                 why_button = learn.why_button(KIND)
             why_text = learn.why_area(KIND)
-            with gr.Accordion("File actions", open=False, visible=ctx.settings.file_actions != "off"):
-                with gr.Row():
-                    target = gr.Textbox(label="Move to folder", scale=3)
-                    move = gr.Button("Move", scale=1)
-                with gr.Row():
-                    new_name = gr.Textbox(label="New name", scale=3)
-                    rename = gr.Button("Rename", scale=1)
-                trash = gr.Button("Send to trash", variant="stop", visible=ctx.settings.file_actions == "trash")
-                action_result = gr.Markdown(elem_id="images-action-result")
-    learn.ab_panel(ctx, KIND, AB_PREVIEW)
-    view = gr.State(View([]))
-    selected = gr.State(None)
+            actions = media_tab.file_actions(ctx, KIND)
+    ab = learn.render_ab_panel(KIND, AB_PREVIEW)
+    media = media_tab.MediaHandles(
+        KIND, search, summary, rate_next_button, gallery, pager, skipped, slider, saved, clear, more_to_rate,
+        why_button, why_text, ab, view=gr.State(View([])), similar=similar, file_actions=actions)
+    return ImagesHandles(media, large, details, previous_item, next_item, selected=gr.State(None))
 
-    search_inputs = [query, mode, sort, order, temperature, seed, page, folder, rated, rmin, rmax, mmin, mmax, ext]
-    search_outputs = [gallery, summary, view, page]
-    shown = [large, details, slider, saved, selected]
 
-    def do_search(*values: Any) -> Any:
-        return search_page(ctx, *values)
-
-    from_first_page = wire_search_events(
-        do_search, search_inputs, search_outputs, go=go, query=query, changes=(sort, order, rated),
-        reshuffle=reshuffle, seed=seed, page=page, previous_page=previous_page, next_page=next_page,
-        after=(lambda: show(ctx, None, None), None, shown))
+def listen(ctx: AppContext, handles: ImagesHandles) -> Loader:
+    """Wire the shared events (search, rating, similar, file actions, …), then the gallery's selection."""
+    media, shown = handles.media, handles.shown()
+    selection = [media.view, handles.selected]
+    nothing_shown: media_tab.FollowUp = (lambda: show(ctx, None, None), None, shown)
+    wired = media_tab.listen(ctx, media, media_tab.MediaWiring(
+        search=lambda *values: search_page(ctx, *values), rate_next=lambda: rate_next(ctx),
+        selection=selection, selected_path=selected_path,
+        rate=lambda v, i, value: rate(ctx, v, i, value), rate_outputs=[media.saved, media.view],
+        clear=lambda v, i: clear_rating(ctx, v, i), changes=("sort", "order", "rated"),
+        after_search=nothing_shown, after_queue=(lambda v: show(ctx, v, 0 if v.results else None), media.view, shown),
+        similar_missing="Select an image first: Similar finds the images that look like it.",
+        file_action=lambda v, i, action, argument: file_action(ctx, v, i, action, argument)))
 
     def on_select(current: View, event: gr.SelectData) -> Any:
         return show(ctx, current, event.index)
 
-    gallery.select(on_select, view, shown, api_visibility="private")
-    prev_item.click(lambda v, i: show(ctx, v, step(v, i, -1)), [view, selected], shown, api_visibility="private")
-    next_item.click(lambda v, i: show(ctx, v, step(v, i, +1)), [view, selected], shown, api_visibility="private")
-    refresh = {"fn": lambda v, i: rated_view(ctx, v, i), "inputs": [view, selected], "outputs": [details, gallery],
-               "api_visibility": "private", "show_progress": "hidden"}
-    slider.release(lambda v, i, value: rate(ctx, v, i, value), [view, selected, slider], [saved, view],
-                   api_visibility="private", trigger_mode="always_last").success(**refresh)
-    clear.click(lambda v, i: clear_rating(ctx, v, i), [view, selected], [saved, view],
-                api_visibility="private").success(**refresh)
-
-    def similar_to(current: View, index: int | None) -> tuple[str, str, str]:
-        if current is None or index is None or not (0 <= index < len(current.results)):
-            raise gr.Error("Select an image first: Similar finds the images that look like it.")
-        return current.results[index]["path"], "similar", QUERY_ORDER
-
-    learn.QueueButtons(rate_next_button, more_to_rate).wire(
-        lambda: rate_next(ctx), search_outputs,
-        then=(lambda v: show(ctx, v, 0 if v.results else None), view, shown))
-    learn.wire_why(ctx, KIND, why_button, why_text, [view, selected], selected_path)
-
-    similar.click(similar_to, [view, selected], [query, mode, sort], api_visibility="private").success(
-        from_first_page, search_inputs, search_outputs, api_visibility="private").then(
-        lambda: show(ctx, None, None), None, shown, api_visibility="private")
-    for button, action, argument in ((move, "move", target), (rename, "rename", new_name)):
-        button.click(lambda v, i, arg, action=action: file_action(ctx, v, i, action, arg), [view, selected, argument],
-                     action_result, api_visibility="private").then(
-            do_search, search_inputs, search_outputs, api_visibility="private")
-    trash.click(lambda v, i: file_action(ctx, v, i, "trash", ""), [view, selected], action_result,
-                api_visibility="private").then(do_search, search_inputs, search_outputs, api_visibility="private")
-    return Loader(from_first_page, search_inputs, search_outputs,
-                  also=(Loader(skipped.refresh, [], [skipped.accordion, skipped.text]),))
+    media.results.select(on_select, media.view, shown, api_visibility="private")
+    handles.previous_item.click(lambda v, i: show(ctx, v, step(v, i, -1)), selection, shown,
+                                api_visibility="private")
+    handles.next_item.click(lambda v, i: show(ctx, v, step(v, i, +1)), selection, shown, api_visibility="private")
+    for event in wired.rated:  # the details and the captions say the new rating; the selection stays
+        event.success(lambda v, i: rated_view(ctx, v, i), selection, [handles.details, media.results],
+                      api_visibility="private", show_progress="hidden")
+    return wired.loader

@@ -191,7 +191,30 @@ def pair_outputs(ctx: AppContext, preview: Preview, pair: Pair, status: str) -> 
             f"*{md(pair.reason)}*" if pair.reason else "", status, pair)
 
 
-def ab_panel(ctx: AppContext, kind: str, preview: Preview) -> None:
+@dataclass
+class ABPanel:
+    """The components of a tab's "Which do you prefer?" accordion (render_ab_panel builds them, listen_ab wires)."""
+
+    kind: str
+    preview: Preview
+    panel: Any
+    reason: Any
+    a_view: Any
+    a_name: Any
+    b_view: Any
+    b_name: Any
+    prefer_a: Any
+    equal: Any
+    skip: Any
+    prefer_b: Any
+    status: Any
+    pair: Any
+
+    def outputs(self) -> list[Any]:
+        return [self.a_view, self.a_name, self.b_view, self.b_name, self.reason, self.status, self.pair]
+
+
+def render_ab_panel(kind: str, preview: Preview) -> ABPanel:
     """The "Which do you prefer?" accordion: A and B side by side, A / Equal / B / Skip, and what was saved.
 
     Element ids: `<kind>-ab` (the accordion), `-ab-a`, `-ab-b` (the two previews), `-ab-a-name`, `-ab-b-name`,
@@ -212,8 +235,13 @@ def ab_panel(ctx: AppContext, kind: str, preview: Preview) -> None:
             skip_button = gr.Button("Skip", elem_id=f"{kind}-ab-skip")
             prefer_b = gr.Button("B", variant="primary", elem_id=f"{kind}-ab-prefer-b")
         status = gr.Markdown(elem_id=f"{kind}-ab-status")
-    pair = gr.State(Pair())
-    outputs = [a_view, a_name, b_view, b_name, reason, status, pair]
+    return ABPanel(kind, preview, panel, reason, a_view, a_name, b_view, b_name, prefer_a, equal, skip_button,
+                   prefer_b, status, gr.State(Pair()))
+
+
+def listen_ab(ctx: AppContext, ab: ABPanel) -> None:
+    """Opening the panel draws a question (keeping one on screen); A, B, Equal store the answer, Skip draws again."""
+    kind, preview, outputs = ab.kind, ab.preview, ab.outputs()
     private: dict[str, Any] = {"api_visibility": "private"}
 
     def opened(current: Pair) -> tuple[Any, ...]:
@@ -229,11 +257,11 @@ def ab_panel(ctx: AppContext, kind: str, preview: Preview) -> None:
         message, following = skip(ctx, kind, current)
         return pair_outputs(ctx, preview, following, message)
 
-    panel.expand(opened, pair, outputs, **private)
-    for button, choice in ((prefer_a, "a"), (prefer_b, "b"), (equal, "equal")):
-        button.click(lambda current, choice=choice: answered(current, choice), pair, outputs,
+    ab.panel.expand(opened, ab.pair, outputs, **private)
+    for button, choice in ((ab.prefer_a, "a"), (ab.prefer_b, "b"), (ab.equal, "equal")):
+        button.click(lambda current, choice=choice: answered(current, choice), ab.pair, outputs,
                      trigger_mode="once", **private)
-    skip_button.click(skipped, pair, outputs, trigger_mode="once", **private)
+    ab.skip.click(skipped, ab.pair, outputs, trigger_mode="once", **private)
 
 
 # ---------------------------------------------------------------------------------------------- why this rating

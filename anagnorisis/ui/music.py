@@ -2,8 +2,9 @@
 
 The player is a plain ``<audio>`` element in a ``gr.HTML`` whose ``js_on_load`` reports the element's own events
 back to Python (``playing`` → start, ``ended`` → full play, ``error`` → decode error). Play events go through
-``plays.play_path``, the same code the ``/play`` endpoint runs; radio draws come from ``radio.draw_next`` over the
-recommendation scores ``search --sort recommendation`` uses.
+``plays.play_path``, the same code the ``/play`` endpoint runs. The player's state and how it moves (playlist,
+radio draws from ``radio.draw_next`` over the recommendation scores ``search --sort recommendation`` uses) are
+``anagnorisis.media.player``'s; the handlers here read files and record plays.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import html
 import logging
 import math
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -19,20 +20,20 @@ import gradio as gr
 import pandas as pd
 
 import anagnorisis.search as search
+from anagnorisis.media import player as playing
 from anagnorisis.media.playback import PlaybackError, ensure_cover, file_url, playable_file
+from anagnorisis.media.player import DEFAULT_RADIO_TEMPERATURE, MusicPlayer, music_place
 from anagnorisis.recommend.plays import PlayEventError, play_path
-from anagnorisis.recommend.radio import draw_next, radio_seed
 from anagnorisis.search import SearchRequest
 from anagnorisis.service import ServiceError
 from anagnorisis.service.search import search as search_files
 from anagnorisis.store.records import public_record
-from anagnorisis.ui import learn
+from anagnorisis.ui import learn, media_tab
 from anagnorisis.ui.browse import (
-    PageView, commit_rating, fresh_page, media_events_js, next_load, wire_search_events,
+    PageView, commit_rating, fresh_page, media_events_js, next_load,
     build_request, file_name, Filters, new_seed, Page, rating_text, run_page, search_controls,
 )
-from anagnorisis.ui.context import AppContext
-from anagnorisis.ui.images import Loader
+from anagnorisis.ui.context import AppContext, Loader
 from anagnorisis.ui.safe import html_text, md
 from anagnorisis.ui.skipped import SkippedPanel
 
@@ -40,7 +41,6 @@ log = logging.getLogger(__name__)
 
 KIND = "music"
 PAGE_SIZE = 25  # table rows per page
-DEFAULT_RADIO_TEMPERATURE = 1.0  # SPEC §4: T = 1 draws in proportion to the score
 MAX_LOAD_ATTEMPTS = 20  # tracks tried in a row when files vanish or do not decode, before the player gives up
 HEADERS = ["#", "Cover", "Artist", "Title", "Album", "Year", "Length", "Rating", "Model rating", "Plays", "Skips",
            "Last played", "Why here"]
@@ -163,26 +163,7 @@ def ab_side_html(ctx: AppContext, record: dict[str, Any]) -> str:
 # ---------------------------------------------------------------------------------------------- the player
 
 
-@dataclass
-class Player:
-    """What is playing: the list being played (a playlist snapshot, or the radio's draws so far) and where."""
-
-    mode: str = ""  # "playlist", "radio", or "" when stopped
-    tracks: list[tuple[str, str]] = field(default_factory=list)  # (path, content hash) in play order
-    position: int = -1
-    nonce: int = 0  # the current load (browse.next_load): a browser event names its load; late ones are ignored
-    transcoded: bool = False  # the current load is the cached transcode (the original failed or is unplayable)
-    finished: bool = True  # the current track ended, was skipped or failed: Next counts no skip
-    temperature: float = DEFAULT_RADIO_TEMPERATURE
-    seed: int = 0
-    draws: int = 0
-    scope: SearchRequest | None = None  # radio: the filters of the scored set
-    message: str = ""  # plain text (it names files): escaped where it is shown (now_text, stopped)
-
-    def current(self) -> tuple[str, str] | None:
-        return self.tracks[self.position] if self.mode and 0 <= self.position < len(self.tracks) else None
-
-
+Player = MusicPlayer  # what is playing: anagnorisis.media.player holds it and moves it
 PlayerUpdate = tuple[Any, Any, Any, Any, Player]  # player html, now-playing text, slider, saved text, state
 
 
@@ -210,8 +191,7 @@ def now_text(player: Player, record: dict[str, Any] | None) -> str:
     """The Now-playing line (Markdown); the player's message names files, so it is escaped."""
     if record is None:
         return md(player.message) or "Stopped."
-    where = (f"track {player.position + 1:d} of {len(player.tracks)} · playlist" if player.mode == "playlist"
-             else f"radio at temperature {player.temperature:g} · track {player.position + 1:d}")
+    where = music_place(player)  # trusted: numbers and fixed words
     plays = (f"{record.get('full_plays') or 0:d} full plays · {record.get('skips') or 0:d} skips"
              + (f" · last played {md(when_text(record.get('last_played')))}" if record.get("last_played") else ""))
     note = f" · {md(player.message)}" if player.message else ""
@@ -224,7 +204,7 @@ def slider_for(record: dict[str, Any] | None) -> Any:
 
 
 def stopped(player: Player, message: str) -> PlayerUpdate:
-    player = replace(player, mode="", finished=True, message=message)
+    player = playing.stopped(player, message)
     return f'<div class="music-idle">{html_text(message)}</div>', "", gr.update(), "", player
 
 
@@ -243,25 +223,17 @@ def load_current(ctx: AppContext, player: Player) -> PlayerUpdate:
             log.warning("passing over %s without penalty: %s", track[0], error)
             reason = "it does not decode" if record is not None else str(error)
             message = f"passed over {os.path.basename(track[0])}: {reason}"  # plain text: Player.message, see its note
-            player = step_forward(ctx, replace(player, finished=True, message=message))
+            player = playing.move_on(player, pool(ctx), message)
             continue
-        player = replace(player, nonce=next_load(), finished=False)
+        player = playing.loaded(player, next_load())
         shown = player_html(ctx, record, file_url(path), player.nonce)
         return shown, now_text(player, record), slider_for(record), "", player
     return stopped(player, "Stopped: too many tracks in a row could not be played.")
 
 
-def step_forward(ctx: AppContext, player: Player) -> Player:
-    """The next position: the next of the playlist, or (radio) forward in its history, else a new draw."""
-    player = replace(player, transcoded=False)
-    if player.position + 1 < len(player.tracks):
-        return replace(player, position=player.position + 1)
-    if player.mode != "radio":
-        return replace(player, mode="", position=len(player.tracks), message="End of the list.")
-    drawn = draw_radio_track(ctx, player)
-    if drawn is None:
-        return replace(player, mode="", message="The radio has nothing to play: no track passes the filters.")
-    return replace(player, tracks=[*player.tracks, drawn], position=len(player.tracks), draws=player.draws + 1)
+def pool(ctx: AppContext) -> playing.Pool:
+    """The radio's scored set, read from the session when it draws."""
+    return lambda scope: radio_pool(ctx, scope)
 
 
 def radio_pool(ctx: AppContext, scope: SearchRequest | None) -> list[dict[str, Any]]:
@@ -270,14 +242,6 @@ def radio_pool(ctx: AppContext, scope: SearchRequest | None) -> list[dict[str, A
     if scope is None:
         return list(records)
     return search.apply_filters(records, search.validate_request(scope))  # type: ignore[return-value]
-
-
-def draw_radio_track(ctx: AppContext, player: Player) -> tuple[str, str] | None:
-    pool = radio_pool(ctx, player.scope)
-    recent = [content_hash for _path, content_hash in player.tracks]
-    index = draw_next(pool, KIND, temperature=player.temperature, seed=radio_seed(player.seed, player.draws),
-                      recent=recent)
-    return None if index is None else (str(pool[index]["path"]), str(pool[index]["content_hash"]))
 
 
 def record_event(ctx: AppContext, path: str, event: str) -> None:
@@ -290,13 +254,13 @@ def record_event(ctx: AppContext, path: str, event: str) -> None:
 def whole_list(ctx: AppContext, view: View) -> list[tuple[str, str]]:
     """Every track of the current sorted/filtered list, in its order (all pages); a rate-next queue as shown."""
     if view.request is None:
-        return [(str(record["path"]), str(record["content_hash"])) for record in view.results]
+        return playing.tracks_of(view.results)
     request = replace(view.request, offset=0, limit=max(view.total, len(ctx.session.records(KIND))))
     try:
         result = search_files(ctx.session, request)
     except ServiceError:
         return []
-    return [(str(record["path"]), str(record["content_hash"])) for record in result.results]
+    return playing.tracks_of(result.results)
 
 
 def play_list(ctx: AppContext, view: View, start: int = 0, content_hash: str | None = None) -> PlayerUpdate:
@@ -308,11 +272,7 @@ def play_list(ctx: AppContext, view: View, start: int = 0, content_hash: str | N
     tracks = whole_list(ctx, view)
     if not tracks:
         return stopped(Player(), "Nothing to play: the list is empty.")
-    positions = [i for i, (_path, known) in enumerate(tracks) if known == content_hash]
-    if positions:
-        start = min(positions, key=lambda i: abs(i - start))
-    player = Player(mode="playlist", tracks=tracks, position=max(0, min(start, len(tracks) - 1)))
-    return load_current(ctx, player)
+    return load_current(ctx, playing.playlist(tracks, start, content_hash))
 
 
 def play_row(ctx: AppContext, view: View, row_number: Any) -> PlayerUpdate:
@@ -330,8 +290,7 @@ def play_row(ctx: AppContext, view: View, row_number: Any) -> PlayerUpdate:
 def start_radio(ctx: AppContext, view: View, temperature: float, seed: int) -> PlayerUpdate:
     """Handler: radio over the tracks passing the current filters, drawn at the temperature."""
     scope = replace(view.request, query=None, sort=None, offset=0) if view.request else SearchRequest(KIND)
-    player = Player(mode="radio", temperature=max(0.0, float(temperature or 0)), seed=int(seed or 0), scope=scope)
-    return load_current(ctx, step_forward(ctx, player))
+    return load_current(ctx, playing.step_forward(playing.radio(temperature, seed, scope), pool(ctx)))
 
 
 def next_track(ctx: AppContext, player: Player) -> PlayerUpdate:
@@ -341,25 +300,14 @@ def next_track(ctx: AppContext, player: Player) -> PlayerUpdate:
         return stopped(player, player.message or "Stopped.")
     if not player.finished:
         record_event(ctx, track[0], "skip")
-    return load_current(ctx, step_forward(ctx, replace(player, finished=True, message="")))
+    return load_current(ctx, playing.move_on(player, pool(ctx)))
 
 
 def previous_track(ctx: AppContext, player: Player) -> PlayerUpdate:
     """Handler: Previous (no penalty for the track left); at the first track it starts that one again."""
     if not player.tracks:
         return stopped(player, "Stopped.")
-    position = max(0, min(player.position, len(player.tracks)) - 1)
-    mode = player.mode or ("radio" if player.scope is not None else "playlist")
-    return load_current(ctx, replace(player, mode=mode, position=position, transcoded=False, message=""))
-
-
-def event_nonce(data: Any) -> int | None:
-    """The load a browser event belongs to (the <audio> element's data-nonce)."""
-    value = (data or {}).get("nonce")
-    try:
-        return int(value) if value is not None else None
-    except (TypeError, ValueError):
-        return None
+    return load_current(ctx, playing.step_back(player))
 
 
 def track_started(ctx: AppContext, player: Player, data: Any) -> str:
@@ -369,12 +317,12 @@ def track_started(ctx: AppContext, player: Player, data: Any) -> str:
     (and the player moved on) by the time this event is handled.
     """
     content_hash = str((data or {}).get("hash") or "")
-    path = next((path for path, known in reversed(player.tracks) if known == content_hash), None)
+    path = playing.path_of_hash(player.tracks, content_hash, latest=True)
     if path is None:
         return gr.update()  # type: ignore[return-value]
     record_event(ctx, path, "start")
     track = player.current()
-    if track is None or event_nonce(data) != player.nonce:
+    if track is None or playing.event_nonce(data) != player.nonce:
         return gr.update()  # type: ignore[return-value]
     return now_text(player, ctx.session.record_by_path(KIND, track[0]))
 
@@ -382,22 +330,22 @@ def track_started(ctx: AppContext, player: Player, data: Any) -> str:
 def track_ended(ctx: AppContext, player: Player, data: Any) -> PlayerUpdate:
     """Handler: the track played to its end: a full play, then the next of the list or a new radio draw."""
     track = player.current()
-    if track is None or player.finished or event_nonce(data) != player.nonce:
+    if track is None or not playing.is_current_load(player, data):
         return gr.update(), gr.update(), gr.update(), gr.update(), player
     record_event(ctx, track[0], "full")
-    return load_current(ctx, step_forward(ctx, replace(player, finished=True, message="")))
+    return load_current(ctx, playing.move_on(player, pool(ctx)))
 
 
 def track_failed(ctx: AppContext, player: Player, data: Any) -> PlayerUpdate:
     """Handler: the browser could not decode the track: try the cached transcode once, else pass over it unpenalised."""
     track = player.current()
-    if track is None or player.finished or event_nonce(data) != player.nonce:
+    if track is None or not playing.is_current_load(player, data):
         return gr.update(), gr.update(), gr.update(), gr.update(), player
     record_event(ctx, track[0], "error")  # validated, records nothing (SPEC §5)
     if not player.transcoded:
         return load_current(ctx, replace(player, transcoded=True))
     message = f"passed over {os.path.basename(track[0])}: the browser cannot play it"  # plain text: Player.message
-    return load_current(ctx, step_forward(ctx, replace(player, finished=True, message=message)))
+    return load_current(ctx, playing.move_on(player, pool(ctx), message))
 
 
 def rate_current(ctx: AppContext, player: Player, value: float | None) -> str:
@@ -444,8 +392,28 @@ audio { width: 100%; }
 """
 
 
-def render(ctx: AppContext) -> Loader:
-    """Build the tab and wire its events."""
+@dataclass
+class MusicHandles:
+    """The Music tab's components: the shared ones, the player and its buttons."""
+
+    media: media_tab.MediaHandles
+    player_view: Any
+    now: Any
+    previous: Any
+    play_pause: Any
+    following: Any
+    playlist: Any
+    radio: Any
+    radio_temperature: Any
+    player: Any  # gr.State: the Player
+
+    def player_outputs(self) -> list[Any]:
+        """What a PlayerUpdate fills."""
+        return [self.player_view, self.now, self.media.slider, self.media.saved, self.player]
+
+
+def render(ctx: AppContext) -> MusicHandles:
+    """Lay out the tab: the player with its buttons and the rating, then the search, the table and pager, A/B."""
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
             player_view = gr.HTML(IDLE_HTML, js_on_load=PLAYER_JS, css_template=PLAYER_CSS, elem_id="music-player")
@@ -455,11 +423,10 @@ def render(ctx: AppContext) -> Loader:
                 previous = gr.Button("◀◀ Previous", min_width=90, elem_id="music-previous")
                 play_pause = gr.Button("Play / pause", min_width=90, elem_id="music-play")
                 following = gr.Button("Next ▶▶", min_width=90, elem_id="music-next")
-            slider = gr.Slider(0, 10, value=0, step=0.5, label="Your rating of this track (0–10)",
-                               elem_id="music-rating")
+            slider = media_tab.rating_slider(KIND, "Your rating of this track (0–10)")
             with gr.Row():
-                saved = gr.Markdown(elem_id="music-saved")
-                clear = gr.Button("Clear rating", scale=0, elem_id="music-clear-rating")
+                saved = media_tab.saved_text(KIND)
+                clear = media_tab.clear_button(KIND)
                 more_to_rate = learn.more_to_rate_button(KIND)
                 why_button = learn.why_button(KIND)
             why_text = learn.why_area(KIND)
@@ -471,60 +438,79 @@ def render(ctx: AppContext) -> Loader:
                     info="Radio draws by recommendation from the tracks passing the filters: 0 plays the top "
                          "score, 1 draws in proportion to it, higher mixes more.",
                     elem_id="music-radio-temperature")
-    (query, mode, sort, order, temperature, seed, reshuffle, go, folder, rated, ext, rmin, rmax, mmin,
-     mmax) = search_controls(KIND, "a file name, a description of the sound, or a file path", "mp3,flac").parts()
-    with gr.Row(equal_height=True):
-        summary = gr.Markdown(elem_id="music-summary")
-        rate_next_button = learn.rate_next_button(KIND)
+    search = search_controls(KIND, "a file name, a description of the sound, or a file path", "mp3,flac")
+    summary, rate_next_button = media_tab.summary_row(KIND)
     table = gr.Dataframe(headers=HEADERS, datatype=DATATYPES, interactive=False, wrap=True, max_height=720,
                          column_widths=COLUMN_WIDTHS, label="Library", elem_id="music-table")
-    with gr.Row():
-        previous_page = gr.Button("◀ Page", elem_id="music-previous-page")
-        page = gr.Number(value=1, precision=0, minimum=1, label="Page", elem_id="music-page")
-        next_page = gr.Button("Page ▶", elem_id="music-next-page")
+    pager = media_tab.pager(KIND, with_ids=True)
     skipped = SkippedPanel(ctx, KIND)
-    learn.ab_panel(ctx, KIND, learn.Preview(
+    ab = learn.render_ab_panel(KIND, learn.Preview(
         make=lambda elem_id, label: gr.HTML(css_template=PLAYER_CSS, label=label, elem_id=elem_id),
         value=ab_side_html))
-    view = gr.State(View())
-    player = gr.State(Player())
+    media = media_tab.MediaHandles(KIND, search, summary, rate_next_button, table, pager, skipped, slider, saved,
+                                   clear, more_to_rate, why_button, why_text, ab, view=gr.State(View()))
+    return MusicHandles(media, player_view, now, previous, play_pause, following, playlist_button, radio_button,
+                        radio_temperature, player=gr.State(Player()))
 
-    search_inputs = [query, mode, sort, order, temperature, seed, page, folder, rated, rmin, rmax, mmin, mmax, ext]
-    search_outputs = [table, summary, view, page]
-    player_outputs = [player_view, now, slider, saved, player]
+
+def listen(ctx: AppContext, handles: MusicHandles) -> Loader:
+    """Wire the shared events, then the player's: table clicks, playlist, radio, Next/Previous, the browser's
+    play events; after each, the table shows the plays and ratings as they are now."""
+    media, player, outputs = handles.media, handles.player, handles.player_outputs()
+    table, view = media.results, media.view
     private: dict[str, Any] = {"api_visibility": "private"}
-
-    def do_search(*values: Any) -> Any:
-        return search_page(ctx, *values)
+    wired = media_tab.listen(ctx, media, media_tab.MediaWiring(
+        search=lambda *values: search_page(ctx, *values), rate_next=lambda: rate_next(ctx),
+        selection=[player], selected_path=learn.playing_path,
+        rate=lambda p, value: rate_current(ctx, p, value), rate_outputs=[media.saved]))
 
     def refreshed(current: View) -> tuple[pd.DataFrame, View]:
         fresh = with_fresh_values(ctx, current)
         return table_frame(ctx, fresh), fresh
 
-    from_first_page = wire_search_events(
-        do_search, search_inputs, search_outputs, go=go, query=query, changes=(sort, order, rated, mode),
-        reshuffle=reshuffle, seed=seed, page=page, previous_page=previous_page, next_page=next_page)
+    def after_play(event: Any) -> None:
+        event.then(refreshed, view, [table, view], show_progress="hidden", **private)
 
     def on_row(current: View, event: gr.SelectData) -> PlayerUpdate:
         return play_row(ctx, current, event.row_value[0] if event.row_value else None)
 
-    def after_play(event: Any) -> None:
-        event.then(refreshed, view, [table, view], show_progress="hidden", **private)
-
-    after_play(table.select(on_row, view, player_outputs, **private))
-    after_play(playlist_button.click(lambda current: play_list(ctx, current), view, player_outputs, **private))
-    after_play(radio_button.click(lambda current, t, s: start_radio(ctx, current, t, s or new_seed()),
-                                  [view, radio_temperature, seed], player_outputs, **private))
-    after_play(following.click(lambda p: next_track(ctx, p), player, player_outputs, **private))
-    after_play(previous.click(lambda p: previous_track(ctx, p), player, player_outputs, **private))
+    after_play(table.select(on_row, view, outputs, **private))
+    after_play(handles.playlist.click(lambda current: play_list(ctx, current), view, outputs, **private))
+    after_play(handles.radio.click(lambda current, t, s: start_radio(ctx, current, t, s or new_seed()),
+                                   [view, handles.radio_temperature, media.search.seed], outputs, **private))
+    after_play(handles.following.click(lambda p: next_track(ctx, p), player, outputs, **private))
+    after_play(handles.previous.click(lambda p: previous_track(ctx, p), player, outputs, **private))
 
     def play_if_idle(current_player: Player, current: View) -> PlayerUpdate:
         if current_player.current() is not None:  # the browser toggles the playing track (TOGGLE_JS)
             return gr.update(), gr.update(), gr.update(), gr.update(), current_player
         return play_list(ctx, current)
 
-    play_pause.click(None, None, None, js=TOGGLE_JS, **private)
-    after_play(play_pause.click(play_if_idle, [player, view], player_outputs, **private))
+    handles.play_pause.click(None, None, None, js=TOGGLE_JS, **private)
+    after_play(handles.play_pause.click(play_if_idle, [player, view], outputs, **private))
+    listen_player_events(ctx, handles, after_play)
+
+    def now_line(current_player: Player) -> str:
+        """The Now-playing line again, after a rating (it says the rating)."""
+        track = current_player.current()
+        record = ctx.session.record_by_path(KIND, track[0]) if track else None
+        return now_text(current_player, record) if record else gr.update()  # type: ignore[return-value]
+
+    for rated in wired.rated:
+        after_play(rated)
+        rated.success(now_line, player, handles.now, show_progress="hidden", **private)
+
+    def play(path: str, event: str) -> dict[str, Any]:
+        return play_endpoint(ctx, path, event)
+
+    gr.api(play, api_name="play")
+    return wired.loader
+
+
+def listen_player_events(ctx: AppContext, handles: MusicHandles, after_play: Any) -> None:
+    """What the browser reports by itself (started, ended, could not decode): no loading overlay over the player
+    while they are handled."""
+    player, outputs = handles.player, handles.player_outputs()
 
     def on_start(current_player: Player, event: gr.EventData) -> str:
         return track_started(ctx, current_player, getattr(event, "_data", None))
@@ -535,31 +521,7 @@ def render(ctx: AppContext) -> Loader:
     def on_error(current_player: Player, event: gr.EventData) -> PlayerUpdate:
         return track_failed(ctx, current_player, getattr(event, "_data", None))
 
-    # the browser reports these by itself: no loading overlay over the player while they are handled
-    quiet: dict[str, Any] = {**private, "show_progress": "hidden"}
-    after_play(player_view.play(on_start, player, now, **quiet))
-    after_play(player_view.end(on_end, player, player_outputs, **quiet))
-    after_play(player_view.stop(on_error, player, player_outputs, **quiet))
-
-    def now_line(current_player: Player) -> str:
-        """The Now-playing line again, after a rating (it says the rating)."""
-        track = current_player.current()
-        record = ctx.session.record_by_path(KIND, track[0]) if track else None
-        return now_text(current_player, record) if record else gr.update()  # type: ignore[return-value]
-
-    for rated in (slider.release(lambda p, value: rate_current(ctx, p, value), [player, slider], saved,
-                                 trigger_mode="always_last", **private),
-                  clear.click(lambda p: rate_current(ctx, p, None), player, saved, **private)):
-        after_play(rated)
-        rated.success(now_line, player, now, show_progress="hidden", **private)
-
-    learn.QueueButtons(rate_next_button, more_to_rate).wire(lambda: rate_next(ctx), search_outputs)
-
-    learn.wire_why(ctx, KIND, why_button, why_text, [player], learn.playing_path)
-
-    def play(path: str, event: str) -> dict[str, Any]:
-        return play_endpoint(ctx, path, event)
-
-    gr.api(play, api_name="play")
-    return Loader(from_first_page, search_inputs, search_outputs,
-                  also=(Loader(skipped.refresh, [], [skipped.accordion, skipped.text]),))
+    quiet: dict[str, Any] = {"api_visibility": "private", "show_progress": "hidden"}
+    after_play(handles.player_view.play(on_start, player, handles.now, **quiet))
+    after_play(handles.player_view.end(on_end, player, outputs, **quiet))
+    after_play(handles.player_view.stop(on_error, player, outputs, **quiet))

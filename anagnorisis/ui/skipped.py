@@ -40,13 +40,17 @@ def panel_title(total: int) -> str:
 
 
 class SkippedPanel:
-    """A closed accordion listing the kind's skipped files; it reads them afresh when opened and on page load."""
+    """A closed accordion listing the kind's skipped files; it reads them afresh when opened (listen) and on page
+    load (the tab's loader runs refresh)."""
 
     def __init__(self, ctx: AppContext, kind: str, label: Callable[[str], str] = str) -> None:
         self.ctx, self.kind, self.label = ctx, kind, label
         title = panel_title(skipped_rows(ctx, kind, limit=0)[0])
         with gr.Accordion(title, open=False, elem_id=f"{kind}-skipped-panel") as self.accordion:
             self.text = gr.Markdown(elem_id=f"{kind}-skipped")
+
+    def listen(self) -> None:
+        """Opening the panel reads the list afresh."""
         self.accordion.expand(self.refresh, None, [self.accordion, self.text], api_visibility="private",
                               show_progress="hidden")
 

@@ -23,13 +23,12 @@ from anagnorisis.kinds.text import BINARY
 from anagnorisis.library.edit import READ_ONLY, Document, EditRefused, library_is_writable, open_document, save_text
 from anagnorisis.media.playback import file_url
 from anagnorisis.media.textview import Passage, best_passage, render_document, render_raw
-from anagnorisis.ui import learn
+from anagnorisis.ui import learn, media_tab
 from anagnorisis.ui.browse import (
-    PageView, commit_rating, fresh_page, wire_search_events,
+    PageView, commit_rating, fresh_page,
     build_request, file_name, Filters, human_size, Page, rating_text, run_page, search_controls,
 )
-from anagnorisis.ui.context import AppContext
-from anagnorisis.ui.images import Loader
+from anagnorisis.ui.context import AppContext, Loader
 from anagnorisis.ui.safe import html_text, md, md_code, md_lines
 from anagnorisis.ui.skipped import SkippedPanel, skipped_markdown
 
@@ -362,31 +361,44 @@ mark.best-chunk { background: #ffe066; color: #111; padding: 0 1px; }
 """
 
 
-def render(ctx: AppContext) -> Loader:
-    """Build the tab and wire its events."""
-    (query, mode, sort, order, temperature, seed, reshuffle, go, folder, rated, ext, rmin, rmax, mmin,
-     mmax) = search_controls(KIND, "file name, what a document is about, or a file path", "md,txt").parts()
-    with gr.Row(equal_height=True):
-        summary = gr.Markdown(elem_id="text-summary")
-        rate_next_button = learn.rate_next_button(KIND)
+@dataclass
+class TextHandles:
+    """The Text tab's components: the shared ones, the reader and the editor."""
+
+    media: media_tab.MediaHandles
+    details: Any
+    rendered: Any
+    raw: Any
+    editor: Any
+    save_button: Any
+    save_result: Any
+    opened: Any  # gr.State: the Opened document
+    asked_again: Any  # gr.State: the row clicked while the editor held unsaved changes
+
+    def reader(self) -> list[Any]:
+        """What a ReaderUpdate fills."""
+        return [self.details, self.media.slider, self.media.saved, self.rendered, self.raw, self.editor,
+                self.save_result, self.opened]
+
+
+def render(ctx: AppContext) -> TextHandles:
+    """Lay out the tab: the search, the list and pager, the reader with the rating and the editor, A/B."""
+    search = search_controls(KIND, "file name, what a document is about, or a file path", "md,txt")
+    summary, rate_next_button = media_tab.summary_row(KIND)
     with gr.Row(equal_height=False):
         with gr.Column(scale=6):
             table = gr.Dataframe(headers=HEADERS, datatype=["number", "str", "str", "str", "str", "str"],
                                  interactive=False, wrap=True, max_height=640,
                                  column_widths=["40px", "18%", "34%", "14%", "11%", "19%"],
                                  label="Documents", elem_id="text-table")
-            with gr.Row():
-                previous_page = gr.Button("◀ Page")
-                page = gr.Number(value=1, precision=0, minimum=1, label="Page")
-                next_page = gr.Button("Page ▶")
-            skipped_panel = SkippedPanel(ctx, KIND, _label)
-            skipped = skipped_panel.text
+            pager = media_tab.pager(KIND)
+            skipped = SkippedPanel(ctx, KIND, _label)
         with gr.Column(scale=5):
             details = gr.Markdown("Select a document.", elem_id="text-details")
-            slider = gr.Slider(0, 10, value=0, step=0.5, label="Your rating (0–10)", elem_id="text-rating")
-            saved = gr.Markdown(elem_id="text-saved")
+            slider = media_tab.rating_slider(KIND)
+            saved = media_tab.saved_text(KIND)
             with gr.Row():
-                clear = gr.Button("Clear rating", scale=0, elem_id="text-clear-rating")
+                clear = media_tab.clear_button(KIND)
                 more_to_rate = learn.more_to_rate_button(KIND)
                 why_button = learn.why_button(KIND)
             why_text = learn.why_area(KIND)
@@ -400,47 +412,42 @@ def render(ctx: AppContext) -> Loader:
                                         elem_id="text-editor")
                     save_button = gr.Button("Save", variant="primary", elem_id="text-save")
                     save_result = gr.Markdown(elem_id="text-save-result")
-    learn.ab_panel(ctx, KIND, learn.Preview(
+    ab = learn.render_ab_panel(KIND, learn.Preview(
         make=lambda elem_id, label: gr.HTML(css_template=READER_CSS, label=label, elem_id=elem_id),
         value=ab_side_html))
-    view = gr.State(View())
-    opened = gr.State(None)
+    media = media_tab.MediaHandles(KIND, search, summary, rate_next_button, table, pager, skipped, slider, saved,
+                                   clear, more_to_rate, why_button, why_text, ab, view=gr.State(View()),
+                                   extra_outputs=[skipped.text])
+    return TextHandles(media, details, rendered, raw, editor, save_button, save_result, opened=gr.State(None),
+                       asked_again=gr.State(None))
 
-    search_inputs = [query, mode, sort, order, temperature, seed, page, folder, rated, rmin, rmax, mmin, mmax, ext]
-    search_outputs = [table, summary, view, page, skipped]
-    reader = [details, slider, saved, rendered, raw, editor, save_result, opened]
+
+def listen(ctx: AppContext, handles: TextHandles) -> Loader:
+    """Wire the shared events, then the reader's: a click on a row (keeping unsaved edits), Save."""
+    media, opened, reader = handles.media, handles.opened, handles.reader()
     private: dict[str, Any] = {"api_visibility": "private"}
-
-    def do_search(*values: Any) -> Any:
-        return search_page(ctx, *values)
-
-    from_first_page = wire_search_events(
-        do_search, search_inputs, search_outputs, go=go, query=query, changes=(sort, order, rated, mode),
-        reshuffle=reshuffle, seed=seed, page=page, previous_page=previous_page, next_page=next_page)
-
-    asked_again = gr.State(None)  # the row clicked while the editor held unsaved changes
+    wired = media_tab.listen(ctx, media, media_tab.MediaWiring(
+        search=lambda *values: search_page(ctx, *values), rate_next=lambda: rate_next(ctx),
+        selection=[opened], selected_path=lambda document: document.path if document else None,
+        rate=lambda o, value: rate(ctx, o, value), rate_outputs=[media.saved],
+        after_queue=(lambda current: open_row(ctx, current, 1), media.view, reader)))
 
     def on_row(current: View, document: Opened | None, text: str, waiting: Any,
                event: gr.SelectData) -> tuple[Any, ...]:
         row = event.row_value[0] if event.row_value else None
         return open_row_keeping_edits(ctx, current, document, text, waiting, row)
 
-    table.select(on_row, [view, opened, editor, asked_again], [*reader, asked_again], **private).then(
+    media.results.select(on_row, [media.view, opened, handles.editor, handles.asked_again],
+                         [*reader, handles.asked_again], **private).then(
         None, None, None, js=SCROLL_TO_PASSAGE_JS, **private)
-    for rated in (slider.release(lambda o, value: rate(ctx, o, value), [opened, slider], saved,
-                                 trigger_mode="always_last", **private),
-                  clear.click(lambda o: rate(ctx, o, None), opened, saved, **private)):
-        rated.success(lambda o, d, v: rated_view(ctx, o, d, v), [opened, details, view], [details, table, view],
-                      show_progress="hidden", **private)
-
-    learn.QueueButtons(rate_next_button, more_to_rate).wire(
-        lambda: rate_next(ctx), search_outputs, then=(lambda current: open_row(ctx, current, 1), view, reader))
-    learn.wire_why(ctx, KIND, why_button, why_text, [opened], lambda document: document.path if document else None)
+    for rated in wired.rated:  # the details' rating line and the list's rating column say the new rating
+        rated.success(lambda o, d, v: rated_view(ctx, o, d, v), [opened, handles.details, media.view],
+                      [handles.details, media.results, media.view], show_progress="hidden", **private)
 
     def on_save(current: View, document: Opened | None, text: str) -> Any:
         return save(ctx, current, document, text)
 
-    save_button.click(on_save, [view, opened, editor], [save_result, details, rendered, raw, opened],
-                      **private).then(do_search, search_inputs, search_outputs, **private)
-    return Loader(from_first_page, search_inputs, search_outputs,
-                  also=(Loader(skipped_panel.refresh, [], [skipped_panel.accordion, skipped_panel.text]),))
+    handles.save_button.click(on_save, [media.view, opened, handles.editor],
+                              [handles.save_result, handles.details, handles.rendered, handles.raw, opened],
+                              **private).then(*wired.search_again, **private)
+    return wired.loader

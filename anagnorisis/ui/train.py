@@ -555,9 +555,37 @@ def versions_after_predict(ctx: AppContext, kind: str, seen: float | None) -> tu
 # ---------------------------------------------------------------- the tab
 
 
-def render(ctx: AppContext) -> Loader:
-    """Build the tab and wire its events."""
-    trainer = Trainer(ctx)
+@dataclass
+class TrainHandles:
+    """The Train tab's components."""
+
+    kind: Any
+    mode: Any
+    budget: Any
+    start: Any
+    stop: Any
+    status: Any
+    loss: Any
+    loss_caption: Any
+    report: Any
+    metrics: Any
+    scatter: Any
+    histogram: Any
+    curve: Any
+    versions: Any
+    version: Any
+    roll: Any
+    rolled: Any
+    predict_seen: Any  # gr.State: the predict job last seen ending
+    versions_timer: Any  # refreshes the versions' prediction counts when a background predict ends
+
+    def shown(self) -> list[Any]:
+        """What the saved view of a kind fills."""
+        return [self.status, self.report, self.metrics, self.scatter, self.histogram, self.curve, self.versions]
+
+
+def render(ctx: AppContext) -> TrainHandles:
+    """Lay out the tab: kind and budget, the live status and loss, the report and plots, the model versions."""
     gr.Markdown("Teach the taste model your ratings of one kind: it learns from the files' embeddings, "
                 "picks the best of several models by cross-validation, and then rates every file.")
     with gr.Row():
@@ -590,9 +618,15 @@ def render(ctx: AppContext) -> Loader:
         version = gr.Number(value=None, precision=0, label="Version", scale=1, elem_id="train-version")
         roll = gr.Button("Roll back to this version", scale=1, elem_id="train-rollback")
         rolled = gr.Markdown(elem_id="train-rollback-result")
-    predict_seen = gr.State(None)
-    # Refreshes the versions' prediction counts when a background predict ends, in seconds.
-    versions_timer = gr.Timer(2.0)
+    return TrainHandles(kind, mode, budget, start, stop, status, loss, loss_caption, report, metrics, scatter,
+                        histogram, curve, versions, version, roll, rolled, predict_seen=gr.State(None),
+                        versions_timer=gr.Timer(2.0))
+
+
+def listen(ctx: AppContext, handles: TrainHandles) -> Loader:
+    """Wire Start (streaming the training), Stop, the budget unit, the kind, roll back and the versions."""
+    trainer = Trainer(ctx)
+    h = handles
 
     def as_outputs(update: TrainUpdate, kind_name: str) -> tuple[Any, ...]:
         skip = gr.update()
@@ -617,25 +651,26 @@ def render(ctx: AppContext) -> Loader:
     def budget_label(mode_name: str) -> Any:
         return gr.update(label=f"Budget ({mode_name})", value=DEFAULT_BUDGET.get(mode_name, 10))
 
-    outputs = [status, loss, loss_caption, report, metrics, scatter, histogram, curve, versions, start]
-    start.click(run, [kind, mode, budget], outputs, api_visibility="private", show_progress="hidden")
-    stop.click(trainer.stop_button, None, status, api_visibility="private", show_progress="hidden")
-    mode.change(budget_label, mode, budget, api_visibility="private")
-    shown = [status, report, metrics, scatter, histogram, curve, versions]
+    outputs = [h.status, h.loss, h.loss_caption, h.report, h.metrics, h.scatter, h.histogram, h.curve, h.versions,
+               h.start]
+    h.start.click(run, [h.kind, h.mode, h.budget], outputs, api_visibility="private", show_progress="hidden")
+    h.stop.click(trainer.stop_button, None, h.status, api_visibility="private", show_progress="hidden")
+    h.mode.change(budget_label, h.mode, h.budget, api_visibility="private")
+    shown = h.shown()
 
     def show_saved(kind_name: str) -> SavedView:
         view = saved_view(ctx, kind_name)
         return (gr.update() if trainer.running else view[0], *view[1:])  # type: ignore[return-value]
 
-    kind.change(show_saved, kind, shown, api_visibility="private")
-    roll.click(lambda k, v: rollback_to(ctx, k, v), [kind, version], [rolled, versions],
-               api_visibility="private").success(show_saved, kind, shown, api_visibility="private")
+    h.kind.change(show_saved, h.kind, shown, api_visibility="private")
+    h.roll.click(lambda k, v: rollback_to(ctx, k, v), [h.kind, h.version], [h.rolled, h.versions],
+                 api_visibility="private").success(show_saved, h.kind, shown, api_visibility="private")
 
     def pick_version(event: gr.SelectData) -> Any:
         row = getattr(event, "row_value", None)
         return row[0] if row else gr.update()
 
-    versions.select(pick_version, None, version, api_visibility="private")
-    versions_timer.tick(lambda k, seen: versions_after_predict(ctx, k, seen), [kind, predict_seen],
-                        [versions, predict_seen], api_visibility="private", show_progress="hidden")
-    return Loader(show_saved, [kind], shown)
+    h.versions.select(pick_version, None, h.version, api_visibility="private")
+    h.versions_timer.tick(lambda k, seen: versions_after_predict(ctx, k, seen), [h.kind, h.predict_seen],
+                          [h.versions, h.predict_seen], api_visibility="private", show_progress="hidden")
+    return Loader(show_saved, [h.kind], shown)

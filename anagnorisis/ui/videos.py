@@ -12,26 +12,26 @@ import logging
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 from PIL import Image
 
+from anagnorisis.media import player as playing
 from anagnorisis.media.playback import file_url
+from anagnorisis.media.player import VideoPlayer, video_place
 from anagnorisis.media.videoplay import VideoError, ensure_frame, needs_preparing, playable_path, url_safe_path
 from anagnorisis.recommend.plays import PlayEventError, play_path
 from anagnorisis.service import ServiceError
 from anagnorisis.service.search import search as search_files
-from anagnorisis.ui import learn
+from anagnorisis.ui import learn, media_tab
 from anagnorisis.ui.browse import (
-    PageView, commit_rating, fresh_page, media_events_js, next_load, wire_search_events,
-    QUERY_ORDER, build_request, file_name, Filters, human_size, Page, rating_text, run_page,
-    search_controls,
+    PageView, commit_rating, fresh_page, media_events_js, next_load,
+    build_request, file_name, Filters, human_size, Page, rating_text, run_page, search_controls,
 )
-from anagnorisis.ui.context import AppContext
-from anagnorisis.ui.images import Loader
+from anagnorisis.ui.context import AppContext, Loader
 from anagnorisis.ui.safe import html_text, md, md_code
 from anagnorisis.ui.skipped import SkippedPanel
 
@@ -48,29 +48,7 @@ IDLE_HTML = '<div class="video-idle">Nothing playing. Click a preview to play it
 View = PageView  # the grid's page, the request behind it (the current order) and the total
 
 
-@dataclass
-class Player:
-    """What is playing: the current order's videos as (path, content hash), and where in it."""
-
-    tracks: list[tuple[str, str]] = field(default_factory=list)
-    position: int = -1
-    nonce: int = 0  # the current load (browse.next_load): a browser event names its load; late ones are ignored
-    finished: bool = True  # ended, skipped or failed: Next counts no skip
-    forced: bool = False  # the current load is the cached MP4 because the browser failed on the original
-    preparing: str = ""  # the job making the current video playable, while it runs
-    message: str = ""
-    reasons: dict[str, str] = field(default_factory=dict)  # content hash -> why it ranks where it does
-
-    def current(self) -> tuple[str, str] | None:
-        return self.tracks[self.position] if 0 <= self.position < len(self.tracks) else None
-
-    def rated(self) -> tuple[str, str] | None:
-        """The video the slider rates: the current one, or after the end of the list the last one played."""
-        if self.current() is None and self.tracks and self.position >= len(self.tracks):
-            return self.tracks[-1]
-        return self.current()
-
-
+Player = VideoPlayer  # what is playing: anagnorisis.media.player holds it and moves it
 PlayerUpdate = tuple[Any, Any, Any, Any, "Player", Any]  # player html, details, slider, saved, state, timer
 
 
@@ -147,13 +125,13 @@ def ab_frame(ctx: AppContext, record: dict[str, Any]) -> str:
 def whole_list(ctx: AppContext, view: View) -> list[tuple[str, str]]:
     """Every video of the current sorted/filtered list, in its order (all pages): what autoplay goes through."""
     if view.request is None:
-        return [(str(r["path"]), str(r["content_hash"])) for r in view.results]
+        return playing.tracks_of(view.results)
     request = replace(view.request, offset=0, limit=max(view.total, len(ctx.session.records(KIND)), 1))
     try:
         result = search_files(ctx.session, request)
     except ServiceError:
-        return [(str(r["path"]), str(r["content_hash"])) for r in view.results]
-    return [(str(record["path"]), str(record["content_hash"])) for record in result.results]
+        return playing.tracks_of(view.results)
+    return playing.tracks_of(result.results)
 
 
 # ---------------------------------------------------------------------------------------------- the player
@@ -172,7 +150,7 @@ def details_markdown(record: dict[str, Any], player: Player) -> str:
         f"**Resolution:** {resolution_text(record)} · "  # trusted: digits or "?"
         f"**Codec:** {md(meta.get('codec', '?'))} in {md(meta.get('format', '?'))} · "
         f"**Size:** {human_size(record.get('size'))}",  # trusted: a number and a unit
-        f"Video {player.position + 1:d} of {len(player.tracks)} in the current order",
+        video_place(player),  # trusted: numbers and fixed words
     ]
     reason = player.reasons.get(str(record.get("content_hash")))
     if reason:
@@ -226,7 +204,7 @@ def load_current(ctx: AppContext, player: Player, *, pass_over: bool = False) ->
             if not pass_over:
                 return cannot_play(player, record, track[0], error)
             passed = f"passed over {os.path.basename(track[0])}: {error}"  # plain text: Player.message
-            player = replace(player, position=player.position + 1, forced=False, message=passed)
+            player = playing.video_forward(player, passed)
             continue
         return show_video(player, record, path)
     return idle(player, "Stopped: too many videos in a row could not be played.")
@@ -240,7 +218,7 @@ def cannot_play(player: Player, record: dict[str, Any] | None, path: str, error:
 
 
 def show_video(player: Player, record: dict[str, Any], path: Path) -> PlayerUpdate:
-    player = replace(player, nonce=next_load(), finished=False, preparing="")
+    player = replace(playing.loaded(player, next_load()), preparing="")
     return (video_html(record, file_url(path), player.nonce), details_markdown(record, player), slider_for(record),
             "", replace(player, message=""), gr.update(active=False))
 
@@ -294,16 +272,10 @@ def play_from(ctx: AppContext, view: View, index: int | None) -> PlayerUpdate:
     """Handler: a click on a preview plays it, then the rest of the current order."""
     if index is None or not 0 <= index < len(view.results):
         return idle(Player(), "Click a preview to play it.")
-    tracks = whole_list(ctx, view)
-    clicked = str(view.results[index]["content_hash"])
+    clicked = playing.tracks_of([view.results[index]])[0]
     offset = view.request.offset if view.request is not None else 0
-    matches = [i for i, (_path, known) in enumerate(tracks) if known == clicked]
-    if not matches:
-        tracks = [(str(view.results[index]["path"]), clicked)]
-        matches = [0]
-    position = min(matches, key=lambda i: abs(i - (offset + index)))
     reasons = {str(r["content_hash"]): str(r["reason"]) for r in view.results if r.get("reason")}
-    return load_current(ctx, Player(tracks=tracks, position=position, reasons=reasons))
+    return load_current(ctx, playing.video_queue(whole_list(ctx, view), clicked, offset + index, reasons))
 
 
 def record_event(ctx: AppContext, path: str, event: str) -> None:
@@ -313,22 +285,15 @@ def record_event(ctx: AppContext, path: str, event: str) -> None:
         log.warning("play event %s not recorded: %s", event, error)
 
 
-def event_nonce(data: Any) -> int | None:
-    try:
-        return int((data or {}).get("nonce"))  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-
-
 def video_started(ctx: AppContext, player: Player, data: Any) -> str:
     """Handler: the browser started playing: last played is now (found by the hash the browser names)."""
     content_hash = str((data or {}).get("hash") or "")
-    path = next((path for path, known in player.tracks if known == content_hash), None)
+    path = playing.path_of_hash(player.tracks, content_hash)
     if path is None:
         return gr.update()  # type: ignore[return-value]
     record_event(ctx, path, "start")
     track = player.current()
-    if track is None or event_nonce(data) != player.nonce:
+    if track is None or playing.event_nonce(data) != player.nonce:
         return gr.update()  # type: ignore[return-value]
     record = ctx.session.record_by_path(KIND, track[0])
     return details_markdown(record, player) if record else gr.update()  # type: ignore[return-value]
@@ -337,7 +302,7 @@ def video_started(ctx: AppContext, player: Player, data: Any) -> str:
 def video_ended(ctx: AppContext, player: Player, data: Any, autoplay: bool) -> PlayerUpdate:
     """Handler: played to the end: a full play, then (autoplay) the next video of the current order."""
     track = player.current()
-    if track is None or player.finished or event_nonce(data) != player.nonce:
+    if track is None or not playing.is_current_load(player, data):
         return gr.update(), gr.update(), gr.update(), gr.update(), player, gr.update()
     record_event(ctx, track[0], "full")
     player = replace(player, finished=True, message="")
@@ -345,20 +310,19 @@ def video_ended(ctx: AppContext, player: Player, data: Any, autoplay: bool) -> P
         record = ctx.session.record_by_path(KIND, track[0])
         return gr.update(), details_markdown(record, player) if record else gr.update(), gr.update(), \
             gr.update(), player, gr.update()
-    return load_current(ctx, replace(player, position=player.position + 1, forced=False), pass_over=True)
+    return load_current(ctx, playing.video_forward(player), pass_over=True)
 
 
 def video_failed(ctx: AppContext, player: Player, data: Any) -> PlayerUpdate:
     """Handler: the browser could not decode the video: make the MP4 once, else pass over it unpenalised."""
     track = player.current()
-    if track is None or player.finished or event_nonce(data) != player.nonce:
+    if track is None or not playing.is_current_load(player, data):
         return gr.update(), gr.update(), gr.update(), gr.update(), player, gr.update()
     record_event(ctx, track[0], "error")  # validated, records nothing (SPEC §5)
     if not player.forced:
         return load_current(ctx, replace(player, forced=True, finished=True))
     message = f"passed over {os.path.basename(track[0])}: the browser cannot play it"  # plain text: Player.message
-    return load_current(ctx, replace(player, position=player.position + 1, forced=False, finished=True,
-                                     message=message), pass_over=True)
+    return load_current(ctx, playing.video_forward(player, message), pass_over=True)
 
 
 def next_video(ctx: AppContext, player: Player) -> PlayerUpdate:
@@ -368,17 +332,14 @@ def next_video(ctx: AppContext, player: Player) -> PlayerUpdate:
         return idle(player, player.message or "Stopped.")
     if not player.finished:
         record_event(ctx, track[0], "skip")
-    return load_current(ctx, replace(player, position=player.position + 1, forced=False, finished=True,
-                                     message=""), pass_over=True)
+    return load_current(ctx, playing.video_forward(player), pass_over=True)
 
 
 def previous_video(ctx: AppContext, player: Player) -> PlayerUpdate:
     """Handler: Previous (no penalty for the video left)."""
     if not player.tracks:
         return idle(player, "Stopped.")
-    position = max(0, min(player.position, len(player.tracks)) - 1)
-    return load_current(ctx, replace(player, position=position, forced=False, finished=True, message=""),
-                        pass_over=True)
+    return load_current(ctx, playing.video_back(player), pass_over=True)
 
 
 def rate_current(ctx: AppContext, player: Player, value: float | None) -> str:
@@ -418,21 +379,33 @@ video { width: 100%; max-height: 520px; background: #000; border-radius: 6px; }
 """
 
 
-def render(ctx: AppContext) -> Loader:
-    """Build the tab and wire its events."""
-    (query, mode, sort, order, temperature, seed, reshuffle, go, folder, rated, ext, rmin, rmax, mmin,
-     mmax) = search_controls(KIND, "file name, a description of what is seen, or a file path", "mp4,mkv").parts()
-    with gr.Row(equal_height=True):
-        summary = gr.Markdown(elem_id="videos-summary")
-        rate_next_button = learn.rate_next_button(KIND)
+@dataclass
+class VideosHandles:
+    """The Videos tab's components: the shared ones, the player and its buttons."""
+
+    media: media_tab.MediaHandles
+    player_view: Any
+    details: Any
+    previous: Any
+    following: Any
+    autoplay: Any
+    player: Any  # gr.State: the Player
+    timer: Any  # polls a video being prepared
+
+    def player_outputs(self) -> list[Any]:
+        """What a PlayerUpdate fills."""
+        return [self.player_view, self.details, self.media.slider, self.media.saved, self.player, self.timer]
+
+
+def render(ctx: AppContext) -> VideosHandles:
+    """Lay out the tab: the search, the grid and pager, the player with the rating, A/B."""
+    search = search_controls(KIND, "file name, a description of what is seen, or a file path", "mp4,mkv")
+    summary, rate_next_button = media_tab.summary_row(KIND)
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
             gallery = gr.Gallery(columns=4, height=560, allow_preview=False, object_fit="cover", fit_columns=False,
                                  label="Videos", elem_id="videos-gallery")
-            with gr.Row():
-                previous_page = gr.Button("◀ Page")
-                page = gr.Number(value=1, precision=0, minimum=1, label="Page")
-                next_page = gr.Button("Page ▶")
+            pager = media_tab.pager(KIND)
             skipped = SkippedPanel(ctx, KIND)
         with gr.Column(scale=3):
             player_view = gr.HTML(IDLE_HTML, js_on_load=PLAYER_JS, css_template=PLAYER_CSS, elem_id="videos-player")
@@ -441,43 +414,44 @@ def render(ctx: AppContext) -> Loader:
                 previous = gr.Button("⏮ Previous", elem_id="videos-previous")
                 following = gr.Button("⏭ Next", elem_id="videos-next")
                 autoplay = gr.Checkbox(value=True, label="Autoplay next", elem_id="videos-autoplay")
-            slider = gr.Slider(0, 10, value=0, step=0.5, label="Your rating of this video (0–10)",
-                               elem_id="videos-rating")
+            slider = media_tab.rating_slider(KIND, "Your rating of this video (0–10)")
             with gr.Row():
-                saved = gr.Markdown(elem_id="videos-saved")
-                clear = gr.Button("Clear rating", scale=0, elem_id="videos-clear-rating")
+                saved = media_tab.saved_text(KIND)
+                clear = media_tab.clear_button(KIND)
                 similar = gr.Button("Similar videos", scale=0, elem_id="videos-similar")
             with gr.Row():
                 more_to_rate = learn.more_to_rate_button(KIND)
                 why_button = learn.why_button(KIND)
             why_text = learn.why_area(KIND)
-    learn.ab_panel(ctx, KIND, learn.Preview(
+    ab = learn.render_ab_panel(KIND, learn.Preview(
         make=lambda elem_id, label: gr.Image(type="filepath", label=label, interactive=False, height=300,
                                              elem_id=elem_id),
         value=ab_frame))
-    view = gr.State(View())
-    player = gr.State(Player())
-    timer = gr.Timer(POLL_SECONDS, active=False)
+    media = media_tab.MediaHandles(KIND, search, summary, rate_next_button, gallery, pager, skipped, slider, saved,
+                                   clear, more_to_rate, why_button, why_text, ab, view=gr.State(View()),
+                                   similar=similar)
+    return VideosHandles(media, player_view, details, previous, following, autoplay, player=gr.State(Player()),
+                         timer=gr.Timer(POLL_SECONDS, active=False))
 
-    search_inputs = [query, mode, sort, order, temperature, seed, page, folder, rated, rmin, rmax, mmin, mmax, ext]
-    search_outputs = [gallery, summary, view, page]
-    player_outputs = [player_view, details, slider, saved, player, timer]
+
+def listen(ctx: AppContext, handles: VideosHandles) -> Loader:
+    """Wire the shared events, then the player's: a click on a preview, Next/Previous, the preparation timer and
+    the browser's play events."""
+    media, player, outputs = handles.media, handles.player, handles.player_outputs()
     private: dict[str, Any] = {"api_visibility": "private"}
-
-    def do_search(*values: Any) -> Any:
-        return search_page(ctx, *values)
-
-    from_first_page = wire_search_events(
-        do_search, search_inputs, search_outputs, go=go, query=query, changes=(sort, order, rated, mode),
-        reshuffle=reshuffle, seed=seed, page=page, previous_page=previous_page, next_page=next_page)
+    wired = media_tab.listen(ctx, media, media_tab.MediaWiring(
+        search=lambda *values: search_page(ctx, *values), rate_next=lambda: rate_next(ctx),
+        selection=[player], selected_path=learn.playing_path,
+        rate=lambda p, value: rate_current(ctx, p, value), rate_outputs=[media.saved],
+        similar_missing="Play a video first: Similar finds the videos that look like it."))
 
     def on_select(current: View, event: gr.SelectData) -> PlayerUpdate:
         return play_from(ctx, current, event.index)
 
-    gallery.select(on_select, view, player_outputs, **private)
-    following.click(lambda p: next_video(ctx, p), player, player_outputs, **private)
-    previous.click(lambda p: previous_video(ctx, p), player, player_outputs, **private)
-    timer.tick(lambda p: poll(ctx, p), player, player_outputs, show_progress="hidden", **private)
+    media.results.select(on_select, media.view, outputs, **private)
+    handles.following.click(lambda p: next_video(ctx, p), player, outputs, **private)
+    handles.previous.click(lambda p: previous_video(ctx, p), player, outputs, **private)
+    handles.timer.tick(lambda p: poll(ctx, p), player, outputs, show_progress="hidden", **private)
 
     def on_start(current: Player, event: gr.EventData) -> str:
         return video_started(ctx, current, getattr(event, "_data", None))
@@ -488,26 +462,10 @@ def render(ctx: AppContext) -> Loader:
     def on_error(current: Player, event: gr.EventData) -> PlayerUpdate:
         return video_failed(ctx, current, getattr(event, "_data", None))
 
-    player_view.play(on_start, player, details, **private)
-    player_view.end(on_end, [player, autoplay], player_outputs, **private)
-    player_view.stop(on_error, player, player_outputs, **private)
-    for rated in (slider.release(lambda p, value: rate_current(ctx, p, value), [player, slider], saved,
-                                 trigger_mode="always_last", **private),
-                  clear.click(lambda p: rate_current(ctx, p, None), player, saved, **private)):
-        rated.success(lambda p, v: rated_view(ctx, p, v), [player, view], [details, gallery, view],
-                      show_progress="hidden", **private)
-
-    def similar_to(current: Player) -> tuple[Any, Any, Any]:
-        track = current.current()
-        if track is None:
-            raise gr.Error("Play a video first: Similar finds the videos that look like it.")
-        return track[0], "similar", QUERY_ORDER
-
-    learn.QueueButtons(rate_next_button, more_to_rate).wire(lambda: rate_next(ctx), search_outputs)
-
-    learn.wire_why(ctx, KIND, why_button, why_text, [player], learn.playing_path)
-
-    similar.click(similar_to, player, [query, mode, sort], **private).success(
-        from_first_page, search_inputs, search_outputs, **private)
-    return Loader(from_first_page, search_inputs, search_outputs,
-                  also=(Loader(skipped.refresh, [], [skipped.accordion, skipped.text]),))
+    handles.player_view.play(on_start, player, handles.details, **private)
+    handles.player_view.end(on_end, [player, handles.autoplay], outputs, **private)
+    handles.player_view.stop(on_error, player, outputs, **private)
+    for rated in wired.rated:  # the details and the grid's captions say the new rating
+        rated.success(lambda p, v: rated_view(ctx, p, v), [player, media.view],
+                      [handles.details, media.results, media.view], show_progress="hidden", **private)
+    return wired.loader
