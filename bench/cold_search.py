@@ -35,7 +35,6 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from anagnorisis.index import ANN_MIN_ITEMS  # noqa: E402
 from bench.search import DIM, centres_for, clustered_chunks, rss_mb  # noqa: E402
 
 KIND = "images"
@@ -123,7 +122,6 @@ def _insert_files(conn: Any, files: Any, root: str, algorithm: str, now: Any) ->
 
 def probe(kind: str, data_dir: Path) -> dict[str, Any]:
     """Run in a fresh process by the parent: ``encoder``, ``restart`` or ``warm``; returns what it measured."""
-    started = time.time()
     from anagnorisis.cli import open_library
     from anagnorisis.config import load_settings
     from anagnorisis.search import SearchRequest
@@ -138,12 +136,12 @@ def probe(kind: str, data_dir: Path) -> dict[str, Any]:
         encoder.encode_texts([QUERY])
         encoded = time.time()
         encoder.encode_texts([WARM_QUERIES[1]])
-        return {"resolve_s": resolved - started, "load_and_first_encode_s": encoded - resolved,
-                "next_encode_s": time.time() - encoded, "model_id": encoder.model_id}
+        return {"resolved_at": resolved, "encoded_at": encoded, "next_encode_s": time.time() - encoded,
+                "model_id": encoder.model_id}
     session = Session(settings, open_library(settings))
     request = SearchRequest(kind=KIND, query=QUERY, mode="meaning", limit=24)
     if kind == "index":
-        return search_without_the_model(session, request, started)
+        return search_without_the_model(session, request)
     first = session.search(request).to_dict()
     first_at = time.time()
     index = session.index(KIND)
@@ -160,7 +158,7 @@ def probe(kind: str, data_dir: Path) -> dict[str, Any]:
     return out
 
 
-def search_without_the_model(session: Any, request: Any, started: float) -> dict[str, Any]:
+def search_without_the_model(session: Any, request: Any) -> dict[str, Any]:
     """The first search from process start with the text model replaced by a fixed query vector: what the
     index, the store and the CLI cost, apart from loading the model (which overlaps them in a real search)."""
     import numpy as np
@@ -173,7 +171,7 @@ def search_without_the_model(session: Any, request: Any, started: float) -> dict
     vector = np.random.default_rng(7).standard_normal(DIM).astype(np.float32)
     session._encode_query = lambda kind, query: (Resolved, vector)
     answer = session.search(request).to_dict()
-    return {"seconds": time.time() - started, "engine": session.index(KIND).stats()["engine"],
+    return {"answered_at": time.time(), "engine": session.index(KIND).stats()["engine"],
             "results": len(answer["results"]), "rss_mb": rss_mb()[0]}
 
 
@@ -208,7 +206,12 @@ def run_probe(kind: str, data_dir: Path, env: dict[str, str]) -> dict[str, Any]:
     if done.returncode:
         raise RuntimeError(f"probe {kind} failed:\n{done.stderr[-3000:]}")
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    result["started"] = started
+    result["started"] = started  # the parent's clock before the process started: times are from process start
+    if "answered_at" in result:
+        result["seconds"] = result["answered_at"] - started
+    if "encoded_at" in result:
+        result["resolve_s"], result["load_and_first_encode_s"] = (result["resolved_at"] - started,
+                                                                  result["encoded_at"] - result["resolved_at"])
     return result
 
 
@@ -270,6 +273,8 @@ def _overlap(a: list[str], b: list[str]) -> float:
 
 
 def report(n: int, runs: int, m: dict[str, Any], build_s: float | None) -> str:
+    from anagnorisis.index import ANN_MIN_ITEMS
+
     enc = m["encoder"]
     before, after = _median(m["cli_before"], "seconds"), _median(m["cli_after"], "seconds")
     rb, ra = m["restart_before"], m["restart_after"]
@@ -310,7 +315,8 @@ def report(n: int, runs: int, m: dict[str, Any], build_s: float | None) -> str:
         f" ({'exact' if rb['first_was_exact'] else 'ann'}) | {ra['first_answer_at'] - ra['started']:.1f} s "
         f"({'exact' if ra['first_was_exact'] else 'ann'}) | |",
         "",
-        f"Text model alone, in a fresh process: resolving it (imports included) {enc['resolve_s']:.1f} s, loading "
+        f"Text model alone, in a fresh process: from process start to the model resolved (imports included) "
+        f"{enc['resolve_s']:.1f} s, then loading "
         f"it and encoding the first query {enc['load_and_first_encode_s']:.1f} s, a further query "
         f"{enc['next_encode_s'] * 1e3:.0f} ms. In the CLI search it loads in a thread while the index opens, so "
         "the search takes about the longer of the two plus the top hits' records.",
