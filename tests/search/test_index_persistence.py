@@ -325,3 +325,32 @@ def test_an_index_saved_after_appends_loads_the_rows_its_ann_file_lacks(tmp_path
     again = VectorIndex.load(tmp_path / "saved", ann_min_items=ANN_MIN_ITEMS)
     assert len(again) == len(data) and again._ann.ntotal == len(data)
     assert again.search(data[-1], 1)[0].tolist() == [len(data) - 1]
+
+
+def test_rows_added_but_never_saved_leave_the_last_save_readable(tmp_path: Path) -> None:
+    data = clustered(FILES + 10, seed=4)
+    hashes = [f"h{i:06d}" for i in range(len(data))]
+    index = VectorIndex(DIM, ann_min_items=ANN_MIN_ITEMS, storage_dir=tmp_path / "saved", background=False)
+    index.add(hashes[:FILES], data[:FILES])
+    index.save()
+    reopened = VectorIndex.load(tmp_path / "saved", ann_min_items=ANN_MIN_ITEMS)
+    reopened.add(hashes[FILES:], data[FILES:])  # written past the saved rows; the process dies before a save
+    again = VectorIndex.load(tmp_path / "saved", ann_min_items=ANN_MIN_ITEMS)
+    assert len(again) == FILES and again.checksum == hash_list_checksum(hashes[:FILES]) and again.uses_ann
+    assert again.search(data[5], 1)[0].tolist() == [5]
+
+
+def test_a_mapped_index_saves_a_whole_copy_elsewhere(tmp_path: Path) -> None:
+    data = clustered(FILES, seed=6)
+    index = VectorIndex(DIM, ann_min_items=ANN_MIN_ITEMS, storage_dir=tmp_path / "first", background=False)
+    index.add([f"h{i:06d}" for i in range(FILES)], data)
+    index.save()
+    expected = [index.search(q, 3)[0].tolist() for q in data[:20]]
+    mapped = VectorIndex.load(tmp_path / "first", ann_min_items=ANN_MIN_ITEMS)
+    mapped.save(tmp_path / "second")
+    mapped.close()
+    index.close()
+    for name in os.listdir(tmp_path / "first"):
+        os.unlink(tmp_path / "first" / name)  # the copy must not refer to the first save's files
+    copy = VectorIndex.load(tmp_path / "second", ann_min_items=ANN_MIN_ITEMS)
+    assert copy.uses_ann and [copy.search(q, 3)[0].tolist() for q in data[:20]] == expected
