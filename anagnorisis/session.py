@@ -15,7 +15,6 @@ import logging
 import os
 import re
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -119,22 +118,25 @@ class Session:
 
     def index(self, kind: str) -> Any:
         """The vector index of the active model for this kind, synced with the store; None when nothing is embedded."""
+        encoder, _status = self.encoder(kind)
+        return self._index_of(kind, encoder.model_id)
+
+    def _index_of(self, kind: str, model_id: str) -> Any:
         from anagnorisis.store.vectors import vector_fingerprint
 
-        encoder, _status = self.encoder(kind)
-        key = (kind, encoder.model_id)
+        key = (kind, model_id)
         with self._lock:
             index = self._indexes.get(key)
             if index is None:
-                index = self._open_index(kind, encoder.model_id)
+                index = self._open_index(kind, model_id)
                 if index is not None:
                     self._indexes[key] = index
                 return index
             if kind not in self._stale_indexes:
                 return index
             self._stale_indexes.discard(kind)
-            if vector_fingerprint(self.store, encoder.model_id) != (len(index), index.checksum):
-                self._add_missing_vectors(index, encoder.model_id)
+            if vector_fingerprint(self.store, model_id) != (len(index), index.checksum):
+                self._add_missing_vectors(index, model_id)
             return index
 
     def index_dir(self, kind: str, model_id: str) -> Path:
@@ -167,8 +169,10 @@ class Session:
         if index.model_id == model_id and (len(index), index.checksum) == (count, checksum):
             log.info("opened the saved vector index %s (%d vectors)", storage, count)
             return index
-        if index.model_id == model_id and len(index) < count and self._add_missing_vectors(index, model_id, count, checksum):
-            log.info("caught up the saved vector index %s: %d vectors added", storage, count - len(index))
+        saved_count = len(index)
+        if index.model_id == model_id and saved_count < count and self._add_missing_vectors(index, model_id, count,
+                                                                                           checksum):
+            log.info("caught up the saved vector index %s: %d vectors added", storage, count - saved_count)
             return index
         log.warning("rebuilding the vector index %s from the stored vectors: it holds %d vectors (checksum %d), "
                     "the store %d (checksum %d)", storage, len(index), index.checksum, count, checksum)
@@ -314,34 +318,42 @@ class Session:
     def _search_top_hits(self, request: Any) -> Any:
         """A plain meaning search (no filter, T = 0, best first, a page within TOP_HITS_MAX) answered from the
         index's top hits and their records alone, as the general path would rank them; None for any other
-        request. The query is encoded (loading the model on first use) while the index opens."""
+        request.
+
+        The text model loads before the index opens, not beside it: on 2 cores, loading both at once made a
+        fresh CLI search at 1M × 768 slower (9-10 s against 6 s, bench/results/cold-search.md)."""
         from anagnorisis.search import run_search, validate_request
 
         request = validate_request(request)
-        encoder, _status = self.encoder(request.kind)
-        if not self._top_hits_serve(request, encoder):
+        if not self._plain_meaning_search(request):
             return None
-        with ThreadPoolExecutor(1, thread_name_prefix="encode-query") as pool:
-            encoding = pool.submit(encoder.encode_texts, [request.query])
-            index = self.index(request.kind)
-            query_vector = np.asarray(encoding.result()[0], dtype=np.float32).reshape(-1)
+        encoder, query_vector = self._encode_query(request.kind, request.query)
+        if query_vector is None:
+            return None  # no text tower, or passages to score: the general path serves (or says why not)
+        index = self._index_of(request.kind, encoder.model_id)
         if index is None or len(query_vector) != index.dim:
-            return None  # the general path says what is wrong
+            return None
         records = self._top_hit_records(request, index, query_vector)
         result = run_search(request, records, index=index, encode_text=lambda _query: query_vector)
-        total, not_indexed = self._files_with_vectors(request.kind, index.model_id)
+        total, not_indexed = self._files_with_vectors(request.kind, encoder.model_id)
         return replace(result, total=total, not_indexed=not_indexed)
 
-    def _top_hits_serve(self, request: Any, encoder: Any) -> bool:
+    def _plain_meaning_search(self, request: Any) -> bool:
         plain = (request.query is not None and request.temperature == 0 and request.order == "desc"
                  and request.offset + request.limit <= TOP_HITS_MAX
                  and (request.folder, request.rated, request.rating, request.model_rating, request.ext)
                  == (None,) * 5)
         if not plain or request.mode not in ("auto", "meaning"):
             return False
-        if not getattr(encoder, "has_text_tower", False) or getattr(encoder, "embeds_chunks", False):
-            return False
         return request.mode == "meaning" or not self._names_a_file(request.kind, request.query)
+
+    def _encode_query(self, kind: str, query: str) -> tuple[Any, Any]:
+        """(the encoder serving the kind, the query's vector), the vector None when the encoder has no text tower
+        or scores texts by their passages (the general path handles both)."""
+        encoder, _status = self.encoder(kind)
+        if not getattr(encoder, "has_text_tower", False) or getattr(encoder, "embeds_chunks", False):
+            return encoder, None
+        return encoder, np.asarray(encoder.encode_texts([query])[0], dtype=np.float32).reshape(-1)
 
     def _names_a_file(self, kind: str, query: str) -> bool:
         """Whether auto mode would read the query as a file (similar-to) rather than words."""
@@ -367,6 +379,9 @@ class Session:
 
         key = (kind, model_id)
         with self._lock:
-            if key not in self._file_counts:
-                self._file_counts[key] = count_files_with_vectors(self.store, kind, model_id)
-            return self._file_counts[key]
+            counts = self._file_counts.get(key)
+        if counts is None:  # read without the session's lock: it runs beside an index being opened
+            counts = count_files_with_vectors(self.store, kind, model_id)
+            with self._lock:
+                self._file_counts[key] = counts
+        return counts

@@ -14,7 +14,7 @@ answers are meaningless (timing only). Measured, each in fresh subprocesses of t
   (c) restart: a Session (the object the app keeps; Gradio itself not started) from process start until a
       meaning search answers from the ANN index, not the exact fallback, before and after.
 
-    python bench/cold_search.py              # 1M × 768 (~25 min on 2 cores, ~12 GB of temporary disk)
+    python bench/cold_search.py              # 1M × 768 (~10-20 min on 2 cores, ~9 GB of temporary disk, ≤ 13 GB RAM)
     python bench/cold_search.py --n 100000   # quick check
 """
 from __future__ import annotations
@@ -152,6 +152,7 @@ def probe(kind: str, data_dir: Path) -> dict[str, Any]:
     session.wait_for_saves()
     out = {"first_answer_at": first_at, "ann_answer_at": ann_at, "first_was_exact": answered_exact,
            "saved_at": time.time(), "engine": index.stats()["engine"], "rss_mb": rss_mb()[0],
+           "build_s": index.stats()["last_build_seconds"],
            "hashes": [item["content_hash"] for item in answer["results"]]}
     if kind == "warm":
         out.update(warm_latencies(session, SearchRequest))
@@ -235,14 +236,14 @@ def remove_saved_index(data_dir: Path) -> None:
     shutil.rmtree(data_dir / "index", ignore_errors=True)
 
 
-def measure(data_dir: Path, env: dict[str, str], runs: int) -> dict[str, Any]:
+def measure(data_dir: Path, env: dict[str, str], runs: int, before_runs: int) -> dict[str, Any]:
     out: dict[str, Any] = {"encoder": run_probe("encoder", data_dir, env)}
     print("  encoder:", json.dumps(out["encoder"]), file=sys.stderr, flush=True)
     remove_saved_index(data_dir)
     out["index_before"] = run_probe("index", data_dir, env)
     print("  index before:", json.dumps(out["index_before"]), file=sys.stderr, flush=True)
     out["cli_before"] = []
-    for _ in range(runs):
+    for _ in range(before_runs):
         remove_saved_index(data_dir)
         out["cli_before"].append(cli_search(data_dir, env))
         print("  cli before:", out["cli_before"][-1]["seconds"], file=sys.stderr, flush=True)
@@ -288,7 +289,7 @@ def report(n: int, runs: int, m: dict[str, Any], build_s: float | None) -> str:
         f"{LOAD_AT_START:.1f} and {os.getloadavg()[0]:.1f} (other jobs shared the cores). Page cache warm: every "
         "file was read earlier in the run. Before = the saved index removed (vectors loaded from DuckDB and the "
         "index rebuilt, as every start did until now); after = the index saved beside the database. "
-        f"Medians of {runs} fresh processes where it says so; every number from this run.",
+        "Medians of fresh processes where it says so; every number from this run.",
         "",
         f"Library: {n:,} image records and {n:,} stored 768-d vectors (bench/search.py's clustered set) in "
         "DuckDB, written through the store's writer and `save_vectors`" + (f" in {build_s:.0f} s" if build_s else "")
@@ -299,7 +300,8 @@ def report(n: int, runs: int, m: dict[str, Any], build_s: float | None) -> str:
         "",
         "| measurement | before | after | after / before |",
         "|---|---|---|---|",
-        f"| (a) CLI `search images QUERY --json`, process start → result, median of {runs} | {before:.1f} s | "
+        f"| (a) CLI `search images QUERY --json`, process start → result, median of {len(m['cli_before'])} before"
+        f" and {len(m['cli_after'])} after | {before:.1f} s | "
         f"{after:.1f} s | {after / before:.2f} |",
         f"| (a) the same search with the text model replaced by a fixed vector (index, store, CLI only) | "
         f"{m['index_before']['seconds']:.1f} s ({m['index_before']['engine']}) | "
@@ -318,16 +320,19 @@ def report(n: int, runs: int, m: dict[str, Any], build_s: float | None) -> str:
         f"Text model alone, in a fresh process: from process start to the model resolved (imports included) "
         f"{enc['resolve_s']:.1f} s, then loading "
         f"it and encoding the first query {enc['load_and_first_encode_s']:.1f} s, a further query "
-        f"{enc['next_encode_s'] * 1e3:.0f} ms. In the CLI search it loads in a thread while the index opens, so "
-        "the search takes about the longer of the two plus the top hits' records.",
+        f"{enc['next_encode_s'] * 1e3:.0f} ms. The CLI search loads it first, then opens the index (one after "
+        "the other: loading both at once was slower on 2 cores), so it takes about the sum of this and the row "
+        "above.",
         "",
         f"(b) Warm, one Session whose index serves from the ANN: meaning search p50 {warm['search_ms']['p50']:.0f} ms"
         f" / p95 {warm['search_ms']['p95']:.0f} ms for 50 queries, of which encoding the query p50 "
         f"{warm['encode_ms']['p50']:.0f} ms / p95 {warm['encode_ms']['p95']:.0f} ms; RSS of that process "
         f"{warm['rss_mb']:,.0f} MB.",
         "",
-        f"The restart before wrote the saved index {rb['saved_at'] - rb['ann_answer_at']:.1f} s after the ANN "
-        "began serving. Same answers: the after CLI page shares "
+        "In the restart before, the ANN build took "
+        + (f"{rb['build_s']:.0f} s" if rb.get("build_s") else "no time (exact only)")
+        + "; the index was saved as soon as it served (the first ANN answer waited for that save, which holds the "
+        "index's lock while it writes). Same answers: the after CLI page shares "
         f"{_overlap(m['cli_after'][0]['hashes'], m['cli_before'][0]['hashes']):.0%} of its 24 files with the "
         "before page (before answered exactly, while the ANN was still building; after from the ANN) and "
         f"{_overlap(m['cli_after'][0]['hashes'], rb['hashes']):.0%} with the ANN answer of the restart before.",
@@ -346,7 +351,8 @@ def _ram_gb() -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=1_000_000, help="files and vectors (default 1,000,000)")
-    parser.add_argument("--runs", type=int, default=3, help="fresh CLI processes per measurement (median)")
+    parser.add_argument("--runs", type=int, default=3, help="fresh CLI processes with the saved index (median)")
+    parser.add_argument("--before-runs", type=int, default=1, help="fresh CLI processes without it (minutes each)")
     parser.add_argument("--work-dir", type=Path, default=Path("/tmp/anagnorisis-bench-cold"))
     parser.add_argument("--out", type=Path, default=None, help="default bench/results/cold-search[-N].md")
     parser.add_argument("--keep", action="store_true", help="keep the model and the library for another run")
@@ -369,7 +375,7 @@ def main() -> None:
         marker.write_text(f"{build_s:.1f}")
     env = {**os.environ, "ANAGNORISIS_IMAGES_MODEL": str(model), "PYTHONPATH": str(REPO)}
     try:
-        measured = measure(data_dir, env, args.runs)
+        measured = measure(data_dir, env, args.runs, args.before_runs)
     finally:
         if not args.keep:
             shutil.rmtree(args.work_dir, ignore_errors=True)
