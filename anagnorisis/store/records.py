@@ -34,7 +34,7 @@ pred AS (
            row_number() OVER (PARTITION BY content_hash
                               ORDER BY (model_version IS NOT DISTINCT FROM (SELECT v FROM active)) DESC,
                                        model_version DESC) AS rn
-    FROM predictions WHERE kind = $kind
+    FROM predictions WHERE kind = $kind {prediction_where}
 )
 SELECT f.id, f.kind, f.root, f.relative_path, f.path_bytes, f.display_path, f.size, f.mtime, f.content_hash,
        f.metadata, r.rating, r.rated_at, p.rating, p.uncertainty, p.model_version, (SELECT v FROM active),
@@ -77,14 +77,22 @@ def _record(row: tuple[Any, ...]) -> Record:
 
 
 def present_files(store: Store, kind: str) -> list[Record]:
-    sql = _RECORD_SQL.format(where="")
+    sql = _RECORD_SQL.format(where="", prediction_where="")
     rows = store.read(lambda c: c.execute(sql, {"kind": kind}).fetchall())
+    return [_record(row) for row in rows]
+
+
+def records_for_hashes(store: Store, kind: str, content_hashes: list[str]) -> list[Record]:
+    """Present records of a kind whose content is one of the given hashes (a search's top hits), by file id."""
+    where = "AND content_hash IN (SELECT unnest($hashes))"
+    sql = _RECORD_SQL.format(where=where.replace("content_hash", "f.content_hash"), prediction_where=where)
+    rows = store.read(lambda c: c.execute(sql, {"kind": kind, "hashes": content_hashes}).fetchall())
     return [_record(row) for row in rows]
 
 
 def records_for_paths(store: Store, kind: str, path_bytes: list[bytes]) -> list[Record]:
     """Present records of the given paths (in the order found)."""
-    sql = _RECORD_SQL.format(where="AND f.path_bytes IN (SELECT unnest($paths))")
+    sql = _RECORD_SQL.format(where="AND f.path_bytes IN (SELECT unnest($paths))", prediction_where="")
     rows = store.read(lambda c: c.execute(sql, {"kind": kind, "paths": path_bytes}).fetchall())
     return [_record(row) for row in rows]
 
