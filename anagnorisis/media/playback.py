@@ -18,8 +18,9 @@ from urllib.parse import quote
 
 import av
 import mutagen
-from PIL import Image, ImageOps
+from PIL import Image
 
+from anagnorisis.media.previews import small_picture
 
 log = logging.getLogger(__name__)
 
@@ -139,14 +140,7 @@ def _after_description(value: Any) -> bytes:
 def cover_jpeg(picture: bytes, size: int = COVER_PIXELS) -> bytes:
     """A small RGB JPEG of the picture, oriented by EXIF, transparency laid on dark grey."""
     with Image.open(io.BytesIO(picture)) as opened:
-        opened.draft("RGB", (size * 2, size * 2))
-        image: Image.Image = ImageOps.exif_transpose(opened)
-        image.thumbnail((size, size))
-        if image.mode not in ("RGB", "L"):
-            image = image.convert("RGBA")
-            background = Image.new("RGB", image.size, (32, 32, 32))
-            background.paste(image, mask=image.getchannel("A"))
-            image = background
+        image = small_picture(opened, size)
         buffer = io.BytesIO()
         image.convert("RGB").save(buffer, "JPEG", quality=COVER_JPEG_QUALITY)
         return buffer.getvalue()

@@ -17,17 +17,24 @@ def thumbnail_path(cache_dir: Path, content_hash: str, size: int = THUMBNAIL_PIX
     return Path(cache_dir) / content_hash[:2] / f"{content_hash}_{size}.jpg"
 
 
+def small_picture(opened: Image.Image, size: int) -> Image.Image:
+    """The picture within size × size: decoded at reduced size where the format allows (JPEG DCT scaling),
+    oriented by EXIF, transparency laid on dark grey."""
+    opened.draft("RGB", (size * 2, size * 2))
+    image: Image.Image = ImageOps.exif_transpose(opened)
+    image.thumbnail((size, size))
+    if image.mode not in ("RGB", "L"):
+        image = image.convert("RGBA")
+        background = Image.new("RGB", image.size, (32, 32, 32))
+        background.paste(image, mask=image.getchannel("A"))
+        image = background
+    return image
+
+
 def make_thumbnail(source: str | os.PathLike[str], target: Path, size: int = THUMBNAIL_PIXELS) -> Path:
     """Decode at reduced size where the format allows (JPEG DCT scaling), orient by EXIF, write atomically."""
-    with Image.open(source) as image:
-        image.draft("RGB", (size * 2, size * 2))
-        image = ImageOps.exif_transpose(image)
-        image.thumbnail((size, size))
-        if image.mode not in ("RGB", "L"):
-            image = image.convert("RGBA")
-            background = Image.new("RGB", image.size, (32, 32, 32))
-            background.paste(image, mask=image.getchannel("A"))
-            image = background
+    with Image.open(source) as opened:
+        image = small_picture(opened, size)
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(target.name + ".partial")
         image.save(partial, "JPEG", quality=JPEG_QUALITY)

@@ -1,10 +1,12 @@
 """The store: migrations, one writer, durable ratings, refusing what it cannot read."""
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Iterator
 
 import duckdb
 import pytest
@@ -53,39 +55,38 @@ def test_every_rating_change_is_in_the_history(tmp_path: Path) -> None:
     assert history == [(None, 3.0, "user"), (3.0, 7.5, "user"), (7.5, None, "user")]
 
 
-def test_a_second_process_waits_then_names_the_lock_holder(tmp_path: Path) -> None:
-    path = tmp_path / "db.duckdb"
+@contextlib.contextmanager
+def database_held_by_another_process(path: Path) -> Iterator[subprocess.Popen[str]]:
+    """Another process holding the database file's lock, until the block ends."""
     holder = subprocess.Popen(
         [sys.executable, "-c", f"import duckdb,time; c=duckdb.connect({str(path)!r}); print('held', flush=True); time.sleep(30)"],
         stdout=subprocess.PIPE, text=True,
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        yield holder
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_second_process_waits_then_names_the_lock_holder(tmp_path: Path) -> None:
+    path = tmp_path / "db.duckdb"
+    with database_held_by_another_process(path) as holder:
         started = time.monotonic()
         with pytest.raises(StoreBusy, match=f"PID {holder.pid}"):
             Store.open(path, wait_seconds=1.0)
         assert time.monotonic() - started >= 1.0
-    finally:
-        holder.kill()
-        holder.wait()
 
 
 def test_a_wait_for_the_lock_ends_early_when_the_caller_gives_up(tmp_path: Path) -> None:
     """A command waiting for the file asks at every retry whether to go on (an app that can run it may appear)."""
     path = tmp_path / "db.duckdb"
-    holder = subprocess.Popen(
-        [sys.executable, "-c", f"import duckdb,time; c=duckdb.connect({str(path)!r}); print('held', flush=True); time.sleep(30)"],
-        stdout=subprocess.PIPE, text=True,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    with database_held_by_another_process(path) as holder:
         started = time.monotonic()
         with pytest.raises(LockWaitAbandoned, match=f"PID {holder.pid}"):
             Store.open(path, wait_seconds=30.0, give_up=lambda: time.monotonic() - started > 0.5)
         assert 0.5 <= time.monotonic() - started < 2.0
-    finally:
-        holder.kill()
-        holder.wait()
 
 
 def test_a_backup_taken_while_open_holds_the_ratings(tmp_path: Path) -> None:
