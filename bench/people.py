@@ -70,7 +70,9 @@ import active as active_bench  # noqa: E402  bench/active.py: the rate-next loop
 from anagnorisis.taste.active import EXPLOIT_SHARE, FeatureSpace  # noqa: E402
 from anagnorisis.taste.evaluate import mae, pairwise_accuracy, srocc  # noqa: E402
 from anagnorisis.taste.graph import GraphFeatures  # noqa: E402
-from anagnorisis.taste.models import KnnModel, MeanModel, RidgeModel  # noqa: E402
+from anagnorisis.kinds.text import read_text_metadata  # noqa: E402
+from anagnorisis.taste.models import KnnModel, MeanModel, RidgeModel, predict_files  # noqa: E402
+from anagnorisis.taste.service import field_row  # noqa: E402
 from anagnorisis.taste.train import train_taste  # noqa: E402
 
 CACHE = ROOT / "bench" / ".cache"
@@ -238,8 +240,22 @@ def _read_back(names: list[str], model: str) -> np.ndarray:
 _STATE: dict[str, object] = {}
 
 
-def _setup(vectors: np.ndarray, data: MovieLens) -> None:
-    _STATE["X"], _STATE["data"] = vectors, data
+def _setup(vectors: np.ndarray, data: MovieLens, fields: list[dict] | None = None) -> None:
+    _STATE["X"], _STATE["data"], _STATE["fields"] = vectors, data, fields
+
+
+def movie_fields(count: int) -> list[dict]:
+    """Each movie file's fields as the app reads them: the text kind's metadata reader (the one `scan` stores in
+    files.metadata: title, the year in `Title (year)`, the `Genres:` line) and taste.service.field_row (plus the
+    folder names, none here). Read with the reader itself, not from the store, so a library scanned before the
+    reader knew these fields needs no rescan."""
+    names = [f"{row + 1:04d}.txt" for row in range(count)]
+    return [field_row(name, json.dumps(read_text_metadata(LIBRARY / name).metadata), played=False) for name in names]
+
+
+def _fields_of(movies: np.ndarray) -> list[dict] | None:
+    fields = _STATE.get("fields")
+    return None if fields is None else [fields[m] for m in movies]  # type: ignore[index]
 
 
 def user_ratings(user: int) -> tuple[np.ndarray, np.ndarray]:
@@ -274,13 +290,17 @@ def run_random(job: tuple[int, int, tuple[int, ...], float | None]) -> dict:
     for N in sizes:
         rated, held = order[:N], order[N:]
         Xr, yr, Xh, truth = X[movies[rated]], y[rated], X[movies[held]], y[held]
-        result = train_taste(Xr, yr, seed=seed, learning_curve=False, library=library, budget_seconds=budget)
+        result = train_taste(Xr, yr, seed=seed, learning_curve=False, library=library, budget_seconds=budget,
+                             fields=_fields_of(movies[rated]))
+        held_fields = _fields_of(movies[held])
         models = {CHOSEN: result.model, **{name: m for name, m in result.candidates.items() if name != "mean"},
                   RIDGE_ALONE: RidgeModel().fit(Xr, yr), KNN_ALONE: KnnModel().fit(Xr, yr),
                   MEAN: MeanModel().fit(Xr, yr)}
         out["sizes"][N] = {
             "winner": result.winner, "seconds": result.seconds, "budget_reached": bool(result.budget_reached),
-            "scores": {name: _metrics(truth, model.predict(Xh)[0], seed) for name, model in models.items()}}
+            "fields": result.fields,
+            "scores": {name: _metrics(truth, predict_files(model, Xh, held_fields)[0], seed)
+                       for name, model in models.items()}}
     out["seconds"] = time.perf_counter() - started
     return out
 
@@ -309,8 +329,8 @@ def run_active(job: tuple[int, int, tuple[int, ...], float | None]) -> dict:
     for b in budgets:
         for key, rows in (("random", random_order[:b]), ("active", np.array(queue[:b]))):
             result = train_taste(Xu[rows], y[rows], seed=seed, learning_curve=False, library=library,
-                                 budget_seconds=budget_seconds)
-            out[key][b] = srocc(y[held], result.model.predict(Xu[held])[0])
+                                 budget_seconds=budget_seconds, fields=_fields_of(movies[rows]))
+            out[key][b] = srocc(y[held], predict_files(result.model, Xu[held], _fields_of(movies[held]))[0])
     out["seconds"] = time.perf_counter() - started
     return out
 
@@ -373,7 +393,10 @@ def report(runs: list[dict], meta: dict) -> str:
         "zipfile, not installed). Each of the 1,682 movies is a text file `Title (year)` + `Genres: …`, added, "
         f"scanned and embedded by the app (`library add text`, `scan text`, `embed text`): model "
         f"**{meta['model']}**, {meta['dim']}-d, read back from the app's store by content hash. "
-        "Rating = stars × 2. A user's library = the movies they rated.", "",
+        "Rating = stars × 2. A user's library = the movies they rated. "
+        + ("The file's fields given to train_taste: what the text kind's metadata reader finds in each movie file "
+           "(the year in `Title (year)`, the `Genres:` line; bench/people.py movie_fields)."
+           if meta.get("fields", False) else "No file fields given to train_taste (the embedding alone)."), "",
         f"{len(users)} users (seeded sample of the {meta['eligible']} users with ≥ {MIN_USER_RATINGS} ratings; "
         f"ids and ratings: {listed}) × {len(seeds)} seeds = "
         f"{n_runs} runs. train_taste(X_rated, y, library=the user's library's GraphFeatures, seed), "
@@ -401,6 +424,7 @@ def report(runs: list[dict], meta: dict) -> str:
         for N in sizes:
             won = [r["sizes"][N]["winner"] for r in randoms]
             lines.append(f"| {N} | " + " | ".join(str(won.count(w)) for w in winners) + " |")
+        lines += _fields_table(randoms, sizes)
         lines += ["", "Paired held-out SROCC gaps (mean ± standard error over the runs; bar SPEC §6/§9 for N ≥ 50: "
                   "chosen − best single candidate ≥ −0.01):", "",
                   "| N | chosen − ridge (emb. alone) | best single candidate (by mean) | chosen − best single "
@@ -450,6 +474,24 @@ def report(runs: list[dict], meta: dict) -> str:
     return "\n".join(lines)
 
 
+def _fields_table(randoms: list[dict], sizes: list[int]) -> list[str]:
+    """Per N and field group: in how many runs cross-validation kept it, and its mean CV SROCC gain ± sd."""
+    groups = sorted({g for r in randoms for N in sizes for g in (r["sizes"][N].get("fields") or {})})
+    if not groups:
+        return ["", "The file's fields: none given to train_taste (or too few ratings to cross-validate them)."]
+    lines = ["", "The file's fields (taste/features.py): runs where cross-validation kept the group / mean CV SROCC "
+             "gain of ridge with it over the embedding alone ± sd over the runs:", "",
+             "| N | " + " | ".join(groups) + " |", "|---:|" + "---|" * len(groups)]
+    for N in sizes:
+        cells = []
+        for group in groups:
+            tried = [r["sizes"][N]["fields"][group] for r in randoms if group in (r["sizes"][N].get("fields") or {})]
+            cells.append(f"{sum(t['kept'] for t in tried)} of {len(randoms)} / "
+                         + (_mean_std([t["gain"] for t in tried]) if tried else "–"))
+        lines.append(f"| {N} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def _keys_to_int(value: object) -> object:
     if isinstance(value, dict):
         return {(int(k) if isinstance(k, str) and k.isdigit() else k): _keys_to_int(v) for k, v in value.items()}
@@ -477,6 +519,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1, help="parallel processes (OMP/BLAS threads set to 1)")
     parser.add_argument("--budget", type=float, default=None, help="train_taste budget_seconds per fit")
     parser.add_argument("--users", type=int, help=f"number of users (default {USERS})")
+    parser.add_argument("--no-fields", action="store_true", help="train on the embedding alone (no file fields)")
     parser.add_argument("--part", choices=("random", "active", "both"), default="both")
     parser.add_argument("--out", help="write the report here (default: bench/results/people.md unless --quick)")
     parser.add_argument("--save-runs", metavar="JSON", help="also save every run's numbers (after each run)")
@@ -495,14 +538,15 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     data = load_movielens()
     vectors, model = movie_vectors(data)
-    _setup(vectors, data)
+    fields = None if args.no_fields else movie_fields(len(data.titles))
+    _setup(vectors, data, fields)
     users = choose_users(data, args.users or protocol.users)
     ids, counts = np.unique(data.users, return_counts=True)
     parts = ("random", "active") if args.part == "both" else (args.part,)
     jobs = [(part, user, seed, protocol.sizes if part == "random" else protocol.budgets, args.budget)
             for part in parts for user in users for seed in range(protocol.seeds)]
     meta = {"model": model, "dim": int(vectors.shape[1]), "eligible": int((counts >= MIN_USER_RATINGS).sum()),
-            "budget": args.budget, "train_py": version, "jobs": args.jobs,
+            "budget": args.budget, "fields": not args.no_fields, "train_py": version, "jobs": args.jobs,
             "machine": f"{platform.node()} ({os.cpu_count()} cores, {platform.processor() or platform.machine()})"}
     print(f"{len(users)} users {users}, {len(jobs)} jobs; vectors {vectors.shape} by {model}; {meta['train_py']}",
           file=sys.stderr, flush=True)
@@ -517,7 +561,7 @@ def main(argv: list[str] | None = None) -> int:
             Path(args.save_runs).write_text(json.dumps({"runs": runs, "meta": meta}))
 
     if args.jobs > 1:
-        with ProcessPoolExecutor(args.jobs, initializer=_setup, initargs=(vectors, data)) as pool:
+        with ProcessPoolExecutor(args.jobs, initializer=_setup, initargs=(vectors, data, fields)) as pool:
             for run in pool.map(run_job, jobs):
                 done(run)
     else:

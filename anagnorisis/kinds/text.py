@@ -143,6 +143,7 @@ def read_text_metadata(path: Path) -> Probe:
     title = title_of(text, metadata["format"])
     if title:
         metadata["title"] = title
+    metadata.update(header_fields(text, title))
     return Probe(metadata)
 
 
@@ -167,6 +168,7 @@ def _large_text_metadata(path: Path) -> Metadata:
     title = title_of(counts.start, metadata["format"])
     if title:
         metadata["title"] = title
+    metadata.update(header_fields(counts.start, title))
     return metadata
 
 
@@ -234,6 +236,31 @@ def _html_title(text: str) -> str | None:
                 return inner
     visible = html.unescape(_HTML_TAG.sub("\n", _HTML_HIDDEN.sub("", text)))
     return _first_line(visible)
+
+
+# A text's own fields (SPEC §10): `Key: value` lines among its first HEADER_LINES lines (as a note, a catalogue
+# card or an e-mail header writes them), keys of one short word, and a year in parentheses in the title
+# ("Heat (1995)"). Keys that the scan writes itself are never overwritten.
+HEADER_LINES = 12
+HEADER_VALUE_CHARS = 200
+_HEADER = re.compile(r"^\s*([A-Za-z][A-Za-z_-]{0,23})\s*:\s*(\S.*?)\s*$")
+_TITLE_YEAR = re.compile(r"\((\d{4})\)")
+_OWN_KEYS = frozenset({"encoding", "lines", "chars", "words", "format", "title"})
+
+
+def header_fields(text: str, title: str | None) -> Metadata:
+    """{"genres": "Action, Comedy", "year": 1995} from the first lines and the title; {} when none."""
+    found: Metadata = {}
+    for line in text[:HEADER_LINES * 400].splitlines()[:HEADER_LINES]:
+        match = _HEADER.match(line)
+        if match and "://" not in line:
+            key = match.group(1).casefold()
+            if key not in _OWN_KEYS and key not in found:
+                found[key] = match.group(2)[:HEADER_VALUE_CHARS]
+    year = _TITLE_YEAR.search(title or "")
+    if year and 1000 <= int(year.group(1)) <= 2999 and "year" not in found:
+        found["year"] = int(year.group(1))
+    return found
 
 
 def _first_line(text: str) -> str | None:

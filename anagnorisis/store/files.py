@@ -119,6 +119,25 @@ def content_hashes_of_kind(conn: duckdb.DuckDBPyConnection, kind: str) -> set[st
     return {row[0] for row in rows}
 
 
+def file_fields_of_kind(conn: duckdb.DuckDBPyConnection, kind: str) -> dict[str, tuple[str, str | None, int, int]]:
+    """content hash -> (relative path, metadata JSON as scanned, full plays, skips) of the kind's files: what a
+    file says about itself and how it was played, for the taste model. A present file's row wins over a missing
+    one's when two files share the content."""
+    rows = conn.execute(
+        "SELECT f.content_hash, f.relative_path, f.metadata, coalesce(p.full_plays, 0), coalesce(p.skips, 0)"
+        " FROM files f LEFT JOIN plays p ON p.content_hash = f.content_hash"
+        " WHERE f.kind = ? AND f.content_hash IS NOT NULL ORDER BY f.missing DESC, f.id", [kind]).fetchall()
+    return {row[0]: (row[1], row[2], int(row[3]), int(row[4])) for row in rows}
+
+
+def played_hashes_of_kind(conn: duckdb.DuckDBPyConnection, kind: str) -> set[str]:
+    """Content hashes of the kind's files with at least one full play or skip."""
+    rows = conn.execute(
+        "SELECT DISTINCT p.content_hash FROM plays p JOIN files f ON f.content_hash = p.content_hash"
+        " WHERE f.kind = ? AND (p.full_plays > 0 OR p.skips > 0)", [kind]).fetchall()
+    return {row[0] for row in rows}
+
+
 def present_hashes(store: Store, kind: str) -> list[str]:
     """The content hashes of the kind's present files, sorted."""
     rows = store.read(lambda c: c.execute(

@@ -25,6 +25,7 @@ Numpy and scipy only; the library sample comes from the caller (taste/service.py
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +35,7 @@ import scipy.sparse
 import scipy.sparse.linalg
 
 from anagnorisis.embed.base import l2_normalise
-from anagnorisis.taste.prefs import as_preferences, rated_rows
+from anagnorisis.taste.prefs import as_preferences, rated_rows, weak_rows
 from anagnorisis.taste.persist import State, read_state_for, write_model_file
 
 # Library files the graph is built on: the graph costs O(sample^2 x dim) to build and every
@@ -79,6 +80,11 @@ class GraphFeatures:
     neighbours: int = NEIGHBOURS
     temperature: float = TEMPERATURE
     linear_share: float = LINEAR_SHARE
+    # With fields (taste/features.py): inputs are [embedding (embedding_dim) | field columns (field_columns)], the
+    # field columns passed on as extra features, times field_scale.
+    embedding_dim: int = 0
+    field_columns: int = 0
+    field_scale: float = 0.0
 
     @classmethod
     def fit(cls, X: np.ndarray, seed: int = 0, *, sample_size: int = GRAPH_SAMPLE,
@@ -117,14 +123,28 @@ class GraphFeatures:
 
     @property
     def dim(self) -> int:
-        return self.components.shape[0] + self.rows.shape[1]
+        return self.components.shape[0] + self.rows.shape[1] + self.field_columns
+
+    def with_fields(self, embedding_dim: int, field_columns: int, field_scale: float) -> "GraphFeatures":
+        """The same map for inputs [embedding | field columns]: the fields pass through, times field_scale."""
+        return dataclasses.replace(self, embedding_dim=int(embedding_dim), field_columns=int(field_columns),
+                                   field_scale=float(field_scale))
 
     def transform(self, X: np.ndarray) -> np.ndarray:
-        """(n, dim) features of embeddings X (any scale: rows are normalised first)."""
+        """(n, dim) features of embeddings X (any scale: rows are normalised first), plus the field columns."""
         X = np.asarray(X)
+        fields = None
+        if self.field_columns:
+            if X.shape[1] == self.embedding_dim:  # no fields given: an average file's (zeros)
+                fields = np.zeros((len(X), self.field_columns))
+            else:
+                X, fields = X[:, :self.embedding_dim], X[:, self.embedding_dim:]
         out = np.empty((len(X), self.dim))
+        graph = self.dim - self.field_columns
         for start in range(0, len(X), TRANSFORM_CHUNK):
-            out[start:start + TRANSFORM_CHUNK] = self._transform_chunk(X[start:start + TRANSFORM_CHUNK])
+            out[start:start + TRANSFORM_CHUNK, :graph] = self._transform_chunk(X[start:start + TRANSFORM_CHUNK])
+        if fields is not None:
+            out[:, graph:] = fields * self.field_scale
         return out
 
     def _transform_chunk(self, X: np.ndarray) -> np.ndarray:
@@ -142,14 +162,16 @@ class GraphFeatures:
     def state(self) -> State:
         return {"sample": self.sample, "rows": self.rows, "mean": self.mean, "components": self.components,
                 "linear_scale": self.linear_scale, "neighbours": self.neighbours, "temperature": self.temperature,
-                "linear_share": self.linear_share}
+                "linear_share": self.linear_share, "embedding_dim": self.embedding_dim,
+                "field_columns": self.field_columns, "field_scale": self.field_scale}
 
     @classmethod
     def from_state(cls, state: State) -> "GraphFeatures":
         return cls(np.asarray(state["sample"], dtype=np.float32), np.asarray(state["rows"], dtype=np.float64),
                    np.asarray(state["mean"], dtype=np.float64), np.asarray(state["components"], dtype=np.float64),
                    float(state["linear_scale"]), int(state["neighbours"]), float(state["temperature"]),
-                   float(state["linear_share"]))
+                   float(state["linear_share"]), int(state.get("embedding_dim", 0)),
+                   int(state.get("field_columns", 0)), float(state.get("field_scale", 0.0)))
 
 
 def _normalised_adjacency(S: np.ndarray, k: int, temperature: float) -> tuple[scipy.sparse.csr_matrix, np.ndarray]:
@@ -274,8 +296,9 @@ class GraphModel:
 
     name = "graph"
 
-    def __init__(self, features: GraphFeatures) -> None:
+    def __init__(self, features: GraphFeatures, weak: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         self.features = features
+        self.weak = weak  # (label, weight) per row: play history as weak ratings (taste/features.py)
         self.posterior: BayesLinear | None = None
 
     def fit(self, X: np.ndarray, y: np.ndarray, prefs: object = None) -> "GraphModel":
@@ -288,6 +311,13 @@ class GraphModel:
         if not rated.any():
             raise ValueError("no ratings to fit")
         differences, targets = preference_differences(Phi, as_preferences(prefs, len(y)))
+        weak = weak_rows(y, self.weak)
+        if len(weak):  # a weak rating of weight w: its row and target times sqrt(w), the noise of it / w
+            labels, weights = self.weak  # type: ignore[misc]
+            root = np.sqrt(weights[weak])
+            offset = float(y[rated].mean())
+            differences = np.vstack([d for d in (differences, root[:, None] * Phi[weak]) if d is not None])
+            targets = np.concatenate([t for t in (targets, root * (labels[weak] - offset)) if t is not None])
         self.posterior = BayesLinear.fit(Phi[rated], y[rated], differences, targets)
         return self
 

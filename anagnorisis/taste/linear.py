@@ -14,7 +14,8 @@ import numpy.typing as npt
 import torch
 
 # Re-exported: the models import the preference helpers from here with the ridge solver.
-from anagnorisis.taste.prefs import Preferences, Vectors, as_preferences, preferences_within, rated_rows  # noqa: F401
+from anagnorisis.taste.prefs import (Preferences, Vectors, as_preferences, preferences_within, rated_rows,  # noqa: F401
+                                     weak_rows)
 
 # Alpha is searched relative to the number of ratings, because the Gram matrix grows with it and
 # inputs are scaled to unit mean variance: 1e-3 is almost plain least squares, 1e3 almost the mean.

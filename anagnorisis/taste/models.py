@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, Sequence
 
 import numpy as np
 
+from anagnorisis.taste.features import FieldEncoder, FieldRow
 from anagnorisis.taste.graph import GraphModel
 from anagnorisis.taste.linear import (
     InputScaler,
@@ -23,6 +24,7 @@ from anagnorisis.taste.linear import (
     ridge_from_state,
     ridge_to_state,
     solve_ridge,
+    weak_rows,
 )
 from anagnorisis.taste.mlp import MlpConfig, MlpEnsemble, predict_in_chunks
 from anagnorisis.taste.neighbours import MAX_NEIGHBOURS, MIN_WEIGHT, nearest_rated, neighbour_mean, unit_rows
@@ -44,6 +46,8 @@ __all__ = [
     "MlpConfig",
     "BlendModel",
     "BLEND_NAME",
+    "FieldsModel",
+    "predict_files",
     "fit_blend_weights",
     "load_model",
 ]
@@ -168,7 +172,8 @@ class RidgeModel:
     name = "ridge"
 
     def __init__(self, *, scaler: InputScaler | None = None, preference_weight: float = 1.0,
-                 preference_margin: float = 1.0) -> None:
+                 preference_margin: float = 1.0, weak: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+        self.weak = weak  # (label, weight) per row of X: play history as weak ratings (taste/features.py)
         self.fixed_scaler = scaler
         self.scaler: InputScaler | None = scaler
         self.preference_weight = preference_weight
@@ -184,8 +189,14 @@ class RidgeModel:
         self.scaler = self.fixed_scaler or InputScaler.fit(X)
         Xs = self.scaler.transform(X)
         diffs, targets = preference_rows(Xs, as_preferences(prefs, len(y)), self.preference_margin)
-        self.solution = solve_ridge(Xs[rated], y[rated], pref_diffs=diffs, pref_targets=targets,
-                                    pref_weight=self.preference_weight)
+        diffs, targets = diffs * math.sqrt(self.preference_weight), targets * math.sqrt(self.preference_weight)
+        weak = weak_rows(y, self.weak)
+        if len(weak):  # rows of weight w enter the Gram matrix as sqrt(w) x (row - the rated rows' mean)
+            labels, weights = self.weak  # type: ignore[misc]
+            root = np.sqrt(weights[weak])[:, None]
+            diffs = np.vstack([diffs, root * (Xs[weak] - Xs[rated].mean(axis=0))])
+            targets = np.concatenate([targets, root[:, 0] * (labels[weak] - y[rated].mean())])
+        self.solution = solve_ridge(Xs[rated], y[rated], pref_diffs=diffs, pref_targets=targets)
         self.sigma = math.sqrt(max(self.solution.loo_mse, 0.0)) if rated.sum() > 1 else 0.0
         return self
 
@@ -294,8 +305,75 @@ class BlendModel:
         return cls.from_state(read_state_for(cls.name, path))
 
 
+class FieldsModel:
+    """A candidate trained on [embedding | field columns] (taste/features.py), with the encoder of its fields.
+
+    `predict(X)` takes embeddings alone (the fields then count as an average file's) or the wide rows that
+    `inputs(X, rows)` builds; `predict_files(X, rows)` does both in one call. A candidate that does not read
+    fields (kNN, the mean) is wrapped too, so every model of a training run is called the same way.
+    """
+
+    name = "with_fields"
+
+    def __init__(self, inner: Any, encoder: FieldEncoder, embedding_dim: int, column_scale: float,
+                 takes_fields: bool = True) -> None:
+        self.inner = inner
+        self.encoder = encoder
+        self.embedding_dim = int(embedding_dim)
+        self.column_scale = float(column_scale)
+        self.takes_fields = bool(takes_fields)
+
+    def inputs(self, X: np.ndarray, rows: Sequence[FieldRow] | None) -> np.ndarray:
+        """The rows this model's candidate reads: the embeddings, then (if it reads them) the field columns."""
+        X = np.asarray(X, dtype=np.float32)[:, :self.embedding_dim]
+        if not self.takes_fields:
+            return X
+        fields = (np.zeros((len(X), self.encoder.width), np.float32) if rows is None
+                  else self.encoder.encode(rows) * np.float32(self.column_scale))
+        return np.hstack([X, fields]).astype(np.float32)
+
+    def fit(self, X: np.ndarray, y: np.ndarray, prefs: object = None) -> "FieldsModel":
+        self.inner = self.inner.fit(X, y, prefs)
+        return self
+
+    def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        X = np.asarray(X)
+        wide = X.shape[1] > self.embedding_dim
+        return self.inner.predict(X if wide == self.takes_fields else self.inputs(X, None))
+
+    def predict_files(self, X: np.ndarray, rows: Sequence[FieldRow] | None) -> tuple[np.ndarray, np.ndarray]:
+        return self.inner.predict(self.inputs(X, rows))
+
+    def save(self, path: str | Path) -> None:
+        write_model_file(path, self.name, self.state())
+
+    def state(self) -> State:
+        return {"inner": {"model": self.inner.name, "state": self.inner.state()}, "encoder": self.encoder.state(),
+                "embedding_dim": self.embedding_dim, "column_scale": self.column_scale,
+                "takes_fields": self.takes_fields}
+
+    @classmethod
+    def from_state(cls, state: State) -> "FieldsModel":
+        inner = state["inner"]
+        if inner["model"] not in MODEL_CLASSES or inner["model"] == cls.name:
+            raise ValueError(f"a fields model cannot hold a {inner['model']!r} model")
+        return cls(MODEL_CLASSES[inner["model"]].from_state(inner["state"]), FieldEncoder.from_state(state["encoder"]),
+                   int(state["embedding_dim"]), float(state["column_scale"]), bool(state["takes_fields"]))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "FieldsModel":
+        return cls.from_state(read_state_for(cls.name, path))
+
+
+def predict_files(model: Any, X: np.ndarray, rows: Sequence[FieldRow] | None) -> tuple[np.ndarray, np.ndarray]:
+    """Any model's prediction for files with embeddings X and field rows (ignored by a model without fields)."""
+    if isinstance(model, FieldsModel):
+        return model.predict_files(X, rows)
+    return model.predict(X)
+
+
 MODEL_CLASSES: dict[str, Any] = {cls.name: cls for cls in (MeanModel, KnnModel, RidgeModel, GraphModel, MlpEnsemble,
-                                                           BlendModel)}
+                                                           BlendModel, FieldsModel)}
 
 
 def load_model(path: str | Path) -> TasteModel:

@@ -39,3 +39,11 @@ def preferences_within(prefs: Preferences, rows_allowed: np.ndarray) -> Preferen
 def rated_rows(y: np.ndarray) -> np.ndarray:
     """Boolean mask of rows with a rating; NaN marks an item known only from A/B choices."""
     return np.isfinite(np.asarray(y, dtype=np.float64))
+
+
+def weak_rows(y: np.ndarray, weak: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
+    """Rows that carry a weak rating (taste/features.weak_ratings: label, weight) and no real one: an index array."""
+    if weak is None:
+        return np.zeros(0, dtype=np.int64)
+    labels, weights = weak
+    return np.flatnonzero(np.isfinite(labels) & (weights > 0) & ~rated_rows(y))

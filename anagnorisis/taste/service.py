@@ -27,7 +27,8 @@ import numpy as np
 
 from anagnorisis.config import noun
 from anagnorisis.store.db import Store
-from anagnorisis.store.files import content_hashes_of_kind, present_hashes
+from anagnorisis.store.files import (content_hashes_of_kind, file_fields_of_kind, played_hashes_of_kind,
+                                     present_hashes)
 from anagnorisis.store.models import (activate_model_version, active_model_version, add_active_model,
                                       model_versions_of, replace_predictions, stored_model)
 from anagnorisis.store.ratings import choices_of_kind, ratings_of_kind
@@ -66,6 +67,7 @@ class TrainingSet(NamedTuple):
     X: np.ndarray  # (rows, dim) float32 vectors of one embedding model
     y: np.ndarray  # (rows,) user rating, NaN where only A/B choices know the file
     prefs: np.ndarray  # (choices, 3) int64: winner row, loser row, tie
+    fields: list[dict[str, Any]] | None = None  # per row: what the file says about itself (taste/features.py)
 
 
 @dataclass
@@ -89,12 +91,18 @@ def training_set(store: Store, kind: str, model_id: str,
     and their rows) reads them from elsewhere than the store, e.g. a vector index already in memory.
     """
 
-    def read(conn: duckdb.DuckDBPyConnection) -> tuple[set[str], dict[str, float], list[tuple[str, str, bool]]]:
-        return content_hashes_of_kind(conn, kind), ratings_of_kind(conn, kind), choices_of_kind(conn, kind)
+    played_kind = _is_played(kind)
 
-    of_kind, ratings, choices = store.read(read)
+    def read(conn: duckdb.DuckDBPyConnection) -> tuple[set[str], dict[str, float], list[tuple[str, str, bool]],
+                                                       set[str], dict[str, tuple[str, str | None, int, int]]]:
+        played = played_hashes_of_kind(conn, kind) if played_kind else set()
+        return (content_hashes_of_kind(conn, kind), ratings_of_kind(conn, kind), choices_of_kind(conn, kind),
+                played, file_fields_of_kind(conn, kind))
+
+    of_kind, ratings, choices, played, files = store.read(read)
     choices = [c for c in choices if c[0] in of_kind and c[1] in of_kind and c[0] != c[1]]
-    wanted = sorted(set(ratings) | {h for c in choices for h in c[:2]})
+    # Played but unrated files of music and videos come along: their plays are weak ratings (SPEC §6).
+    wanted = sorted(set(ratings) | {h for c in choices for h in c[:2]} | played)
     read_vectors = vectors or (lambda wanted_hashes: load_vectors(store, model_id, wanted_hashes))
     hashes, X = read_vectors(wanted) if wanted else ([], np.zeros((0, 0), np.float32))
     row_of = {content_hash: row for row, content_hash in enumerate(hashes)}
@@ -102,7 +110,35 @@ def training_set(store: Store, kind: str, model_id: str,
     prefs = np.array([(row_of[winner], row_of[loser], int(tie)) for winner, loser, tie in choices
                       if winner in row_of and loser in row_of],
                      dtype=np.int64).reshape(-1, 3)
-    return TrainingSet(hashes, X, y, prefs)
+    fields = [field_row(*files[content_hash], played=played_kind) if content_hash in files else {}
+              for content_hash in hashes]
+    return TrainingSet(hashes, X, y, prefs, fields)
+
+
+def _is_played(kind: str) -> bool:
+    from anagnorisis.kinds.registry import get_kind
+
+    try:
+        return bool(get_kind(kind).played)
+    except (KeyError, ValueError):
+        return False
+
+
+def field_row(relative_path: str, metadata: str | None, full_plays: int = 0, skips: int = 0, *,
+              played: bool = True) -> dict[str, Any]:
+    """One file's fields for taste/features.py: its scanned metadata (a camera as make + model), the folder
+    names of its path, and (for kinds with a play history) its full plays and skips."""
+    try:
+        row = dict(json.loads(metadata)) if metadata else {}
+    except (ValueError, TypeError):
+        row = {}
+    exif = row.get("exif")
+    if isinstance(exif, dict) and (exif.get("Make") or exif.get("Model")):
+        row["camera"] = " ".join(str(exif.get(key) or "").strip() for key in ("Make", "Model")).strip()
+    row["folder"] = [part for part in relative_path.replace("\\", "/").split("/")[:-1] if part]
+    if played:
+        row["full_plays"], row["skips"] = int(full_plays), int(skips)
+    return row
 
 
 def library_sample(store: Store, kind: str, model_id: str, size: int, seed: int = 0) -> np.ndarray:
@@ -246,7 +282,7 @@ def train_and_save(
         result = train_taste(data.X, data.y, data.prefs, budget_seconds=seconds, epochs=epochs, seed=0,
                              on_event=on_event, should_stop=should_stop,
                              device=str(getattr(settings, "device", "auto") or "auto"),
-                             library=library if len(library) >= 2 else None)
+                             library=library if len(library) >= 2 else None, fields=data.fields)
     version, file = _save_version(store, kind, model_id, result, n_preferences=len(data.prefs))
     document = {
         "model_version": version,
@@ -315,6 +351,15 @@ def _write_predictions(store: Store, kind: str, version: int, hashes: list[str],
     replace_predictions(store, kind, version, hashes, np.clip(ratings, MIN_RATING, MAX_RATING), uncertainty)
 
 
+def _fields_reader(store: Store, kind: str, model: Any) -> Callable[[str], dict[str, Any]] | None:
+    """For a model trained with the file's fields (taste.models.FieldsModel): content hash -> its field row."""
+    if not hasattr(model, "predict_files"):
+        return None
+    files = store.read(lambda conn: file_fields_of_kind(conn, kind))
+    played = _is_played(kind)
+    return lambda content_hash: field_row(*files[content_hash], played=played) if content_hash in files else {}
+
+
 def predict_kind(
     store: Store,
     settings: Any,
@@ -338,6 +383,7 @@ def predict_kind(
     spreads: list[np.ndarray] = []
     report = progress or (lambda done, total: None)
     report(0, len(wanted))
+    fields_of = _fields_reader(store, kind, model)
     with _one_at_a_time(gpu_lock):
         for start in range(0, len(wanted), PREDICT_CHUNK_FILES):
             if should_stop is not None and should_stop():
@@ -345,7 +391,8 @@ def predict_kind(
                         "seconds": round(time.perf_counter() - started, 3)}  # nothing written: earlier rows stay
             hashes, X = load_vectors(store, row["embedding_model"], wanted[start:start + PREDICT_CHUNK_FILES])
             if hashes:
-                rating, uncertainty = model.predict(X)
+                rating, uncertainty = (model.predict(X) if fields_of is None
+                                       else model.predict_files(X, [fields_of(h) for h in hashes]))
                 found += hashes
                 ratings.append(np.asarray(rating, dtype=np.float64))
                 spreads.append(np.asarray(uncertainty, dtype=np.float64))

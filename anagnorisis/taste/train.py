@@ -26,13 +26,15 @@ import numpy as np
 import torch
 
 from anagnorisis.taste.evaluate import Metrics, cross_validated_metrics, srocc
+from anagnorisis.taste.features import FieldEncoder, FieldRow, plays_of, weak_ratings
 from anagnorisis.taste.folds import CvSplits, repeats_for
 from anagnorisis.taste.graph import GRAPH_SAMPLE, GraphFeatures, GraphModel
-from anagnorisis.taste.linear import InputScaler, as_preferences, preferences_within, rated_rows
+from anagnorisis.taste.linear import InputScaler, as_preferences, preferences_within, rated_rows, weak_rows
 from anagnorisis.taste.mlp import EpochReport, MlpConfig, MlpEnsemble, threads_for
 from anagnorisis.taste.models import (
     BLEND_NAME,
     BlendModel,
+    FieldsModel,
     KnnModel,
     MeanModel,
     RidgeModel,
@@ -89,6 +91,16 @@ BOOTSTRAP_DRAWS = 200
 BOOTSTRAP_ROWS = 2000
 # The learning curve scores on a fifth of the ratings; below this there are too few to rank.
 MIN_RATINGS_FOR_CURVE = 25
+# Field columns (taste/features.py, standardised) enter ridge and the MLP beside the embedding scaled to this
+# many times the variance of one embedding column: a genre is one column against hundreds of embedding
+# dimensions, so at equal variance ridge's penalty would all but erase it.
+FIELD_COLUMN_WEIGHT = 10.0
+# ... and the graph model's Bayesian regression with this prior variance per column (a standardised rating's
+# variance is 1; the embedding's features carry a prior variance of about 1 in all).
+GRAPH_FIELD_VARIANCE = 0.05
+# A field group is kept when its CV SROCC gain over the embedding alone (ridge, the same folds) exceeds this
+# many standard errors of the gain (a paired bootstrap over the rated files).
+FIELD_GAIN_STANDARD_ERRORS = 1.0
 
 
 @dataclass
@@ -114,6 +126,9 @@ class TrainResult:
     mlp_best_epoch: int = 0
     # Standard error of each candidate's CV SROCC minus the preferred model's (what choose_winner weighed).
     margins: dict[str, float] = field(default_factory=dict)
+    # Field groups tried (taste/features.py): name -> {"gain": CV SROCC with - without it, "se", "kept"}.
+    fields: dict[str, dict[str, Any]] = field(default_factory=dict)
+    weak_ratings: int = 0  # unrated files that play history gave a weak rating
 
     def scatter(self) -> tuple[np.ndarray, np.ndarray]:
         """(actual, predicted) ratings of the winner's cross-validation, for a scatter plot."""
@@ -135,6 +150,8 @@ class TrainResult:
             "learning_curve_repeats": self.learning_curve_repeats,
             "mlp_epochs": self.mlp_epochs,
             "mlp_best_epoch": self.mlp_best_epoch,
+            "fields": {name: dict(values) for name, values in self.fields.items()},
+            "weak_ratings": self.weak_ratings,
         }
 
 
@@ -154,6 +171,7 @@ def train_taste(
     mlp_config: MlpConfig | None = None,
     learning_curve: bool = True,
     library: np.ndarray | GraphFeatures | None = None,
+    fields: Sequence[FieldRow] | None = None,
 ) -> TrainResult:
     """Cross-validate mean, kNN, ridge, graph (with `library`) and the MLP ensemble on (X, y, prefs); the winner.
 
@@ -164,14 +182,18 @@ def train_taste(
     `library`: embeddings of (a sample of) the whole library, rated or not, or GraphFeatures already fitted
     on them; with it the graph model (taste/graph.py: Bayesian linear regression on the library's
     neighbourhood graph) is a candidate too.
+    `fields`: one dict per row of X, what the file says about itself (taste/features.py); each group of
+    columns it gives is kept only where cross-validation says it helps, and play history in it gives unrated
+    files weak ratings. With fields kept, every candidate comes back as a FieldsModel (predict_files).
     """
     run = _TrainingRun(X, y, prefs, seed=seed, folds=folds, repeats=repeats, on_event=on_event,
-                       should_stop=should_stop)
+                       should_stop=should_stop, fields=fields)
     if budget_seconds is None and epochs is None:
         budget_seconds = DEFAULT_BUDGET_SECONDS
     deadline = None if budget_seconds is None else run.started + float(budget_seconds)
     with threads_for(run.n_ratings, run.X.shape[1]):
         run.cross_validate_baselines()
+        run.select_field_groups()
         run.cross_validate_ridge()
         run.cross_validate_graph(library)
         if learning_curve:
@@ -195,9 +217,17 @@ class _TrainingRun:
         repeats: int | None,
         on_event: EventSink | None,
         should_stop: Callable[[], bool] | None,
+        fields: Sequence[FieldRow] | None = None,
     ) -> None:
         self.started = time.perf_counter()
         self.X = np.ascontiguousarray(X, dtype=np.float32)
+        self.X_embedding = self.X  # kNN and the graph's map read the embedding alone; self.X gains the fields
+        self.fields = list(fields) if fields is not None else None
+        if self.fields is not None and len(self.fields) != len(self.X):
+            raise ValueError(f"fields must have one row per row of X; got {len(self.fields)} for {len(self.X)}")
+        self.field_encoder: FieldEncoder | None = None
+        self.field_report: dict[str, dict[str, Any]] = {}
+        self.column_scale = 1.0
         self.y = np.asarray(y, dtype=np.float64).ravel()
         if self.X.ndim != 2 or len(self.X) != len(self.y):
             raise ValueError(f"X must be (n, d) with one row per rating; got {self.X.shape} and {self.y.shape}")
@@ -206,6 +236,8 @@ class _TrainingRun:
         if self.n_ratings == 0:
             raise ValueError("no ratings to train on: rate a few files first")
         self.prefs = as_preferences(prefs, len(self.y))
+        labels, weights = weak_ratings(self.y, plays_of(self.fields, len(self.y)))
+        self.weak = (labels, weights) if (weights > 0).any() else None
         self.seed = seed
         self.folds = min(folds, self.n_ratings) if self.n_ratings >= MIN_RATINGS_FOR_CV else 0
         self.splits = CvSplits.make(self.n_ratings, self.folds, repeats or repeats_for(self.n_ratings), seed)
@@ -236,10 +268,39 @@ class _TrainingRun:
         if not self._stop_requested():
             self._cross_validate_knn()
 
+    def select_field_groups(self) -> None:
+        """Each field group's CV SROCC gain to ridge over the embedding alone, on the shared folds; the groups
+        that gain more than FIELD_GAIN_STANDARD_ERRORS standard errors are appended to X for the learners."""
+        if self._stop_requested() or not self.fields or not self.splits.networks:
+            return
+        encoder = FieldEncoder.fit([self.fields[row] for row in self.rated_index])
+        if not encoder.groups:
+            return
+        self._stage(f"cross-validating the file's fields: {encoder.describe()}")
+        embedding_variance = float(np.mean(self.X_embedding.var(axis=0, dtype=np.float64)))
+        self.column_scale = math.sqrt(FIELD_COLUMN_WEIGHT * max(embedding_variance, 1e-12))
+        base = self._ridge_out_of_fold(self.X_embedding)
+        kept = []
+        for name in encoder.names:
+            columns = encoder.only([name]).encode(self.fields) * np.float32(self.column_scale)
+            with_group = self._ridge_out_of_fold(np.hstack([self.X_embedding, columns]))
+            gain = self._cv_srocc(with_group) - self._cv_srocc(base)
+            se = _paired_srocc_se(self.y[self.rated], base.mean(axis=0), with_group.mean(axis=0), self.seed)
+            keep = gain > max(FIELD_GAIN_STANDARD_ERRORS * se, 0.0)
+            self.field_report[name] = {"gain": round(gain, 4), "se": round(se, 4), "kept": bool(keep)}
+            kept += [name] if keep else []
+            if self._stop_requested():
+                break
+        if kept:
+            self.field_encoder = encoder.only(kept)
+            fields = self.field_encoder.encode(self.fields) * np.float32(self.column_scale)
+            self.X = np.ascontiguousarray(np.hstack([self.X_embedding, fields]), dtype=np.float32)
+            self.scaler = InputScaler.fit(self.X)
+
     def cross_validate_ridge(self) -> None:
         if self._stop_requested():
             return
-        self._cross_validate("ridge", lambda: RidgeModel(scaler=self.scaler))
+        self._cross_validate("ridge", lambda: RidgeModel(scaler=self.scaler, weak=self.weak))
 
     def cross_validate_graph(self, library: np.ndarray | GraphFeatures | None) -> None:
         if self._stop_requested() or library is None:
@@ -251,6 +312,9 @@ class _TrainingRun:
         else:
             self._stage(f"building the neighbourhood graph of {min(len(library), GRAPH_SAMPLE)} library files")
             features = GraphFeatures.fit(library, seed=self.seed)
+        if self.field_encoder is not None:
+            features = features.with_fields(self.X_embedding.shape[1], self.field_encoder.width,
+                                            math.sqrt(GRAPH_FIELD_VARIANCE) / self.column_scale)
         Phi = features.transform(self.X)
         self._stage("cross-validating graph")
         if self.splits.networks:
@@ -258,11 +322,11 @@ class _TrainingRun:
             for network in range(self.splits.networks):
                 held_out = self.splits.held_out(network)
                 rows = self.rated_index[held_out]
-                model = GraphModel(features).fit_features(Phi, *self._hiding(rows))
+                model = GraphModel(features, weak=self.weak).fit_features(Phi, *self._hiding(rows))
                 assert model.posterior is not None
                 oof[self.splits.repeat_of(network), held_out] = model.posterior.mean(Phi[rows])
             self._record_metrics("graph", oof)
-        self.candidates["graph"] = GraphModel(features).fit_features(Phi, self.y, self.prefs)
+        self.candidates["graph"] = GraphModel(features, weak=self.weak).fit_features(Phi, self.y, self.prefs)
 
     def compute_learning_curve(self) -> None:
         """SROCC of ridge on a random fifth of the ratings, trained on nested random subsets of the rest;
@@ -306,7 +370,8 @@ class _TrainingRun:
             fold_ridges=self.fold_ridges or None,
             full_ridge=self.candidates["ridge"].solution,  # type: ignore[attr-defined]
             epochs=epochs, deadline=deadline, on_epoch=self._emit_epoch, should_stop=self.should_stop,
-            neighbours=self.neighbours(),
+            neighbours=self.neighbours() if self.field_encoder is None else nearest_rated(
+                self.X, unit_rows(self.X[self.rated])),
         )
         self.stopped = self.stopped or report.stopped
         self.budget_reached = report.budget_reached
@@ -332,9 +397,11 @@ class _TrainingRun:
         reference = BLEND_NAME if BLEND_NAME in self.metrics else best_ranker(self.metrics)
         margins = self._margins_over(reference) if reference is not None else {}
         winner, reason = choose_winner(self.metrics, self.n_ratings, margins=margins)
+        reason += self._fields_text()
         self._stage(f"winner: {winner}. {reason}")
+        candidates = self._candidates_with_fields()
         return TrainResult(
-            model=self.candidates[winner],
+            model=candidates[winner],
             winner=winner,
             reason=reason,
             metrics=self.metrics,
@@ -346,19 +413,45 @@ class _TrainingRun:
             learning_curve=self.curve,
             learning_curve_sd=self.curve_sd,
             learning_curve_repeats=self.curve_repeats,
-            candidates=self.candidates,
+            candidates=candidates,
             budget_reached=self.budget_reached,
             mlp_epochs=self.mlp_epochs,
             mlp_best_epoch=self.mlp_best_epoch,
             margins=margins,
+            fields=self.field_report,
+            weak_ratings=len(weak_rows(self.y, self.weak)),
         )
+
+    def _candidates_with_fields(self) -> dict[str, TasteModel]:
+        """With field groups kept, every candidate wrapped with their encoder (kNN and the mean read none)."""
+        if self.field_encoder is None:
+            return self.candidates
+        return {name: FieldsModel(model, self.field_encoder, self.X_embedding.shape[1], self.column_scale,
+                                  takes_fields=name not in ("mean", "knn"))
+                for name, model in self.candidates.items()}
+
+    def _fields_text(self) -> str:
+        """'. Fields kept: genre (+0.031 ± 0.012 CV SROCC); dropped: …' for the report."""
+        if not self.field_report:
+            return ""
+
+        def listed(keep: bool) -> str:
+            return ", ".join(f"{name} ({values['gain']:+.3f} ± {values['se']:.3f})"
+                             for name, values in self.field_report.items() if values["kept"] == keep)
+
+        kept, dropped = listed(True), listed(False)
+        text = ". The file's fields (CV SROCC gain of ridge with each group over the embedding alone): "
+        text += f"kept {kept}" if kept else "none kept"
+        text += f"; dropped {dropped}, no gain beyond one standard error" if dropped else ""
+        weak = len(weak_rows(self.y, self.weak))
+        return text + (f". {weak} unrated files played or skipped count as weak ratings" if weak else "")
 
     # -- helpers ----------------------------------------------------------------------------
 
     def neighbours(self) -> NeighbourLists:
         """Every row's nearest rated rows, computed once for kNN's CV and the MLP's neighbour input."""
         if self._neighbours is None:
-            self._neighbours = nearest_rated(self.X, unit_rows(self.X[self.rated]))
+            self._neighbours = nearest_rated(self.X_embedding, unit_rows(self.X_embedding[self.rated]))
         return self._neighbours
 
     def _cross_validate(self, name: str, make: Callable[[], TasteModel]) -> None:
@@ -390,7 +483,24 @@ class _TrainingRun:
                 oof[self.splits.repeat_of(network), held_out] = np.where(
                     np.isnan(mean), y_rated[training].mean(), mean)
             self._record_metrics("knn", oof)
-        self.candidates["knn"] = KnnModel().fit(self.X, self.y, self.prefs)
+        self.candidates["knn"] = KnnModel().fit(self.X_embedding, self.y, self.prefs)
+
+    def _ridge_out_of_fold(self, X: np.ndarray) -> np.ndarray:
+        """(repeats, ratings) out-of-fold predictions of ridge on inputs X, on the shared folds."""
+        scaler = InputScaler.fit(X)
+        oof = np.empty((self.splits.repeats, self.n_ratings))
+        for network in range(self.splits.networks):
+            held_out = self.splits.held_out(network)
+            rows = self.rated_index[held_out]
+            model = RidgeModel(scaler=scaler, weak=self.weak).fit(X, *self._hiding(rows))
+            oof[self.splits.repeat_of(network), held_out] = model.predict(X[rows])[0]
+        return oof
+
+    def _cv_srocc(self, oof: np.ndarray) -> float:
+        """CV SROCC as _record_metrics computes it: within each fold, averaged over folds and repeats."""
+        y_rated = self.y[self.rated]
+        return float(np.mean([cross_validated_metrics(y_rated, oof[r], self.splits.fold_of[r], seed=self.seed)["srocc"]
+                              for r in range(self.splits.repeats)]))
 
     def _fit_without(self, model: TasteModel, held_out: np.ndarray) -> TasteModel:
         return model.fit(self.X, *self._hiding(held_out))
@@ -502,6 +612,23 @@ def _nested_ridge_predictions(
     return out
 
 
+def _paired_srocc_se(y: np.ndarray, a: np.ndarray, b: np.ndarray, seed: int) -> float:
+    """Standard error of SROCC(b) - SROCC(a) against y, by a paired bootstrap over the rows (ranks fixed)."""
+    rng = np.random.default_rng(seed + 13)
+    rows = rng.choice(len(y), min(len(y), BOOTSTRAP_ROWS), replace=False)
+    draws = rng.integers(0, len(rows), (BOOTSTRAP_DRAWS, len(rows)))
+    truth = _ranks(y[rows])[draws]
+    a_c = truth - truth.mean(axis=1, keepdims=True)
+
+    def correlations(prediction: np.ndarray) -> np.ndarray:
+        ranked = _ranks(prediction[rows])[draws]
+        b_c = ranked - ranked.mean(axis=1, keepdims=True)
+        denominator = np.sqrt((a_c * a_c).sum(axis=1) * (b_c * b_c).sum(axis=1))
+        return np.where(denominator > 0, (a_c * b_c).sum(axis=1) / np.maximum(denominator, 1e-300), 0.0)
+
+    return float(np.std(correlations(b) - correlations(a)))
+
+
 def _ranks(values: np.ndarray) -> np.ndarray:
     return np.argsort(np.argsort(values, kind="stable"), kind="stable").astype(np.float64)
 
@@ -532,6 +659,8 @@ def choose_winner(metrics: dict[str, Metrics], n_ratings: int | None = None,
     if leader is None:
         return "mean", "stopped before any model that orders files could be evaluated; predicting the mean rating"
     if metrics[leader]["srocc"] <= 0:
+        if BLEND_NAME in metrics:  # kNN ranked no better and fell further behind the blend on real people
+            return BLEND_NAME, _not_useful_yet_blend(metrics)
         if "knn" not in metrics:
             return "mean", "no model orders your ratings better than chance in cross-validation; predicting the mean"
         return _best_baseline(metrics, n_ratings)
@@ -546,6 +675,17 @@ def choose_winner(metrics: dict[str, Metrics], n_ratings: int | None = None,
 
     chosen = next(name for name in PREFERENCE_ORDER if name in metrics and (name == leader or within(name)))
     return chosen, _choice_reason(chosen, leader, metrics, margins)
+
+
+def _not_useful_yet_blend(metrics: dict[str, Metrics]) -> str:
+    """The report when nothing ranks above chance but the learners were trained: the blend is kept."""
+    blend = metrics[BLEND_NAME]
+    tried = ", ".join(f"{name} {metrics[name]['srocc']:.3f}" for name in PREFERENCE_ORDER
+                      if name in metrics and name != BLEND_NAME)
+    return (f"not useful yet: no model orders your ratings better than chance in cross-validation (SROCC: blend "
+            f"{blend['srocc']:.3f}, {tried}; the mean's MAE {metrics['mean']['mae']:.2f}). The blend (the mean of "
+            "the learners' predictions) is kept rather than kNN: with this few ratings cross-validation cannot tell "
+            "them apart, and on real people the blend did better on held-out files (bench/results/choice.md)")
 
 
 def _keep_the_blend_unless_beaten(metrics: dict[str, Metrics], margins: dict[str, float],

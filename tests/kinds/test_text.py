@@ -150,3 +150,14 @@ def test_damaged_copies_of_good_text_raise_nothing_but_media_errors(
     good_files: list[GoodFile], tmp_path: Path
 ) -> None:
     assert_damage_raises_only_media_errors(TEXT, good_files, tmp_path)
+
+
+def test_a_texts_header_lines_and_the_year_in_its_title_become_fields(tmp_path: Path) -> None:
+    from anagnorisis.kinds.text import read_text_metadata
+
+    movie = tmp_path / "0001.txt"
+    movie.write_text("Toy Story (1995)\nGenres: Animation, Children's, Comedy\n\nSee http://example.org: a link\n",
+                     encoding="utf-8")
+    metadata = read_text_metadata(movie).metadata
+    assert metadata["genres"] == "Animation, Children's, Comedy" and metadata["year"] == 1995
+    assert metadata["title"] == "Toy Story (1995)" and "see http" not in metadata

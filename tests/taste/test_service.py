@@ -156,7 +156,8 @@ def test_the_training_set_uses_one_models_vectors_and_maps_choices_to_rows(libra
         store.write(lambda c: c.execute(
             "INSERT INTO preferences VALUES (?, ?, false, 'images', now(), 'user'), (?, ?, true, NULL, now(), 'user')",
             [unrated[0], rated, unrated[1], unrated[0]]))
-        hashes, X, y, prefs = training_set(store, "images", library.model_id)
+        hashes, X, y, prefs, fields = training_set(store, "images", library.model_id)
+    assert fields is not None and len(fields) == len(hashes) and all("folder" in row for row in fields)
     assert X.shape == (8, DIM)  # 6 rated + 2 known only from A/B choices; the other model's vector is not mixed in
     assert int(np.isfinite(y).sum()) == 6 and np.isnan(y[hashes.index(unrated[0])])
     assert prefs.tolist() == [[hashes.index(unrated[0]), hashes.index(rated), 0],
