@@ -1,6 +1,7 @@
 """The Settings tab: library folders, models, device, offline mode, file actions, export/import, backups, status."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
@@ -134,7 +135,38 @@ def status_text(ctx: AppContext) -> str:
     return "\n".join([*lines, "", "**Models**", *ctx.model_lines()])
 
 
-def render(ctx: AppContext) -> None:
+@dataclass
+class SettingsHandles:
+    """The Settings tab's components, by name, for `listen` to wire."""
+
+    roots: Any
+    kind: Any
+    folder: Any
+    add: Any
+    remove: Any
+    rescan: Any
+    roots_message: Any
+    model_kind: Any
+    model_id: Any
+    use_model: Any
+    download: Any
+    device: Any
+    offline: Any
+    actions: Any
+    settings_message: Any
+    exchange_path: Any
+    export: Any
+    import_: Any
+    keep: Any
+    every: Any
+    backup_button: Any
+    old_db: Any
+    import_old: Any
+    exchange_message: Any
+    status: Any
+
+
+def render(ctx: AppContext) -> SettingsHandles:
     with gr.Accordion("Library folders", open=True):
         roots = gr.Dataframe(headers=["kind", "folder", "from"], value=lambda: roots_table(ctx), interactive=False,
                              elem_id="settings-roots")
@@ -173,24 +205,29 @@ def render(ctx: AppContext) -> None:
             import_old = gr.Button("Import from Anagnorisis", scale=1, elem_id="settings-import-anagnorisis")
         exchange_message = gr.Markdown(elem_id="settings-exchange-message")
     status = gr.Markdown(elem_id="settings-status")
-    gr.Timer(2.0).tick(lambda: status_text(ctx), None, status, api_visibility="private", show_progress="hidden")
+    return SettingsHandles(roots, kind, folder, add, remove, rescan, roots_message, model_kind, model_id, use_model,
+                           download, device, offline, actions, settings_message, exchange_path, export, import_, keep,
+                           every, backup_button, old_db, import_old, exchange_message, status)
 
-    add.click(lambda k, f: add_root(ctx, k, f), [kind, folder], [roots_message, roots], api_visibility="private")
-    remove.click(lambda k, f: remove_root(ctx, k, f), [kind, folder], [roots_message, roots], api_visibility="private")
-    rescan.click(lambda: (ctx.start_scan() and "rescanning every folder"), None, roots_message, api_visibility="private")
-    use_model.click(lambda k, m: change_setting(ctx, f"{k}_model", m),  # plain text: a setting's name
-                    [model_kind, model_id], settings_message,
-                    api_visibility="private")
-    download.click(lambda k: start_download(ctx, k), model_kind, settings_message, api_visibility="private")
-    for control, name in ((device, "device"), (offline, "offline"), (actions, "file_actions")):
-        control.change(lambda value, name=name: change_setting(ctx, name, value), control, settings_message,
-                       api_visibility="private")
-    for control, name in ((keep, "backup_keep"), (every, "backup_interval_hours")):
-        control.blur(lambda value, name=name: change_setting(ctx, name, value), control, exchange_message,
-                     api_visibility="private")
-    export.click(lambda p: exchange(ctx, "export", p), exchange_path, exchange_message, api_visibility="private")
-    import_.click(lambda p: exchange(ctx, "import", p), exchange_path, exchange_message, api_visibility="private")
-    backup_button.click(lambda: backup(ctx), None, exchange_message, api_visibility="private")
-    import_old.click(lambda p: exchange(ctx, "import-anagnorisis", p), old_db, exchange_message,
-                     api_visibility="private")
-    return None
+
+def listen(ctx: AppContext, tab: SettingsHandles) -> None:
+    private = {"api_visibility": "private"}
+    gr.Timer(2.0).tick(lambda: status_text(ctx), None, tab.status, show_progress="hidden", **private)
+    tab.add.click(lambda k, f: add_root(ctx, k, f), [tab.kind, tab.folder], [tab.roots_message, tab.roots], **private)
+    tab.remove.click(lambda k, f: remove_root(ctx, k, f), [tab.kind, tab.folder], [tab.roots_message, tab.roots],
+                     **private)
+    tab.rescan.click(lambda: (ctx.start_scan() and "rescanning every folder"), None, tab.roots_message, **private)
+    tab.use_model.click(lambda k, m: change_setting(ctx, f"{k}_model", m),  # plain text: a setting's name
+                        [tab.model_kind, tab.model_id], tab.settings_message, **private)
+    tab.download.click(lambda k: start_download(ctx, k), tab.model_kind, tab.settings_message, **private)
+    for control, name in ((tab.device, "device"), (tab.offline, "offline"), (tab.actions, "file_actions")):
+        control.change(lambda value, name=name: change_setting(ctx, name, value), control, tab.settings_message,
+                       **private)
+    for control, name in ((tab.keep, "backup_keep"), (tab.every, "backup_interval_hours")):
+        control.blur(lambda value, name=name: change_setting(ctx, name, value), control, tab.exchange_message,
+                     **private)
+    exchanges = ((tab.export, "export", tab.exchange_path), (tab.import_, "import", tab.exchange_path),
+                 (tab.import_old, "import-anagnorisis", tab.old_db))
+    for button, action, source in exchanges:
+        button.click(lambda p, action=action: exchange(ctx, action, p), source, tab.exchange_message, **private)
+    tab.backup_button.click(lambda: backup(ctx), None, tab.exchange_message, **private)

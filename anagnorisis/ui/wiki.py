@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import gradio as gr
@@ -60,7 +62,14 @@ WIKI_JS = """
 """.replace("PREFIX", PAGE_LINK_PREFIX)
 
 
-def render(ctx: AppContext) -> None:
+@dataclass
+class WikiHandles:
+    pages: dict[str, Path]  # title -> file
+    choice: Any
+    body: Any
+
+
+def render(ctx: AppContext) -> WikiHandles:
     available = pages()
     titles = list(available)
     with gr.Row():
@@ -69,5 +78,8 @@ def render(ctx: AppContext) -> None:
         with gr.Column(scale=4):
             body = gr.Markdown(render_page(available[titles[0]]) if titles else "No wiki pages found.",
                                elem_id="wiki-body")
-    choice.change(lambda title: render_page(available[title]), choice, body, api_visibility="private")
-    return None
+    return WikiHandles(available, choice, body)
+
+
+def listen(ctx: AppContext, tab: WikiHandles) -> None:
+    tab.choice.change(lambda title: render_page(tab.pages[title]), tab.choice, tab.body, api_visibility="private")
