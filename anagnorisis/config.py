@@ -190,7 +190,8 @@ def load_settings(
     dotenv_layer = (_layer_from_env(dotenv_values(dotenv_path), table)
                     if dotenv_path and Path(dotenv_path).is_file() else {})
     config_path = flags.get("config") or env_layer.get("config") or dotenv_layer.get("config") or ""
-    stored_layer = {k: v for k, v in (stored or {}).items() if k in ui_settings()}
+    changeable = set(ui_settings())
+    stored_layer = {k: v for k, v in (stored or {}).items() if k in changeable}
     layers = (("flag", flags), ("env", env_layer), (".env", dotenv_layer), ("ui", stored_layer),
               ("yaml", _read_yaml(str(config_path))))
     values: dict[str, Any] = {}

@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any, Callable, TextIO
 
 from anagnorisis.cli import exchange, jobs, library, ratings, search, taste
-from anagnorisis.cli.context import CommandFailed, Context, Parser, UsageError, absolute, check_kind
+from anagnorisis.cli.context import CommandFailed, Context, Parser, UsageError, absolute
 from anagnorisis.config import load_settings
 from anagnorisis.serve_options import add_serve_options
 from anagnorisis.service.errors import BadRequest, Failed
-from anagnorisis.service.library import DB_FILE_NAME, open_library
+from anagnorisis.service.library import DB_FILE_NAME, check_kind, open_library
 from anagnorisis.store import LockWaitAbandoned, Store, StoreError
 
 __all__ = ["COMMANDS", "CommandFailed", "Context", "DB_FILE_NAME", "UsageError", "build_parser", "check_kind", "main",

@@ -93,9 +93,3 @@ class Context:
 def absolute(path: str, cwd: str) -> str:
     """A path the caller typed, absolute: `~` expanded, a relative one taken from the caller's folder."""
     return os.path.abspath(os.path.join(cwd, os.path.expanduser(path)))
-
-
-def check_kind(kind: str) -> str:
-    from anagnorisis.service.library import check_kind as registered
-
-    return registered(kind)

@@ -4,8 +4,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from anagnorisis.cli.context import Context, Parser, check_kind
+from anagnorisis.cli.context import Context, Parser
 from anagnorisis.service import library
+from anagnorisis.service.library import check_kind
 
 
 def cmd_library(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:

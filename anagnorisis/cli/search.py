@@ -5,9 +5,10 @@ import argparse
 import os
 from typing import Any
 
-from anagnorisis.cli.context import Context, check_kind
+from anagnorisis.cli.context import Context
 from anagnorisis.config import noun
 from anagnorisis.search import MODES, ORDERS, SearchRequest
+from anagnorisis.service.library import check_kind
 from anagnorisis.service.search import search
 
 

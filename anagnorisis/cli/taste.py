@@ -4,11 +4,12 @@ from __future__ import annotations
 import argparse
 from typing import Any, TextIO
 
-from anagnorisis.cli.context import Context, Parser, UsageError, check_kind
+from anagnorisis.cli.context import Context, Parser, UsageError
 from anagnorisis.config import noun
 from anagnorisis.kinds import kind_names
 from anagnorisis.service import embed as embedding
 from anagnorisis.service import taste
+from anagnorisis.service.library import check_kind
 
 
 def _metrics_table(metrics: dict[str, dict[str, float]], winner: str) -> list[str]:

@@ -68,7 +68,7 @@ def rate(session: Any, path: str, rating: float | None, *, kind: str | None = No
         shown = session.record_by_path(kind, path)
         if shown is None:
             raise Failed(f"{path} is not an indexed {kind} file; scan the library first")
-        content_hash, path_bytes = shown["content_hash"], os.fsencode(path)
+        content_hash, path_bytes = shown["content_hash"], shown["path_bytes"]
     set_rating(session.store, content_hash, value)
     return record_at(session, kind, path_bytes)
 

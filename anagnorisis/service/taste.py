@@ -1,7 +1,6 @@
 """The taste model: train, predict, versions and rollback; rate next and why (SPEC §6)."""
 from __future__ import annotations
 
-import contextlib
 from typing import Any, Callable
 
 from anagnorisis.service.errors import BadRequest, Failed
@@ -104,8 +103,3 @@ def why(session: Any, path: str) -> tuple[Record, dict[str, Any]]:
         return record, explain(session.store, session.settings, kind, record, session=session)
     except TasteError as error:
         raise Failed(str(error)) from None
-
-
-def one_gpu_job(session: Any) -> Any:
-    """The running app's GPU lock (one GPU job at a time), or a no-op in a CLI process alone."""
-    return session.gpu_lock or contextlib.nullcontext()

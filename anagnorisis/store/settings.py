@@ -10,7 +10,8 @@ from anagnorisis.store.db import Store
 
 def stored_settings(store: Store) -> dict[str, Any]:
     rows = store.read(lambda c: c.execute("SELECT name, value FROM settings").fetchall())
-    return {name: json.loads(value) for name, value in rows if name in ui_settings()}
+    changeable = set(ui_settings())
+    return {name: json.loads(value) for name, value in rows if name in changeable}
 
 
 NON_NEGATIVE = ("backup_keep", "backup_interval_hours")  # counts and intervals; 0 turns the feature off
